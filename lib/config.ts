@@ -1,0 +1,131 @@
+/**
+ * Telemetry configuration, read once from the standard `OTEL_*` variables and passed down.
+ * Nothing else in lib/ reads `process.env`.
+ */
+
+export const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
+export type TracesExporterName = (typeof TRACES_EXPORTERS)[number];
+
+export interface TelemetryConfig {
+  serviceName: string;
+  exporter: TracesExporterName;
+  /** Full URL of the OTLP/HTTP traces endpoint (…/v1/traces). */
+  otlpTracesUrl: string;
+  otlpHeaders: Record<string, string>;
+  /** Upper bound for one end-of-invocation flush; a slow backend must not hold the function. */
+  flushTimeoutMs: number;
+  /** Problems found while reading the variables, reported once through `diag` by the caller. */
+  warnings: string[];
+  lambda: LambdaEnvironment;
+}
+
+/** What the Lambda runtime tells a process about itself (empty values outside Lambda). */
+export interface LambdaEnvironment {
+  functionName?: string;
+  functionVersion?: string;
+  region?: string;
+  memoryMb?: number;
+  logStreamName?: string;
+  initializationType?: string;
+}
+
+const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318';
+const DEFAULT_FLUSH_TIMEOUT_MS = 2000;
+
+type Env = Record<string, string | undefined>;
+
+export function readTelemetryConfig(env: Env): TelemetryConfig {
+  const warnings: string[] = [];
+  const lambda = readLambdaEnvironment(env);
+  return {
+    serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? lambda.functionName ?? 'unknown_service',
+    exporter: readExporter(env.OTEL_TRACES_EXPORTER, warnings),
+    otlpTracesUrl: readOtlpTracesUrl(env, warnings),
+    otlpHeaders: readOtlpHeaders(nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) ?? env.OTEL_EXPORTER_OTLP_HEADERS),
+    flushTimeoutMs: readPositiveInt(
+      nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) ?? env.OTEL_EXPORTER_OTLP_TIMEOUT,
+      DEFAULT_FLUSH_TIMEOUT_MS,
+    ),
+    warnings,
+    lambda,
+  };
+}
+
+function readLambdaEnvironment(env: Env): LambdaEnvironment {
+  const memory = Number(env.AWS_LAMBDA_FUNCTION_MEMORY_SIZE);
+  return {
+    functionName: nonEmpty(env.AWS_LAMBDA_FUNCTION_NAME),
+    functionVersion: nonEmpty(env.AWS_LAMBDA_FUNCTION_VERSION),
+    region: nonEmpty(env.AWS_REGION) ?? nonEmpty(env.AWS_DEFAULT_REGION),
+    memoryMb: Number.isFinite(memory) && memory > 0 ? memory : undefined,
+    logStreamName: nonEmpty(env.AWS_LAMBDA_LOG_STREAM_NAME),
+    initializationType: nonEmpty(env.AWS_LAMBDA_INITIALIZATION_TYPE),
+  };
+}
+
+function readExporter(value: string | undefined, warnings: string[]): TracesExporterName {
+  // The spec allows a comma-separated list; one exporter per function is what we support.
+  const names = (value ?? '').split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  if (names.length === 0) return 'otlp';
+  const [first] = names;
+  if (names.length > 1) warnings.push(`OTEL_TRACES_EXPORTER lists several exporters; using "${first}" only.`);
+  if ((TRACES_EXPORTERS as readonly string[]).includes(first)) return first as TracesExporterName;
+  warnings.push(`OTEL_TRACES_EXPORTER="${value}" is not one of ${TRACES_EXPORTERS.join(', ')}; using "otlp".`);
+  return 'otlp';
+}
+
+function readOtlpTracesUrl(env: Env, warnings: string[]): string {
+  const protocol = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_PROTOCOL) ?? nonEmpty(env.OTEL_EXPORTER_OTLP_PROTOCOL);
+  if (protocol !== undefined && protocol !== 'http/json') {
+    warnings.push(`OTEL_EXPORTER_OTLP_PROTOCOL="${protocol}" is not supported; spans are sent as http/json.`);
+  }
+  const signalUrl = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
+  if (signalUrl !== undefined) {
+    if (isHttpUrl(signalUrl)) return signalUrl;
+    warnings.push(`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT="${signalUrl}" is not an http(s) URL; ignoring it.`);
+  }
+  const base = nonEmpty(env.OTEL_EXPORTER_OTLP_ENDPOINT);
+  if (base !== undefined && !isHttpUrl(base)) {
+    warnings.push(`OTEL_EXPORTER_OTLP_ENDPOINT="${base}" is not an http(s) URL; using ${DEFAULT_OTLP_ENDPOINT}.`);
+  }
+  const root = base !== undefined && isHttpUrl(base) ? base : DEFAULT_OTLP_ENDPOINT;
+  // The spec: the base endpoint gets the signal path appended, the per-signal one is used as is.
+  return `${root.replace(/\/+$/, '')}/v1/traces`;
+}
+
+/** `key=value,key2=value2`, values URL-encoded, as the spec writes them. */
+function readOtlpHeaders(value: string | undefined): Record<string, string> {
+  const headers: Record<string, string> = {};
+  for (const pair of (value ?? '').split(',')) {
+    const at = pair.indexOf('=');
+    if (at <= 0) continue;
+    const key = pair.slice(0, at).trim();
+    const raw = pair.slice(at + 1).trim();
+    if (!key) continue;
+    try {
+      headers[key] = decodeURIComponent(raw);
+    } catch {
+      headers[key] = raw;
+    }
+  }
+  return headers;
+}
+
+function readPositiveInt(value: string | undefined, fallback: number): number {
+  const parsed = Number(value);
+  return Number.isInteger(parsed) && parsed > 0 ? parsed : fallback;
+}
+
+function isHttpUrl(value: string): boolean {
+  try {
+    const { protocol } = new URL(value);
+    return protocol === 'http:' || protocol === 'https:';
+  } catch {
+    return false;
+  }
+}
+
+function nonEmpty(value: string | undefined): string | undefined {
+  const trimmed = value?.trim();
+  return trimmed ? trimmed : undefined;
+}

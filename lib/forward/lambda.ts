@@ -1,0 +1,79 @@
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
+import { InvokeCommand, type InvokeCommandInput, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
+import { mergeIntoClientContext } from '../carriers/lambda-client-context';
+import { recordFailure } from '../invocation';
+import {
+  ATTR_ERROR_TYPE,
+  ATTR_FAAS_INVOKED_NAME,
+  ATTR_FAAS_INVOKED_PROVIDER,
+  ATTR_FAAS_INVOKED_REGION,
+  ATTR_RPC_METHOD,
+  ATTR_RPC_SERVICE,
+  ATTR_RPC_SYSTEM,
+} from '../semconv';
+import { getTelemetry } from '../telemetry';
+
+/**
+ * Returns a copy of an Invoke input whose `ClientContext` carries the trace context of `ctx` in its `custom`
+ * object (the caller's keys kept, Lambda's 3,583-byte limit respected).
+ */
+export function injectIntoInvokeInput(input: InvokeCommandInput, ctx: Context): InvokeCommandInput {
+  const fields: Record<string, string> = {};
+  propagation.inject(ctx, fields);
+  if (Object.keys(fields).length === 0) return input;
+  const ClientContext = mergeIntoClientContext(input.ClientContext, fields);
+  return ClientContext === input.ClientContext ? input : { ...input, ClientContext };
+}
+
+/**
+ * Invokes a function with a CLIENT `invoke <function>` span around the call and the span's context in the
+ * invoke, so the invoked function continues the trace. A function error (`FunctionError` in the response)
+ * marks the span failed; the SDK's result and errors pass through unchanged.
+ */
+export async function invokeFunction(client: LambdaClient, input: InvokeCommandInput): Promise<InvokeCommandOutput> {
+  const name = functionNameOf(input.FunctionName);
+  const span = getTelemetry().tracer.startSpan(`invoke ${name}`, {
+    kind: SpanKind.CLIENT,
+    attributes: await invokeAttributes(client, name),
+  });
+  const spanContext = trace.setSpan(context.active(), span);
+  try {
+    const output = await context.with(spanContext, () => client.send(new InvokeCommand(injectIntoInvokeInput(input, spanContext))));
+    if (output?.FunctionError) {
+      span.setStatus({ code: SpanStatusCode.ERROR, message: output.FunctionError });
+      span.setAttribute(ATTR_ERROR_TYPE, output.FunctionError);
+    }
+    return output;
+  } catch (error) {
+    recordFailure(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+async function invokeAttributes(client: LambdaClient, name: string): Promise<Attributes> {
+  const attributes: Attributes = {
+    [ATTR_FAAS_INVOKED_NAME]: name,
+    [ATTR_FAAS_INVOKED_PROVIDER]: 'aws',
+    [ATTR_RPC_SYSTEM]: 'aws-api',
+    [ATTR_RPC_SERVICE]: 'Lambda',
+    [ATTR_RPC_METHOD]: 'Invoke',
+  };
+  try {
+    const region = await client.config.region();
+    if (region) attributes[ATTR_FAAS_INVOKED_REGION] = region;
+  } catch {
+    // No region configured: the SDK call itself will say so.
+  }
+  return attributes;
+}
+
+/** A function name, a full or partial ARN, with or without a qualifier → the function's name. */
+export function functionNameOf(functionName: string | undefined): string {
+  if (!functionName) return 'unknown';
+  const parts = functionName.split(':');
+  const at = parts.indexOf('function');
+  if (at >= 0 && parts[at + 1]) return parts[at + 1];
+  return parts[0];
+}

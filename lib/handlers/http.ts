@@ -1,0 +1,104 @@
+import { diag, SpanKind, SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { collectHttpHeaders, type HeaderValues, type HttpEvent } from '../carriers/http-headers';
+import { extractParentFromHttpEvent } from '../extract';
+import { invocationAttributes, runInvocation, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
+import {
+  ATTR_CLIENT_ADDRESS,
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_HTTP_ROUTE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_URL_PATH,
+  ATTR_URL_SCHEME,
+  ATTR_USER_AGENT_ORIGINAL,
+  FAAS_TRIGGER,
+} from '../semconv';
+import { getTelemetry } from '../telemetry';
+
+/**
+ * Wraps an API Gateway (REST or HTTP API) or ALB handler: one SERVER span per request, the child of the
+ * caller's `traceparent` header (any case) or a new root, named `METHOD /route`, with the response status.
+ * The handler's result and errors pass through unchanged; spans are flushed before the function returns.
+ */
+export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>): LambdaFn<E, R> {
+  return async (event, lambdaContext) => {
+    const started = startTelemetrySafely(() => {
+      const telemetry = getTelemetry();
+      const parent = extractParentFromHttpEvent(event);
+      const request = describeRequest(event);
+      const span = telemetry.tracer.startSpan(
+        request.route ? `${request.method} ${request.route}` : request.method,
+        {
+          kind: SpanKind.SERVER,
+          attributes: {
+            ...invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType)),
+            ...request.attributes,
+          },
+        },
+        parent.context,
+      );
+      return { telemetry, parentContext: parent.context, span };
+    });
+    if (!started) return handler(event, lambdaContext);
+    return runInvocation(started, () => handler(event, lambdaContext), recordResponse);
+  };
+}
+
+interface RequestDescription {
+  method: string;
+  route?: string;
+  attributes: Attributes;
+}
+
+function describeRequest(event: HttpEvent): RequestDescription {
+  try {
+    const headers = collectHttpHeaders(event);
+    const v2 = isHttpApiV2(event) ? event : undefined;
+    const method = (v2 ? v2.requestContext?.http?.method : (event as { httpMethod?: string }).httpMethod) || 'HTTP';
+    const route = v2 ? routeFromRouteKey(v2.routeKey) : (event as { resource?: string }).resource || undefined;
+    const path = v2 ? v2.rawPath : (event as { path?: string }).path;
+    const clientAddress = v2
+      ? v2.requestContext?.http?.sourceIp
+      : (event as { requestContext?: { identity?: { sourceIp?: string } } }).requestContext?.identity?.sourceIp;
+    const attributes: Attributes = {
+      [ATTR_HTTP_REQUEST_METHOD]: method,
+      [ATTR_URL_SCHEME]: first(headers, 'x-forwarded-proto') ?? 'https',
+    };
+    if (route) attributes[ATTR_HTTP_ROUTE] = route;
+    if (path) attributes[ATTR_URL_PATH] = path;
+    const host = first(headers, 'host') ?? (event.requestContext as { domainName?: string } | undefined)?.domainName;
+    if (host) attributes[ATTR_SERVER_ADDRESS] = host.replace(/:\d+$/, '');
+    if (clientAddress) attributes[ATTR_CLIENT_ADDRESS] = clientAddress;
+    const userAgent = first(headers, 'user-agent');
+    if (userAgent) attributes[ATTR_USER_AGENT_ORIGINAL] = userAgent;
+    return { method, route, attributes };
+  } catch (error) {
+    diag.debug('traced-lambda: could not read the HTTP request attributes', error);
+    return { method: 'HTTP', attributes: {} };
+  }
+}
+
+function isHttpApiV2(event: HttpEvent): event is APIGatewayProxyEventV2 {
+  return (event as APIGatewayProxyEventV2).version === '2.0';
+}
+
+/** `POST /orders` → `/orders`; `$default` has no route. */
+function routeFromRouteKey(routeKey: string | undefined): string | undefined {
+  const path = routeKey?.split(' ')[1];
+  return path && path.startsWith('/') ? path : undefined;
+}
+
+function first(headers: HeaderValues, name: string): string | undefined {
+  return headers[name]?.[0];
+}
+
+function recordResponse(span: Span, result: unknown): void {
+  // HTTP API accepts a bare body as the result, which API Gateway answers with 200.
+  const status =
+    result !== null && typeof result === 'object' && typeof (result as { statusCode?: unknown }).statusCode === 'number'
+      ? (result as { statusCode: number }).statusCode
+      : 200;
+  span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, status);
+  if (status >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+}

@@ -1,0 +1,66 @@
+import { diag, TraceFlags } from '@opentelemetry/api';
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+
+/**
+ * Holds the spans that end during an invocation and exports them in one request when the invocation
+ * flushes. No timers run between invocations (a frozen Lambda sandbox must not owe a background export),
+ * and one request per invocation keeps the flush cheap on a keep-alive connection.
+ */
+export class InvocationSpanProcessor implements SpanProcessor {
+  private pending: ReadableSpan[] = [];
+  private exporter: SpanExporter | undefined;
+  private reportedFailure = false;
+
+  /**
+   * @param createExporter called on the first flush, so that exporter modules load only when needed.
+   * @param timeoutMs upper bound for one export; a slow backend never holds the function longer.
+   */
+  constructor(
+    private readonly createExporter: () => SpanExporter,
+    private readonly timeoutMs: number,
+  ) {}
+
+  onStart(_span: Span): void {}
+
+  onEnd(span: ReadableSpan): void {
+    if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
+    this.pending.push(span);
+  }
+
+  /** Exports what has ended so far. Never rejects: telemetry trouble must not reach the handler. */
+  async forceFlush(): Promise<void> {
+    if (this.pending.length === 0) return;
+    const batch = this.pending;
+    this.pending = [];
+    const result = await this.exportWithin(batch);
+    if (result.code !== ExportResultCode.SUCCESS && !this.reportedFailure) {
+      this.reportedFailure = true;
+      diag.warn(`traced-lambda: could not export ${batch.length} span(s): ${result.error?.message ?? 'unknown error'}`);
+    }
+  }
+
+  async shutdown(): Promise<void> {
+    await this.forceFlush();
+    await this.exporter?.shutdown().catch(() => undefined);
+  }
+
+  private exportWithin(batch: ReadableSpan[]): Promise<ExportResult> {
+    return new Promise<ExportResult>((resolve) => {
+      const timer = setTimeout(
+        () => resolve({ code: ExportResultCode.FAILED, error: new Error(`export timed out after ${this.timeoutMs} ms`) }),
+        this.timeoutMs,
+      );
+      const done = (result: ExportResult) => {
+        clearTimeout(timer);
+        resolve(result);
+      };
+      try {
+        this.exporter ??= this.createExporter();
+        this.exporter.export(batch, done);
+      } catch (error) {
+        done({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
+      }
+    });
+  }
+}

@@ -1,0 +1,171 @@
+import { randomUUID } from 'node:crypto';
+import type { InvokeCommandInput } from '@aws-sdk/client-lambda';
+import type { SendMessageCommandInput } from '@aws-sdk/client-sqs';
+import type {
+  APIGatewayProxyEvent,
+  APIGatewayProxyEventV2,
+  ClientContext,
+  Context as LambdaContext,
+  SQSEvent,
+  SQSMessageAttributes,
+  SQSRecord,
+} from 'aws-lambda';
+
+const REGION = 'eu-west-1';
+const ACCOUNT = '123456789012';
+
+export interface HttpRequestOptions {
+  method?: string;
+  /** The route as declared, e.g. `/orders`. */
+  path?: string;
+  headers?: Record<string, string>;
+  /** REST only: every value of a header, as API Gateway passes repeated headers. */
+  multiValueHeaders?: Record<string, string[]>;
+  body?: string | null;
+  stage?: string;
+}
+
+/** An API Gateway REST (v1) proxy event; headers keep the case they are given in, as REST APIs do. */
+export function apiGatewayV1Event(options: HttpRequestOptions = {}): APIGatewayProxyEvent {
+  const { method = 'POST', path = '/orders', headers = {}, body = null, stage = 'dev' } = options;
+  const multiValueHeaders =
+    options.multiValueHeaders ?? Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]]));
+  return {
+    resource: path,
+    path,
+    httpMethod: method,
+    headers,
+    multiValueHeaders,
+    queryStringParameters: null,
+    multiValueQueryStringParameters: null,
+    pathParameters: null,
+    stageVariables: null,
+    body,
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: ACCOUNT,
+      apiId: 'restapi01',
+      authorizer: undefined,
+      protocol: 'HTTP/1.1',
+      httpMethod: method,
+      identity: { sourceIp: '203.0.113.7', userAgent: headers['User-Agent'] ?? null } as APIGatewayProxyEvent['requestContext']['identity'],
+      path: `/${stage}${path}`,
+      stage,
+      requestId: randomUUID(),
+      requestTimeEpoch: Date.now(),
+      resourceId: 'res01',
+      resourcePath: path,
+    },
+  };
+}
+
+/** An API Gateway HTTP API (v2) event; header names are lower-cased, as HTTP APIs do. */
+export function apiGatewayV2Event(options: HttpRequestOptions = {}): APIGatewayProxyEventV2 {
+  const { method = 'POST', path = '/orders', headers = {}, body, stage = '$default' } = options;
+  return {
+    version: '2.0',
+    routeKey: `${method} ${path}`,
+    rawPath: path,
+    rawQueryString: '',
+    headers: Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value])),
+    body: body ?? undefined,
+    isBase64Encoded: false,
+    requestContext: {
+      accountId: ACCOUNT,
+      apiId: 'httpapi01',
+      domainName: 'httpapi01.execute-api.eu-west-1.amazonaws.com',
+      domainPrefix: 'httpapi01',
+      http: { method, path, protocol: 'HTTP/1.1', sourceIp: '203.0.113.7', userAgent: headers['user-agent'] ?? 'test' },
+      requestId: randomUUID(),
+      routeKey: `${method} ${path}`,
+      stage,
+      time: new Date().toISOString(),
+      timeEpoch: Date.now(),
+    },
+  };
+}
+
+export interface SqsRecordOptions {
+  body?: string;
+  messageAttributes?: SQSMessageAttributes;
+  /** System attributes such as `AWSTraceHeader`. */
+  attributes?: Partial<SQSRecord['attributes']>;
+  queueName?: string;
+  messageId?: string;
+}
+
+/** One SQS record as Lambda delivers it. */
+export function sqsRecord(options: SqsRecordOptions = {}): SQSRecord {
+  const { body = '{}', messageAttributes = {}, queueName = 'orders', messageId = randomUUID() } = options;
+  return {
+    messageId,
+    receiptHandle: `receipt-${messageId}`,
+    body,
+    attributes: {
+      ApproximateReceiveCount: '1',
+      SentTimestamp: String(Date.now()),
+      SenderId: 'AIDAEXAMPLE',
+      ApproximateFirstReceiveTimestamp: String(Date.now()),
+      ...options.attributes,
+    },
+    messageAttributes,
+    md5OfBody: '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: `arn:aws:sqs:${REGION}:${ACCOUNT}:${queueName}`,
+    awsRegion: REGION,
+  };
+}
+
+export function sqsEvent(records: SQSRecord[]): SQSEvent {
+  return { Records: records };
+}
+
+/**
+ * The record a consumer receives for a captured SendMessage input: body, message attributes (as Lambda
+ * shapes them) and the `AWSTraceHeader` system attribute when the producer set it.
+ */
+export function sqsRecordFromSendMessage(input: SendMessageCommandInput, options: SqsRecordOptions = {}): SQSRecord {
+  const messageAttributes: SQSMessageAttributes = {};
+  for (const [name, value] of Object.entries(input.MessageAttributes ?? {})) {
+    messageAttributes[name] = {
+      dataType: value.DataType ?? 'String',
+      stringValue: value.StringValue,
+      stringListValues: [],
+      binaryListValues: [],
+    };
+  }
+  const traceHeader = input.MessageSystemAttributes?.AWSTraceHeader?.StringValue;
+  return sqsRecord({
+    queueName: input.QueueUrl?.split('/').pop(),
+    ...options,
+    body: input.MessageBody ?? '',
+    messageAttributes,
+    attributes: traceHeader ? { AWSTraceHeader: traceHeader, ...options.attributes } : options.attributes,
+  });
+}
+
+/** A Lambda context; `clientContext` is what a synchronous invoke's `ClientContext` decodes to. */
+export function lambdaContext(options: { functionName?: string; clientContext?: ClientContext } = {}): LambdaContext {
+  const functionName = options.functionName ?? 'test-function';
+  return {
+    callbackWaitsForEmptyEventLoop: false,
+    functionName,
+    functionVersion: '$LATEST',
+    invokedFunctionArn: `arn:aws:lambda:${REGION}:${ACCOUNT}:function:${functionName}`,
+    memoryLimitInMB: '256',
+    awsRequestId: randomUUID(),
+    logGroupName: `/aws/lambda/${functionName}`,
+    logStreamName: '2026/11/24/[$LATEST]0123456789abcdef',
+    clientContext: options.clientContext,
+    getRemainingTimeInMillis: () => 30_000,
+    done: () => undefined,
+    fail: () => undefined,
+    succeed: () => undefined,
+  };
+}
+
+/** The client context the invoked function sees for a captured Invoke input (as Lambda decodes it). */
+export function clientContextFromInvoke(input: InvokeCommandInput): ClientContext | undefined {
+  if (!input.ClientContext) return undefined;
+  return JSON.parse(Buffer.from(input.ClientContext, 'base64').toString('utf8')) as ClientContext;
+}

@@ -1,0 +1,13 @@
+export { captureSpans, MemorySpanExporter, type SpanCapture } from './span-capture';
+export { traceShape, type SpanShape } from './trace-shape';
+export {
+  apiGatewayV1Event,
+  apiGatewayV2Event,
+  clientContextFromInvoke,
+  lambdaContext,
+  sqsEvent,
+  sqsRecord,
+  sqsRecordFromSendMessage,
+  type HttpRequestOptions,
+  type SqsRecordOptions,
+} from './events';

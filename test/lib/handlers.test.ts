@@ -1,0 +1,234 @@
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import type { SQSRecord } from 'aws-lambda';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import { traceHttpHandler, traceInvokeHandler, traceSqsRecords, withSpan } from '../../lib';
+import {
+  apiGatewayV1Event,
+  apiGatewayV2Event,
+  captureSpans,
+  lambdaContext,
+  sqsEvent,
+  sqsRecord,
+  traceShape,
+  type SpanCapture,
+} from '../../lib/testing';
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN_ID = '00f067aa0ba902b7';
+const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
+
+let capture: SpanCapture;
+beforeEach(() => {
+  capture = captureSpans();
+});
+
+const traceparentAttribute = (traceparent: string) => ({
+  traceparent: { dataType: 'String', stringValue: traceparent, stringListValues: [], binaryListValues: [] },
+});
+
+describe('traceHttpHandler', () => {
+  it('continues the caller trace with a SERVER span named after the route', async () => {
+    // Arrange
+    const handler = traceHttpHandler(async () => ({ statusCode: 202, body: '{}' }));
+    const event = apiGatewayV1Event({ headers: { TraceParent: TRACEPARENT, 'User-Agent': 'curl/8', Host: 'api.example.com' } });
+
+    // Act
+    const result = await handler(event, lambdaContext({ functionName: 'create-order' }));
+
+    // Assert
+    expect(result).toEqual({ statusCode: 202, body: '{}' });
+    const span = capture.span('POST /orders');
+    expect(span.kind).toBe(SpanKind.SERVER);
+    expect(span.spanContext().traceId).toBe(TRACE_ID);
+    expect(span.parentSpanContext?.spanId).toBe(SPAN_ID);
+    expect(span.attributes).toMatchObject({
+      'faas.trigger': 'http',
+      'http.request.method': 'POST',
+      'http.route': '/orders',
+      'url.path': '/orders',
+      'http.response.status_code': 202,
+      'user_agent.original': 'curl/8',
+      'server.address': 'api.example.com',
+      'client.address': '203.0.113.7',
+      'cloud.account.id': '123456789012',
+      'aws.lambda.invoked_arn': 'arn:aws:lambda:eu-west-1:123456789012:function:create-order',
+    });
+    expect(span.attributes['faas.invocation_id']).toEqual(expect.any(String));
+  });
+
+  it('names HTTP API spans from the route key and reads lower-cased headers', async () => {
+    const handler = traceHttpHandler(async () => ({ statusCode: 200 }));
+
+    await handler(apiGatewayV2Event({ headers: { traceparent: TRACEPARENT } }), lambdaContext());
+
+    const span = capture.span('POST /orders');
+    expect(span.parentSpanContext?.spanId).toBe(SPAN_ID);
+    expect(span.attributes['http.route']).toBe('/orders');
+  });
+
+  it('starts a new root when no traceparent arrives', async () => {
+    const handler = traceHttpHandler(async () => ({ statusCode: 200 }));
+
+    await handler(apiGatewayV2Event(), lambdaContext());
+
+    const span = capture.span('POST /orders');
+    expect(span.parentSpanContext).toBeUndefined();
+    expect(span.spanContext().traceId).not.toBe(TRACE_ID);
+  });
+
+  it('marks 5xx answers as errors and leaves 4xx unset on the server span', async () => {
+    let status = 503;
+    const handler = traceHttpHandler(async () => ({ statusCode: status }));
+
+    await handler(apiGatewayV2Event(), lambdaContext());
+    status = 404;
+    await handler(apiGatewayV2Event(), lambdaContext());
+
+    const [failed, notFound] = capture.spans();
+    expect(failed.status.code).toBe(SpanStatusCode.ERROR);
+    expect(notFound.status.code).toBe(SpanStatusCode.UNSET);
+    expect(notFound.attributes['http.response.status_code']).toBe(404);
+  });
+
+  it("rethrows the handler's own error unchanged, recorded on the span, after flushing", async () => {
+    class OrderRejected extends Error {
+      override name = 'OrderRejected';
+    }
+    const thrown = new OrderRejected('no stock');
+    const handler = traceHttpHandler(async () => {
+      throw thrown;
+    });
+
+    await expect(handler(apiGatewayV2Event(), lambdaContext())).rejects.toBe(thrown);
+
+    const span = capture.span('POST /orders');
+    expect(span.status).toEqual({ code: SpanStatusCode.ERROR, message: 'no stock' });
+    expect(span.attributes['error.type']).toBe('OrderRejected');
+    expect(span.events.map((event) => event.name)).toEqual(['exception']);
+  });
+
+  it('makes the invocation span current inside the handler, so child spans nest under it', async () => {
+    const handler = traceHttpHandler(async () => {
+      await withSpan('validate', async () => undefined);
+      return { statusCode: 200 };
+    });
+
+    await handler(apiGatewayV2Event({ headers: { traceparent: TRACEPARENT } }), lambdaContext());
+
+    expect(traceShape(capture.spans())).toEqual([
+      { name: 'POST /orders', kind: 'SERVER', children: [{ name: 'validate', kind: 'INTERNAL' }] },
+    ]);
+  });
+
+  it('exports every span before the handler returns', async () => {
+    const handler = traceHttpHandler(async () => ({ statusCode: 200 }));
+
+    await handler(apiGatewayV2Event(), lambdaContext());
+
+    expect(capture.spans()).toHaveLength(1);
+  });
+});
+
+describe('traceSqsRecords', () => {
+  it('makes one CONSUMER span per record, each continuing its own trace', async () => {
+    // Arrange
+    const otherTrace = '0af7651916cd43dd8448eb211c80319c';
+    const records = [
+      sqsRecord({ messageAttributes: traceparentAttribute(TRACEPARENT), messageId: 'm-1' }),
+      sqsRecord({ messageAttributes: traceparentAttribute(`00-${otherTrace}-b7ad6b7169203331-01`), messageId: 'm-2' }),
+    ];
+    const seen: string[] = [];
+    const handler = traceSqsRecords(async (record) => {
+      seen.push(record.messageId);
+    });
+
+    // Act
+    const result = await handler(sqsEvent(records), lambdaContext());
+
+    // Assert
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(seen).toEqual(['m-1', 'm-2']);
+    const spans = capture.spans();
+    expect(spans.map((span) => [span.name, span.kind, span.spanContext().traceId])).toEqual([
+      ['process orders', SpanKind.CONSUMER, TRACE_ID],
+      ['process orders', SpanKind.CONSUMER, otherTrace],
+    ]);
+    expect(spans[0].parentSpanContext?.spanId).toBe(SPAN_ID);
+    expect(spans[1].attributes).toMatchObject({
+      'messaging.system': 'aws_sqs',
+      'messaging.operation.type': 'process',
+      'messaging.destination.name': 'orders',
+      'messaging.message.id': 'm-2',
+      'faas.trigger': 'pubsub',
+    });
+  });
+
+  it('reports a failing record in batchItemFailures with an ERROR span, and still processes the others', async () => {
+    const records = ['ok-1', 'bad', 'ok-2'].map((messageId) => sqsRecord({ messageId }));
+    const failure = new Error('cannot process');
+    const handler = traceSqsRecords(async (record: SQSRecord) => {
+      if (record.messageId === 'bad') throw failure;
+    });
+    const consoleError = vi.spyOn(console, 'error').mockImplementation(() => undefined);
+
+    const result = await handler(sqsEvent(records), lambdaContext());
+
+    expect(result).toEqual({ batchItemFailures: [{ itemIdentifier: 'bad' }] });
+    const statuses = capture.spans().map((span) => [span.attributes['messaging.message.id'], span.status.code]);
+    expect(statuses).toEqual([
+      ['ok-1', SpanStatusCode.UNSET],
+      ['bad', SpanStatusCode.ERROR],
+      ['ok-2', SpanStatusCode.UNSET],
+    ]);
+    expect(consoleError).toHaveBeenCalledWith(expect.stringContaining('bad'), failure);
+    consoleError.mockRestore();
+  });
+
+  it('stops a FIFO batch at the first failure and reports the rest, to keep the order', async () => {
+    const records = ['a', 'b', 'c'].map((messageId) => sqsRecord({ messageId, queueName: 'orders.fifo' }));
+    const processed: string[] = [];
+    const handler = traceSqsRecords(async (record) => {
+      processed.push(record.messageId);
+      if (record.messageId === 'b') throw new Error('out of order');
+    });
+    vi.spyOn(console, 'error').mockImplementation(() => undefined);
+
+    const result = await handler(sqsEvent(records), lambdaContext());
+
+    expect(processed).toEqual(['a', 'b']);
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'b' }, { itemIdentifier: 'c' }]);
+    vi.restoreAllMocks();
+  });
+
+  it('answers an empty or malformed event with no failures', async () => {
+    const handler = traceSqsRecords(async () => undefined);
+
+    expect(await handler(sqsEvent([]), lambdaContext())).toEqual({ batchItemFailures: [] });
+    expect(await handler({} as never, lambdaContext())).toEqual({ batchItemFailures: [] });
+  });
+});
+
+describe('traceInvokeHandler', () => {
+  it('continues the trace from the client context with a SERVER span named after the function', async () => {
+    const handler = traceInvokeHandler(async (event: { n: number }) => ({ doubled: event.n * 2 }));
+    const context = lambdaContext({ functionName: 'notify-customer', clientContext: { custom: { traceparent: TRACEPARENT } } as never });
+
+    const result = await handler({ n: 21 }, context);
+
+    expect(result).toEqual({ doubled: 42 });
+    const span = capture.span('notify-customer');
+    expect(span.kind).toBe(SpanKind.SERVER);
+    expect(span.parentSpanContext?.spanId).toBe(SPAN_ID);
+    expect(span.attributes['faas.trigger']).toBe('other');
+  });
+
+  it('rethrows the error unchanged', async () => {
+    const thrown = new TypeError('bad payload');
+    const handler = traceInvokeHandler(async () => {
+      throw thrown;
+    });
+
+    await expect(handler({}, lambdaContext({ functionName: 'f' }))).rejects.toBe(thrown);
+    expect(capture.span('f').status.code).toBe(SpanStatusCode.ERROR);
+  });
+});

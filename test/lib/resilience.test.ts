@@ -1,0 +1,105 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readTelemetryConfig } from '../../lib/config';
+import { traceHttpHandler, traceInvokeHandler } from '../../lib';
+import { startTelemetry } from '../../lib/telemetry';
+import { apiGatewayV2Event, lambdaContext } from '../../lib/testing';
+
+describe('telemetry never changes the result', () => {
+  let closedPort: number;
+  beforeAll(async () => {
+    // A port that was just free: nothing listens there, so the exporter's connection is refused.
+    const probe: Server = createServer();
+    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
+    closedPort = (probe.address() as AddressInfo).port;
+    await new Promise((resolve) => probe.close(resolve));
+  });
+
+  it('answers as usual when the OTLP endpoint refuses connections', async () => {
+    startTelemetry(readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closedPort}` }));
+    const handler = traceHttpHandler(async () => ({ statusCode: 201, body: 'created' }));
+
+    await expect(handler(apiGatewayV2Event(), lambdaContext())).resolves.toEqual({ statusCode: 201, body: 'created' });
+  });
+
+  it('bounds the flush when the exporter never answers', async () => {
+    const silent: SpanExporter = { export: () => undefined, shutdown: async () => undefined };
+    startTelemetry(readTelemetryConfig({ OTEL_EXPORTER_OTLP_TIMEOUT: '50' }), { exporter: silent });
+    const handler = traceInvokeHandler(async () => 'done');
+
+    const started = Date.now();
+    await expect(handler({}, lambdaContext())).resolves.toBe('done');
+    expect(Date.now() - started).toBeLessThan(2000);
+  });
+
+  it('answers as usual when the exporter throws', async () => {
+    const broken: SpanExporter = {
+      export: () => {
+        throw new Error('exporter bug');
+      },
+      shutdown: async () => undefined,
+    };
+    startTelemetry(readTelemetryConfig({}), { exporter: broken });
+    const handler = traceInvokeHandler(async () => 'done');
+
+    await expect(handler({}, lambdaContext())).resolves.toBe('done');
+  });
+
+  it('exports nothing and still answers with OTEL_TRACES_EXPORTER=none', async () => {
+    const telemetry = startTelemetry(readTelemetryConfig({ OTEL_TRACES_EXPORTER: 'none' }));
+    const handler = traceInvokeHandler(async () => 'done');
+
+    await expect(handler({}, lambdaContext())).resolves.toBe('done');
+    await expect(telemetry.flush()).resolves.toBeUndefined();
+  });
+});
+
+describe('OTLP/HTTP export', () => {
+  let server: Server;
+  const bodies: unknown[] = [];
+  beforeAll(async () => {
+    server = createServer((request, response) => {
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
+      request.on('end', () => {
+        bodies.push({ url: request.url, type: request.headers['content-type'], body: JSON.parse(Buffer.concat(chunks).toString()) });
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  });
+  afterAll(() => new Promise((resolve) => server.close(resolve)));
+
+  it('sends the invocation spans as OTLP JSON to the configured endpoint before returning', async () => {
+    const { port } = server.address() as AddressInfo;
+    startTelemetry(
+      readTelemetryConfig({
+        OTEL_SERVICE_NAME: 'create-order',
+        OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}`,
+        AWS_LAMBDA_FUNCTION_NAME: 'order-pipeline-dev-create-order',
+        AWS_REGION: 'eu-west-1',
+      }),
+    );
+    const handler = traceHttpHandler(async () => ({ statusCode: 200 }));
+
+    await handler(apiGatewayV2Event(), lambdaContext());
+
+    expect(bodies).toHaveLength(1);
+    const [{ url, type, body }] = bodies as [{ url: string; type: string; body: any }];
+    expect(url).toBe('/v1/traces');
+    expect(type).toBe('application/json');
+    const [resourceSpans] = body.resourceSpans;
+    const resource = Object.fromEntries(
+      resourceSpans.resource.attributes.map((a: { key: string; value: { stringValue?: string } }) => [a.key, a.value.stringValue]),
+    );
+    expect(resource).toMatchObject({
+      'service.name': 'create-order',
+      'cloud.provider': 'aws',
+      'cloud.region': 'eu-west-1',
+      'faas.name': 'order-pipeline-dev-create-order',
+    });
+    expect(resourceSpans.scopeSpans[0].spans.map((span: { name: string }) => span.name)).toEqual(['POST /orders']);
+  });
+});
