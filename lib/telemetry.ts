@@ -2,7 +2,7 @@ import { context, diag, propagation, trace, type Tracer } from '@opentelemetry/a
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, ConsoleSpanExporter, type SpanExporter } from '@opentelemetry/sdk-trace-base';
+import { BasicTracerProvider, ConsoleSpanExporter, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './invocation-span-processor';
 import {
@@ -30,6 +30,8 @@ export interface Telemetry {
 export interface StartTelemetryOptions {
   /** Replaces the exporter chosen by `OTEL_TRACES_EXPORTER` (tests, custom back ends). */
   exporter?: SpanExporter;
+  /** More processors, called as spans start and end (the test kit records spans this way). */
+  spanProcessors?: SpanProcessor[];
 }
 
 let active: Telemetry | undefined;
@@ -52,10 +54,10 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
     propagation.disable();
   }
 
-  const spanProcessors =
-    config.exporter === 'none' && !options.exporter
-      ? []
-      : [new InvocationSpanProcessor(() => options.exporter ?? createExporter(config), config.flushTimeoutMs)];
+  const spanProcessors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
+  if (config.exporter !== 'none' || options.exporter) {
+    spanProcessors.push(new InvocationSpanProcessor(() => options.exporter ?? createExporter(config), config.flushTimeoutMs));
+  }
   const provider = new BasicTracerProvider({ resource: createResource(config), spanProcessors });
 
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());

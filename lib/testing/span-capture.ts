@@ -1,11 +1,11 @@
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { readTelemetryConfig } from '../config';
 import { startTelemetry, type Telemetry } from '../telemetry';
 
 /**
  * Keeps exported spans in memory and completes each export at once (the stock in-memory exporter finishes
- * on a timer, which slows every flush and makes tests wait).
+ * on a timer, which slows every flush and makes tests wait). Use it to test what a flush exports.
  */
 export class MemorySpanExporter implements SpanExporter {
   readonly spans: ReadableSpan[] = [];
@@ -16,13 +16,22 @@ export class MemorySpanExporter implements SpanExporter {
   }
 
   async shutdown(): Promise<void> {}
+}
 
+/** Records every span as it ends, inside or outside an invocation, with no export step. */
+class EndedSpanRecorder implements SpanProcessor {
+  readonly spans: ReadableSpan[] = [];
+  onStart(): void {}
+  onEnd(span: ReadableSpan): void {
+    this.spans.push(span);
+  }
   async forceFlush(): Promise<void> {}
+  async shutdown(): Promise<void> {}
 }
 
 export interface SpanCapture {
   telemetry: Telemetry;
-  /** Spans exported so far, in the order they ended. */
+  /** Spans ended so far, in the order they ended. */
   spans(): ReadableSpan[];
   /** The one span with this name; throws when there is none or several. */
   span(name: string): ReadableSpan;
@@ -30,25 +39,26 @@ export interface SpanCapture {
 }
 
 /**
- * Starts tracing with an in-memory exporter and makes it the active set-up, as the wrappers will find it.
+ * Starts tracing that records spans in memory and makes it the active set-up, as the wrappers will find it.
  * `env` holds the `OTEL_*`/`AWS_*` variables the test wants (none by default).
  */
 export function captureSpans(env: Record<string, string | undefined> = {}): SpanCapture {
-  const exporter = new MemorySpanExporter();
-  const telemetry = startTelemetry(readTelemetryConfig({ OTEL_SERVICE_NAME: 'test', ...env }), { exporter });
+  const recorder = new EndedSpanRecorder();
+  const config = readTelemetryConfig({ OTEL_SERVICE_NAME: 'test', OTEL_TRACES_EXPORTER: 'none', ...env });
+  const telemetry = startTelemetry(config, { spanProcessors: [recorder] });
   return {
     telemetry,
-    spans: () => [...exporter.spans],
+    spans: () => [...recorder.spans],
     span(name) {
-      const found = exporter.spans.filter((span) => span.name === name);
+      const found = recorder.spans.filter((span) => span.name === name);
       if (found.length !== 1) {
-        const names = exporter.spans.map((span) => span.name).join(', ');
+        const names = recorder.spans.map((span) => span.name).join(', ');
         throw new Error(`expected one span named "${name}", found ${found.length} (spans: ${names || 'none'})`);
       }
       return found[0];
     },
     reset: () => {
-      exporter.spans.length = 0;
+      recorder.spans.length = 0;
     },
   };
 }

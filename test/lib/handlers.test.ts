@@ -1,12 +1,13 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { SQSRecord } from 'aws-lambda';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { traceHttpHandler, traceInvokeHandler, traceSqsRecords, withSpan } from '../../lib';
+import { readTelemetryConfig, startTelemetry, traceHttpHandler, traceInvokeHandler, traceSqsRecords, withSpan } from '../../lib';
 import {
   apiGatewayV1Event,
   apiGatewayV2Event,
   captureSpans,
   lambdaContext,
+  MemorySpanExporter,
   sqsEvent,
   sqsRecord,
   traceShape,
@@ -120,12 +121,19 @@ describe('traceHttpHandler', () => {
     ]);
   });
 
-  it('exports every span before the handler returns', async () => {
-    const handler = traceHttpHandler(async () => ({ statusCode: 200 }));
+  it('exports every span of the invocation, in one export, before the handler returns', async () => {
+    const exporter = new MemorySpanExporter();
+    const exportCalls = vi.spyOn(exporter, 'export');
+    startTelemetry(readTelemetryConfig({}), { exporter });
+    const handler = traceHttpHandler(async () => {
+      await withSpan('step', async () => undefined);
+      return { statusCode: 200 };
+    });
 
     await handler(apiGatewayV2Event(), lambdaContext());
 
-    expect(capture.spans()).toHaveLength(1);
+    expect(exporter.spans.map((span) => span.name)).toEqual(['step', 'POST /orders']);
+    expect(exportCalls).toHaveBeenCalledTimes(1);
   });
 });
 
