@@ -1,4 +1,4 @@
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { InvokeCommand, LambdaClient, type InvokeCommandOutput } from '@aws-sdk/client-lambda';
 import { SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { SpanStatusCode } from '@opentelemetry/api';
 import { mockClient } from 'aws-sdk-client-mock';
@@ -23,6 +23,9 @@ const NOTIFY = process.env.NOTIFY_CUSTOMER_FUNCTION!;
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
 const ORDER = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 2 }] };
+
+// The SDK types a response payload as its blob adapter; the handler reads it as bytes.
+const payload = (text: string) => Buffer.from(text) as unknown as InvokeCommandOutput['Payload'];
 
 const sqsMock = mockClient(SQSClient);
 const lambdaMock = mockClient(LambdaClient);
@@ -141,7 +144,7 @@ describe('process-order', () => {
       .on(InvokeCommand)
       .resolves({ StatusCode: 200 })
       .on(InvokeCommand, { Payload: Buffer.from(JSON.stringify({ orderId: 'o-2', customerEmail: 'x@bounce.invalid', itemCount: 2 })) })
-      .resolves({ StatusCode: 200, FunctionError: 'Unhandled', Payload: Buffer.from('{"errorType":"UndeliverableError"}') });
+      .resolves({ StatusCode: 200, FunctionError: 'Unhandled', Payload: payload('{"errorType":"UndeliverableError"}') });
     vi.spyOn(console, 'error').mockImplementation(() => undefined);
 
     const result = await processOrder(

@@ -1,0 +1,58 @@
+/**
+ * `npm run offline`: the same stack as `npm start`, kept in the foreground for manual use until Ctrl-C.
+ * Every trace the local receiver gets is printed as a tree once it has been quiet for a moment.
+ */
+import { functionName, startOfflineStack } from './offline/stack';
+import { renderTraceTree, spansOfTrace } from './offline/trace-tree';
+
+const QUIET_MS = 1500;
+
+async function main(): Promise<void> {
+  const externalBackend = process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  const stack = await startOfflineStack({ ports: externalBackend ? { otlp: 0 } : {}, echo: process.argv.includes('--verbose') });
+  let stopping = false;
+  const stop = () => {
+    if (stopping) return;
+    stopping = true;
+    console.log('\nStopping…');
+    void stack.stop().finally(() => process.exit(0));
+  };
+  process.on('SIGINT', stop);
+  process.on('SIGTERM', stop);
+
+  console.log(`
+The order pipeline runs offline (Ctrl-C stops it):
+  HTTP API      POST ${stack.httpApiUrl}
+  REST API      POST ${stack.restApiUrl}
+  Lambda invoke      ${stack.lambdaEndpoint}   (FunctionName ${functionName('notify-customer')}, …)
+  SQS emulator       ${stack.sqsEndpoint}   (queue ${stack.queueUrl})
+  Traces             ${stack.receiver ? `${stack.receiver.endpoint}/v1/traces, printed below` : `sent to ${externalBackend}`}
+
+Try:
+  curl -s -X POST ${stack.httpApiUrl} -H 'content-type: application/json' \\
+    -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' \\
+    -d '{"customerEmail":"ada@example.com","items":[{"sku":"BOOK-42","quantity":1}]}'
+`);
+
+  const receiver = stack.receiver;
+  if (!receiver) return;
+  // Print each trace once no new span of it has arrived for QUIET_MS.
+  const timers = new Map<string, NodeJS.Timeout>();
+  receiver.onSpans((batch) => {
+    for (const traceId of new Set(batch.map((span) => span.traceId))) {
+      clearTimeout(timers.get(traceId));
+      timers.set(
+        traceId,
+        setTimeout(() => {
+          timers.delete(traceId);
+          console.log(`\n${renderTraceTree(spansOfTrace(receiver.spans(), traceId), { color: process.stdout.isTTY })}`);
+        }, QUIET_MS),
+      );
+    }
+  });
+}
+
+main().catch((error) => {
+  console.error(error instanceof Error ? error.message : error);
+  process.exit(1);
+});

@@ -1,0 +1,235 @@
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createSqsServer } from 'local-aws-sqs';
+import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver';
+
+export const SERVICE = 'order-pipeline';
+export const STAGE = 'offline';
+export const FUNCTIONS = ['create-order', 'process-order', 'notify-customer'] as const;
+export const functionName = (key: (typeof FUNCTIONS)[number]) => `${SERVICE}-${STAGE}-${key}`;
+const ACCOUNT_ID = '000000000000';
+const PROJECT_ROOT = resolve(__dirname, '..', '..');
+
+export interface StackPorts {
+  http: number;
+  lambda: number;
+  sqs: number;
+  /** The local OTLP receiver; 0 means none is started (spans go to OTEL_EXPORTER_OTLP_ENDPOINT). */
+  otlp: number;
+}
+
+export const DEFAULT_PORTS: StackPorts = { http: 3000, lambda: 3002, sqs: 9324, otlp: 4318 };
+
+export interface OfflineStack {
+  ports: StackPorts;
+  /** HTTP API route (no stage prefix). */
+  httpApiUrl: string;
+  /** REST API route (stage-prefixed, as API Gateway REST APIs are). */
+  restApiUrl: string;
+  lambdaEndpoint: string;
+  sqsEndpoint: string;
+  queueUrl: string;
+  /** The local receiver, when this stack started one. */
+  receiver?: OtlpReceiver;
+  /** What serverless offline printed, for diagnosis. */
+  output(): string;
+  stop(): Promise<void>;
+}
+
+export interface StackOptions {
+  ports?: Partial<StackPorts>;
+  /** Echo serverless offline's output (foreground use). */
+  echo?: boolean;
+  /** How long serverless offline may take to come up. */
+  readyTimeoutMs?: number;
+}
+
+/**
+ * Starts the whole pipeline on loopback: the OTLP receiver, the SQS emulator with the queues created first
+ * (serverless-offline-sqs needs them before it starts), then `serverless offline --stage offline`. Whatever
+ * started is stopped again if a later step fails, and by `stop()`.
+ */
+export async function startOfflineStack(options: StackOptions = {}): Promise<OfflineStack> {
+  const ports = { ...DEFAULT_PORTS, ...options.ports };
+  const cleanups: (() => Promise<void>)[] = [];
+  const stop = async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    cleanups.length = 0;
+  };
+  try {
+    await assertPortsFree([ports.http, ports.lambda, ports.sqs, ...(ports.otlp ? [ports.otlp] : [])]);
+
+    let receiver: OtlpReceiver | undefined;
+    if (ports.otlp) {
+      receiver = await startOtlpReceiver(ports.otlp);
+      cleanups.push(() => receiver!.close());
+    }
+
+    const sqs = await startSqsEmulator(ports.sqs);
+    cleanups.push(() => closeServer(sqs));
+
+    const offline = await startServerlessOffline(ports, receiver, options);
+    cleanups.push(offline.stop);
+
+    const sqsEndpoint = `http://127.0.0.1:${ports.sqs}`;
+    return {
+      ports,
+      httpApiUrl: `http://127.0.0.1:${ports.http}/orders`,
+      restApiUrl: `http://127.0.0.1:${ports.http}/${STAGE}/orders`,
+      lambdaEndpoint: `http://127.0.0.1:${ports.lambda}`,
+      sqsEndpoint,
+      queueUrl: `${sqsEndpoint}/${ACCOUNT_ID}/${SERVICE}-${STAGE}-orders`,
+      receiver,
+      output: offline.output,
+      stop,
+    };
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+}
+
+async function startSqsEmulator(port: number): Promise<Server> {
+  const dlq = `${SERVICE}-${STAGE}-orders-dlq`;
+  return createSqsServer({
+    port,
+    hostname: '127.0.0.1',
+    accountId: ACCOUNT_ID,
+    region: 'eu-west-1',
+    emulateQueueCreationLifecycle: false,
+    queues: [
+      { QueueName: dlq },
+      {
+        QueueName: `${SERVICE}-${STAGE}-orders`,
+        Attributes: {
+          VisibilityTimeout: '60',
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:eu-west-1:${ACCOUNT_ID}:${dlq}`, maxReceiveCount: 3 }),
+        },
+      },
+    ],
+  });
+}
+
+async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver | undefined, options: StackOptions) {
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    HTTP_PORT: String(ports.http),
+    LAMBDA_PORT: String(ports.lambda),
+    SQS_PORT: String(ports.sqs),
+    ...(receiver ? { OTLP_RECEIVER_PORT: String(receiver.port) } : {}),
+    // serverless-offline-sqs uses the AWS SDK v2, which looks for credentials even against the emulator.
+    AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'offline',
+    AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'offline',
+    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
+  };
+  if (receiver) {
+    // With the local receiver the functions export to it; otherwise to the OTEL_EXPORTER_OTLP_* the shell set.
+    delete env.OTEL_EXPORTER_OTLP_ENDPOINT;
+    delete env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+  }
+  const cli = require.resolve('osls/bin/serverless.js', { paths: [PROJECT_ROOT] });
+  // Its own process group, so that stopping it stops whatever it started too.
+  const child = spawn(process.execPath, [cli, 'offline', 'start', '--stage', STAGE], {
+    cwd: PROJECT_ROOT,
+    env,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let output = '';
+  const collect = (chunk: Buffer) => {
+    output += chunk.toString();
+    if (options.echo) process.stdout.write(chunk);
+  };
+  child.stdout!.on('data', collect);
+  child.stderr!.on('data', collect);
+  const exited = once(child, 'exit');
+
+  const stop = () => stopProcessGroup(child, exited);
+  try {
+    await waitUntilReady(ports, child, () => output, options.readyTimeoutMs ?? 90_000);
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { stop, output: () => output };
+}
+
+/** Ready when both the HTTP server and the Lambda invoke endpoint answer. */
+async function waitUntilReady(ports: StackPorts, child: ChildProcess, output: () => string, timeoutMs: number) {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null || child.signalCode !== null) {
+      throw new Error(`serverless offline exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output()}`);
+    }
+    if ((await answers(ports.http)) && (await answers(ports.lambda))) return;
+    await sleep(250);
+  }
+  throw new Error(`serverless offline was not ready within ${timeoutMs} ms:\n${output()}`);
+}
+
+async function answers(port: number): Promise<boolean> {
+  try {
+    await fetch(`http://127.0.0.1:${port}/`, { signal: AbortSignal.timeout(1000) });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stopProcessGroup(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      process.kill(-child.pid!, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  signalGroup('SIGTERM');
+  const stopped = await Promise.race([exited.then(() => true), sleep(5000).then(() => false)]);
+  if (!stopped) {
+    signalGroup('SIGKILL');
+    await Promise.race([exited, sleep(2000)]);
+  }
+}
+
+function closeServer(server: Server): Promise<void> {
+  return new Promise((resolve) => {
+    server.close(() => resolve());
+    server.closeAllConnections();
+  });
+}
+
+async function assertPortsFree(ports: number[]): Promise<void> {
+  for (const port of ports) {
+    const probe = createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.listen(port, '127.0.0.1', () => resolve());
+      });
+    } catch {
+      throw new Error(`port ${port} on 127.0.0.1 is in use (is \`npm run offline\` already running?)`);
+    } finally {
+      await new Promise((resolve) => probe.close(resolve));
+    }
+  }
+}
+
+/** Free loopback ports picked by the system, for tests that run beside a developer's own stack. */
+export async function freePorts(count: number): Promise<number[]> {
+  const servers = await Promise.all(
+    Array.from({ length: count }, async () => {
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+      return server;
+    }),
+  );
+  const ports = servers.map((server) => (server.address() as AddressInfo).port);
+  await Promise.all(servers.map((server) => new Promise((resolve) => server.close(resolve))));
+  return ports;
+}

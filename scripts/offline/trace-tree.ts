@@ -1,0 +1,87 @@
+import type { ReceivedSpan } from './otlp-receiver';
+
+/** The spans of one trace, grouped: what `npm start` waits for and prints. */
+export function spansOfTrace(spans: readonly ReceivedSpan[], traceId: string): ReceivedSpan[] {
+  return spans.filter((span) => span.traceId === traceId);
+}
+
+/** The function a span came from: the Lambda function name the runtime reported, or the service name. */
+export function functionOf(span: ReceivedSpan): string {
+  return String(span.resource['faas.name'] ?? span.resource['service.name'] ?? '?');
+}
+
+/**
+ * True when the spans form one tree (every parent present but the root's, which may be remote) and the trace
+ * holds a span from each of the named functions.
+ */
+export function isConnectedTrace(spans: readonly ReceivedSpan[], functions: readonly string[]): boolean {
+  if (spans.length === 0) return false;
+  const ids = new Set(spans.map((span) => span.spanId));
+  const roots = spans.filter((span) => !span.parentSpanId || !ids.has(span.parentSpanId));
+  const seen = new Set(spans.map(functionOf));
+  return roots.length === 1 && functions.every((name) => seen.has(name));
+}
+
+/** Renders one trace as an indented tree with kind, function, start offset and duration per span. */
+export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color?: boolean } = {}): string {
+  if (spans.length === 0) return '(no spans)';
+  const paint = (code: string, text: string) => (options.color ? `\u001b[${code}m${text}\u001b[0m` : text);
+  const ids = new Set(spans.map((span) => span.spanId));
+  const byStart = [...spans].sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0));
+  const start = byStart[0].startNs;
+  const end = byStart.reduce((latest, span) => (span.endNs > latest ? span.endNs : latest), start);
+  const functions = [...new Set(spans.map(functionOf))];
+  const prefix = commonDashPrefix(functions);
+
+  const rows: string[][] = [];
+  const walk = (span: ReceivedSpan, lead: string, last: boolean, depth: number) => {
+    const branch = depth === 0 ? '' : `${lead}${last ? '└─ ' : '├─ '}`;
+    rows.push([
+      `${branch}${span.name}`,
+      span.kind,
+      functionOf(span).slice(prefix.length),
+      `+${ms(span.startNs - start)}`,
+      ms(span.endNs - span.startNs),
+      span.status === 'ERROR' ? paint('31', 'ERROR') : '',
+    ]);
+    const children = byStart.filter((child) => child.parentSpanId === span.spanId);
+    const nextLead = depth === 0 ? '' : `${lead}${last ? '   ' : '│  '}`;
+    children.forEach((child, index) => walk(child, nextLead, index === children.length - 1, depth + 1));
+  };
+  const roots = byStart.filter((span) => !span.parentSpanId || !ids.has(span.parentSpanId));
+  roots.forEach((root) => walk(root, '', true, 0));
+
+  const header = ['span', 'kind', 'function', 'start', 'duration', ''];
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => visible(row[column]).length)));
+  const line = (row: string[]) =>
+    row.map((cell, column) => (column >= 3 && column <= 4 ? cell.padStart(widths[column]) : pad(cell, widths[column]))).join('  ').trimEnd();
+  const remote = roots.find((root) => root.parentSpanId)?.parentSpanId;
+  return [
+    paint('1', `trace ${spans[0].traceId}`) +
+      ` · ${spans.length} spans · ${functions.length} functions · ${ms(end - start)}` +
+      (remote ? ` · continues remote parent ${remote}` : ''),
+    paint('2', line(header)),
+    ...rows.map(line),
+  ].join('\n');
+}
+
+function ms(ns: bigint): string {
+  return `${(Number(ns) / 1e6).toFixed(1)} ms`;
+}
+
+function visible(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/\u001b\[\d+m/g, '');
+}
+
+function pad(text: string, width: number): string {
+  return text + ' '.repeat(Math.max(0, width - visible(text).length));
+}
+
+/** `order-pipeline-offline-create-order`, `order-pipeline-offline-process-order` → `order-pipeline-offline-` */
+function commonDashPrefix(names: string[]): string {
+  if (names.length < 2) return '';
+  let prefix = names[0];
+  for (const name of names) while (!name.startsWith(prefix)) prefix = prefix.slice(0, -1);
+  return prefix.slice(0, prefix.lastIndexOf('-') + 1);
+}

@@ -1,0 +1,122 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+// `serverless package` as a user runs it before `serverless deploy`, with no AWS credentials at all.
+const ROOT = resolve(__dirname, '..');
+// Its own build folder: the offline end-to-end test may be building in the default one at the same time.
+const WORK_FOLDER = '.esbuild-package-test';
+type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: unknown };
+let resources: Record<string, Resource>;
+let outDir: string;
+
+beforeAll(async () => {
+  outDir = await mkdtemp(join(tmpdir(), 'order-pipeline-package-'));
+  const env = {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: '',
+    AWS_SECRET_ACCESS_KEY: '',
+    AWS_PROFILE: 'no-such-profile',
+    ESBUILD_WORK_FOLDER: WORK_FOLDER,
+  };
+  await promisify(execFile)(
+    process.execPath,
+    [require.resolve('osls/bin/serverless.js'), 'package', '--stage', 'dev', '--package', outDir],
+    { cwd: ROOT, env, timeout: 120_000 },
+  );
+  const template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  resources = template.Resources;
+}, 150_000);
+
+afterAll(async () => {
+  await rm(outDir, { recursive: true, force: true });
+  await rm(join(ROOT, WORK_FOLDER), { recursive: true, force: true });
+});
+
+const ofType = (type: string) => Object.entries(resources).filter(([, resource]) => resource.Type === type);
+const statementsOf = (role: string) => resources[role].Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
+
+describe('serverless package', () => {
+  it('declares the orders queue with a dead-letter queue', () => {
+    const queue = resources.OrdersQueue;
+    expect(queue.Type).toBe('AWS::SQS::Queue');
+    expect(queue.Properties.QueueName).toBe('order-pipeline-dev-orders');
+    expect(queue.Properties.RedrivePolicy).toEqual({
+      deadLetterTargetArn: { 'Fn::GetAtt': ['OrdersDeadLetterQueue', 'Arn'] },
+      maxReceiveCount: 3,
+    });
+    expect(resources.OrdersDeadLetterQueue.Type).toBe('AWS::SQS::Queue');
+  });
+
+  it('declares the three functions on Node.js 20, each with its own role', () => {
+    const functions = Object.fromEntries(ofType('AWS::Lambda::Function').map(([, fn]) => [fn.Properties.FunctionName, fn.Properties]));
+    expect(Object.keys(functions).sort()).toEqual([
+      'order-pipeline-dev-create-order',
+      'order-pipeline-dev-notify-customer',
+      'order-pipeline-dev-process-order',
+    ]);
+    for (const fn of Object.values(functions)) expect(fn.Runtime).toBe('nodejs20.x');
+    expect(functions['order-pipeline-dev-create-order'].Role).toEqual({ 'Fn::GetAtt': ['CreateOrderRole', 'Arn'] });
+    expect(functions['order-pipeline-dev-create-order'].Environment.Variables.ORDERS_QUEUE_URL).toEqual({ Ref: 'OrdersQueue' });
+    expect(functions['order-pipeline-dev-process-order'].Environment.Variables.NOTIFY_CUSTOMER_FUNCTION).toBe(
+      'order-pipeline-dev-notify-customer',
+    );
+  });
+
+  it('wires the queue to process-order with batches of 10 and ReportBatchItemFailures', () => {
+    const mappings = ofType('AWS::Lambda::EventSourceMapping').map(([, mapping]) => mapping.Properties);
+    expect(mappings).toHaveLength(1);
+    expect(mappings[0]).toMatchObject({
+      EventSourceArn: { 'Fn::GetAtt': ['OrdersQueue', 'Arn'] },
+      FunctionName: { 'Fn::GetAtt': ['ProcessDashorderLambdaFunction', 'Arn'] },
+      BatchSize: 10,
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
+  });
+
+  it('exposes POST /orders on both the REST API and the HTTP API', () => {
+    expect(resources.ApiGatewayMethodOrdersPost.Properties.HttpMethod).toBe('POST');
+    expect(resources.HttpApiRoutePostOrders.Properties.RouteKey).toBe('POST /orders');
+  });
+
+  it('scopes every IAM statement to the resources its function uses, never "*"', () => {
+    for (const [, role] of ofType('AWS::IAM::Role')) {
+      for (const policy of role.Properties.Policies) {
+        for (const statement of policy.PolicyDocument.Statement) expect(JSON.stringify(statement.Resource)).not.toContain('"*"');
+      }
+    }
+    expect(statementsOf('CreateOrderRole')).toContainEqual({
+      Effect: 'Allow',
+      Action: 'sqs:SendMessage',
+      Resource: { 'Fn::GetAtt': ['OrdersQueue', 'Arn'] },
+    });
+    expect(statementsOf('ProcessOrderRole')).toEqual(
+      expect.arrayContaining([
+        { Effect: 'Allow', Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'], Resource: { 'Fn::GetAtt': ['OrdersQueue', 'Arn'] } },
+        { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: { 'Fn::GetAtt': ['NotifyDashcustomerLambdaFunction', 'Arn'] } },
+      ]),
+    );
+    const notifyActions = statementsOf('NotifyCustomerRole').flatMap((statement: any) => statement.Action);
+    expect(notifyActions).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+  });
+
+  it('ships one bundle per function, without the AWS SDK the runtime provides', async () => {
+    for (const fn of ['create-order', 'process-order', 'notify-customer']) {
+      const names = zipEntryNames(await readFile(join(outDir, `${fn}.zip`)));
+      expect(names).toEqual([`functions/${fn}.js`]);
+    }
+  });
+});
+
+/** Entry names from a zip's central directory (file headers, signature PK\x01\x02). */
+function zipEntryNames(zip: Buffer): string[] {
+  const names: string[] = [];
+  for (let at = zip.indexOf('PK\x01\x02'); at >= 0; at = zip.indexOf('PK\x01\x02', at + 46)) {
+    const length = zip.readUInt16LE(at + 28);
+    names.push(zip.toString('utf8', at + 46, at + 46 + length));
+  }
+  return names;
+}
