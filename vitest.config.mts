@@ -3,6 +3,8 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
+    // The JSON report lets .ci/run print a plain "N passed, N failed" summary line.
+    reporters: ['default', ['json', { outputFile: '.vitest/results.json' }]],
     setupFiles: ['test/setup.ts'],
     // The offline end-to-end and packaging tests start real processes; everything else runs in milliseconds.
     testTimeout: 10_000,
