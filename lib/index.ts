@@ -1,18 +1,23 @@
 export { readTelemetryConfig, type TelemetryConfig, type TracesExporterName } from './config';
 export { getTelemetry, startTelemetry, type StartTelemetryOptions, type Telemetry } from './telemetry';
 export {
+  extractParentFromEventBridgeEvent,
   extractParentFromHttpEvent,
-  extractParentFromInvokeContext,
+  extractParentFromInvoke,
+  extractParentFromSnsRecord,
   extractParentFromSqsRecord,
   PARENT_SOURCE,
   type ParentLookup,
   type ParentSource,
 } from './extract';
+export type { InboundPolicy } from './inbound-policy';
 export type { LambdaFn } from './invocation';
-export { traceHttpHandler } from './handlers/http';
-export { traceSqsRecords, type SqsRecordHandler } from './handlers/sqs';
-export { traceInvokeHandler } from './handlers/invoke';
+export { traceHttpHandler, type HttpHandlerOptions } from './handlers/http';
+export { traceSqsRecords, type SqsBatchStrategy, type SqsHandlerOptions, type SqsRecordHandler } from './handlers/sqs';
+export { traceInvokeHandler, type InvokeHandlerOptions } from './handlers/invoke';
 export { withSpan } from './child-span';
-export { injectIntoSqsMessage, sendMessage } from './forward/sqs';
+export type { ForwardOptions } from './forward/parent';
+export { injectIntoSqsMessage, sendMessage, sendMessageBatch } from './forward/sqs';
 export { injectIntoInvokeInput, invokeFunction } from './forward/lambda';
+export { tracedFetch } from './forward/http';
 export { currentTracePayload, type TracePayload } from './trace-payload';

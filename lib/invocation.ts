@@ -1,4 +1,15 @@
-import { context, diag, SpanStatusCode, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import {
+  context,
+  createContextKey,
+  diag,
+  SpanStatusCode,
+  trace,
+  type Attributes,
+  type Context,
+  type Link,
+  type Span,
+  type SpanKind,
+} from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
 import {
   ATTR_AWS_LAMBDA_INVOKED_ARN,
@@ -8,6 +19,8 @@ import {
   ATTR_FAAS_INVOCATION_ID,
   ATTR_FAAS_TRIGGER,
 } from './semconv';
+import type { ParentLookup } from './extract';
+import { applyInboundPolicy, type InboundPolicy } from './inbound-policy';
 import type { Telemetry } from './telemetry';
 
 /** A Lambda handler without the legacy callback argument. */
@@ -77,6 +90,19 @@ export interface StartedInvocation {
   span: Span;
 }
 
+/** Where the invocation's entry span is kept, so that a forward call can attach to it instead of the current span. */
+const ENTRY_SPAN_KEY = createContextKey('traced-lambda entry span');
+
+/** The context for code running inside an invocation: `span` is current and is the entry span. */
+export function entryContext(parentContext: Context, span: Span): Context {
+  return trace.setSpan(parentContext, span).setValue(ENTRY_SPAN_KEY, span);
+}
+
+/** The entry span of the invocation `ctx` belongs to (the SERVER/CONSUMER span a wrapper started). */
+export function getEntrySpan(ctx: Context): Span | undefined {
+  return ctx.getValue(ENTRY_SPAN_KEY) as Span | undefined;
+}
+
 /**
  * Runs the handler with the invocation span as the current span; records a thrown error on the span and
  * rethrows it unchanged; ends the span and flushes before the result is returned.
@@ -87,7 +113,7 @@ export async function runInvocation<R>(
   onResult?: (span: Span, result: R) => void,
 ): Promise<R> {
   try {
-    const result = await context.with(trace.setSpan(parentContext, span), run);
+    const result = await context.with(entryContext(parentContext, span), run);
     onResult?.(span, result);
     return result;
   } catch (error) {
@@ -97,4 +123,28 @@ export async function runInvocation<R>(
     span.end();
     await telemetry.flush();
   }
+}
+
+export interface EntrySpanRequest {
+  name: string;
+  kind: SpanKind;
+  attributes: Attributes;
+  lookup: ParentLookup;
+  inbound?: InboundPolicy;
+  /** Starts the span under this context instead of the one found (a batch span, for per-record children). */
+  parentContext?: Context;
+  links?: Link[];
+}
+
+/** Starts an invocation's entry span where the inbound policy says, with the links it asks for. */
+export function startEntrySpan(telemetry: Telemetry, request: EntrySpanRequest): StartedInvocation {
+  const placed = applyInboundPolicy(request.lookup, request.inbound);
+  const parentContext = request.parentContext ?? placed.context;
+  const links = [...placed.links, ...(request.links ?? [])];
+  const span = telemetry.tracer.startSpan(
+    request.name,
+    { kind: request.kind, attributes: request.attributes, ...(links.length > 0 ? { links } : {}) },
+    parentContext,
+  );
+  return { telemetry, parentContext, span };
 }

@@ -33,6 +33,8 @@ export const ATTR_URL_PATH = 'url.path';
 export const ATTR_URL_QUERY = 'url.query';
 export const ATTR_URL_SCHEME = 'url.scheme';
 export const ATTR_SERVER_ADDRESS = 'server.address';
+export const ATTR_SERVER_PORT = 'server.port';
+export const ATTR_URL_FULL = 'url.full';
 export const ATTR_CLIENT_ADDRESS = 'client.address';
 export const ATTR_USER_AGENT_ORIGINAL = 'user_agent.original';
 export const ATTR_ERROR_TYPE = 'error.type';
@@ -57,7 +59,3 @@ export const FAAS_TRIGGER = {
 } as const;
 
 export const MESSAGING_SYSTEM_AWS_SQS = 'aws_sqs';
-export const MESSAGING_OPERATION = {
-  send: 'send',
-  process: 'process',
-} as const;

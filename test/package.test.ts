@@ -58,7 +58,7 @@ describe('serverless package', () => {
       'order-pipeline-dev-notify-customer',
       'order-pipeline-dev-process-order',
     ]);
-    for (const fn of Object.values(functions)) expect(fn.Runtime).toBe('nodejs20.x');
+    for (const fn of Object.values(functions) as { Runtime: string }[]) expect(fn.Runtime).toBe('nodejs20.x');
     expect(functions['order-pipeline-dev-create-order'].Role).toEqual({ 'Fn::GetAtt': ['CreateOrderRole', 'Arn'] });
     expect(functions['order-pipeline-dev-create-order'].Environment.Variables.ORDERS_QUEUE_URL).toEqual({ Ref: 'OrdersQueue' });
     expect(functions['order-pipeline-dev-process-order'].Environment.Variables.NOTIFY_CUSTOMER_FUNCTION).toBe(

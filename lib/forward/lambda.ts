@@ -1,5 +1,6 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
 import { InvokeCommand, type InvokeCommandInput, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
+import { wrapInvokePayload } from '../carriers/invoke-payload-envelope';
 import { mergeIntoClientContext } from '../carriers/lambda-client-context';
 import { recordFailure } from '../invocation';
 import {
@@ -12,31 +13,47 @@ import {
   ATTR_RPC_SYSTEM,
 } from '../semconv';
 import { getTelemetry } from '../telemetry';
+import { forwardParentContext, type ForwardOptions } from './parent';
 
 /**
- * Returns a copy of an Invoke input whose `ClientContext` carries the trace context of `ctx` in its `custom`
- * object (the caller's keys kept, Lambda's 3,583-byte limit respected).
+ * Returns a copy of an Invoke input that carries the trace context of `ctx`:
+ * - `RequestResponse` (the default): in `ClientContext.custom`, the caller's keys kept, within Lambda's
+ *   3,583-byte limit;
+ * - `Event`: AWS drops the client context of asynchronous invokes, so the JSON payload is wrapped in an
+ *   envelope that `traceInvokeHandler` unwraps (a payload that is not JSON is sent as is, untraced);
+ * - `DryRun`: nothing to carry.
  */
 export function injectIntoInvokeInput(input: InvokeCommandInput, ctx: Context): InvokeCommandInput {
+  if (input.InvocationType === 'DryRun') return input;
   const fields: Record<string, string> = {};
   propagation.inject(ctx, fields);
   if (Object.keys(fields).length === 0) return input;
+  if (input.InvocationType === 'Event') {
+    const Payload = wrapInvokePayload(input.Payload, fields);
+    return Payload ? { ...input, Payload } : input;
+  }
   const ClientContext = mergeIntoClientContext(input.ClientContext, fields);
   return ClientContext === input.ClientContext ? input : { ...input, ClientContext };
 }
 
 /**
  * Invokes a function with a CLIENT `invoke <function>` span around the call and the span's context in the
- * invoke, so the invoked function continues the trace. A function error (`FunctionError` in the response)
- * marks the span failed; the SDK's result and errors pass through unchanged.
+ * invoke (see `injectIntoInvokeInput`), so the invoked function continues the trace. A function error
+ * (`FunctionError` in the response) marks the span failed; the SDK's result and errors pass through unchanged.
  */
-export async function invokeFunction(client: LambdaClient, input: InvokeCommandInput): Promise<InvokeCommandOutput> {
+export async function invokeFunction(
+  client: LambdaClient,
+  input: InvokeCommandInput,
+  options?: ForwardOptions,
+): Promise<InvokeCommandOutput> {
   const name = functionNameOf(input.FunctionName);
-  const span = getTelemetry().tracer.startSpan(`invoke ${name}`, {
-    kind: SpanKind.CLIENT,
-    attributes: await invokeAttributes(client, name),
-  });
-  const spanContext = trace.setSpan(context.active(), span);
+  const parent = forwardParentContext(options);
+  const span = getTelemetry().tracer.startSpan(
+    `invoke ${name}`,
+    { kind: SpanKind.CLIENT, attributes: await invokeAttributes(client, name) },
+    parent,
+  );
+  const spanContext = trace.setSpan(parent, span);
   try {
     const output = await context.with(spanContext, () => client.send(new InvokeCommand(injectIntoInvokeInput(input, spanContext))));
     if (output?.FunctionError) {

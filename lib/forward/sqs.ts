@@ -1,8 +1,11 @@
-import { context, diag, propagation, SpanKind, trace, type Attributes, type Context } from '@opentelemetry/api';
+import { context, diag, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
 import {
+  SendMessageBatchCommand,
   SendMessageCommand,
   type MessageAttributeValue,
   type MessageSystemAttributeValue,
+  type SendMessageBatchCommandInput,
+  type SendMessageBatchCommandOutput,
   type SendMessageCommandInput,
   type SendMessageCommandOutput,
   type SQSClient,
@@ -10,16 +13,10 @@ import {
 import { SQS_MAX_MESSAGE_ATTRIBUTES, sqsSendAttributesSetter } from '../carriers/sqs-message-attributes';
 import { formatXRayTraceHeader } from '../carriers/xray-trace-header';
 import { recordFailure } from '../invocation';
-import {
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_MESSAGE_ID,
-  ATTR_MESSAGING_OPERATION_NAME,
-  ATTR_MESSAGING_OPERATION_TYPE,
-  ATTR_MESSAGING_SYSTEM,
-  MESSAGING_OPERATION,
-  MESSAGING_SYSTEM_AWS_SQS,
-} from '../semconv';
+import { sqsSpanAttributes, sqsSpanName } from '../messaging';
+import { ATTR_ERROR_TYPE, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_MESSAGE_ID } from '../semconv';
 import { getTelemetry } from '../telemetry';
+import { forwardParentContext, type ForwardOptions } from './parent';
 
 /** The part of a SendMessage (or SendMessageBatch entry) input that carries a trace context. */
 export interface SqsMessageCarrier {
@@ -32,8 +29,8 @@ let reportedAttributeLimit = false;
 /**
  * Returns a copy of a message input that carries the trace context of `ctx`: as `traceparent`/`tracestate`
  * message attributes (the caller's attributes kept), or, when those would push the message past SQS's limit
- * of 10 attributes, in the `AWSTraceHeader` system attribute, which does not count toward it. The send never
- * fails because of tracing.
+ * of 10 attributes, in the `AWSTraceHeader` system attribute, which does not count toward it (a `Lineage`
+ * field already there is kept). The send never fails because of tracing.
  */
 export function injectIntoSqsMessage<T extends SqsMessageCarrier>(input: T, ctx: Context): T {
   const ours: Record<string, MessageAttributeValue> = {};
@@ -66,13 +63,19 @@ export function injectIntoSqsMessage<T extends SqsMessageCarrier>(input: T, ctx:
  * Sends one message with a PRODUCER `send <queue>` span around the call and the span's context in the
  * message, so the consumer continues the trace. The SDK's result and errors pass through unchanged.
  */
-export async function sendMessage(client: SQSClient, input: SendMessageCommandInput): Promise<SendMessageCommandOutput> {
+export async function sendMessage(
+  client: SQSClient,
+  input: SendMessageCommandInput,
+  options?: ForwardOptions,
+): Promise<SendMessageCommandOutput> {
   const queue = queueNameFromUrl(input.QueueUrl);
-  const span = getTelemetry().tracer.startSpan(queue ? `send ${queue}` : 'send', {
-    kind: SpanKind.PRODUCER,
-    attributes: messagingAttributes(queue),
-  });
-  const spanContext = trace.setSpan(context.active(), span);
+  const parent = forwardParentContext(options);
+  const span = getTelemetry().tracer.startSpan(
+    sqsSpanName('send', queue),
+    { kind: SpanKind.PRODUCER, attributes: sqsSpanAttributes('send', queue) },
+    parent,
+  );
+  const spanContext = trace.setSpan(parent, span);
   try {
     const output = await context.with(spanContext, () =>
       client.send(new SendMessageCommand(injectIntoSqsMessage(input, spanContext))),
@@ -87,14 +90,61 @@ export async function sendMessage(client: SQSClient, input: SendMessageCommandIn
   }
 }
 
-export function messagingAttributes(queue: string | undefined): Attributes {
-  const attributes: Attributes = {
-    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_AWS_SQS,
-    [ATTR_MESSAGING_OPERATION_TYPE]: MESSAGING_OPERATION.send,
-    [ATTR_MESSAGING_OPERATION_NAME]: MESSAGING_OPERATION.send,
-  };
-  if (queue) attributes[ATTR_MESSAGING_DESTINATION_NAME] = queue;
-  return attributes;
+/**
+ * Sends a batch with a CLIENT `send <queue>` span around the call and one PRODUCER `create <queue>` span per
+ * entry, whose own context that entry carries: each message continues its own branch of the trace. Entries
+ * that SQS reports failed get an ERROR span. The SDK's result and errors pass through unchanged.
+ */
+export async function sendMessageBatch(
+  client: SQSClient,
+  input: SendMessageBatchCommandInput,
+  options?: ForwardOptions,
+): Promise<SendMessageBatchCommandOutput> {
+  const { tracer } = getTelemetry();
+  const queue = queueNameFromUrl(input.QueueUrl);
+  const entries = input.Entries ?? [];
+  const parent = forwardParentContext(options);
+  const batchSpan = tracer.startSpan(
+    sqsSpanName('send', queue),
+    {
+      kind: SpanKind.CLIENT,
+      attributes: { ...sqsSpanAttributes('send', queue), [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: entries.length },
+    },
+    parent,
+  );
+  const batchContext = trace.setSpan(parent, batchSpan);
+  const entrySpans = new Map<string | undefined, Span>();
+  const tracedEntries = entries.map((entry) => {
+    const span = tracer.startSpan(
+      sqsSpanName('create', queue),
+      { kind: SpanKind.PRODUCER, attributes: sqsSpanAttributes('create', queue) },
+      batchContext,
+    );
+    entrySpans.set(entry.Id, span);
+    return injectIntoSqsMessage(entry, trace.setSpan(batchContext, span));
+  });
+  try {
+    const output = await context.with(batchContext, () =>
+      client.send(new SendMessageBatchCommand({ ...input, Entries: tracedEntries })),
+    );
+    for (const sent of output?.Successful ?? []) {
+      if (sent.MessageId) entrySpans.get(sent.Id)?.setAttribute(ATTR_MESSAGING_MESSAGE_ID, sent.MessageId);
+    }
+    for (const failed of output?.Failed ?? []) {
+      const span = entrySpans.get(failed.Id);
+      span?.setStatus({ code: SpanStatusCode.ERROR, message: failed.Message ?? failed.Code });
+      if (failed.Code) span?.setAttribute(ATTR_ERROR_TYPE, failed.Code);
+    }
+    if ((output?.Failed?.length ?? 0) > 0) batchSpan.setStatus({ code: SpanStatusCode.ERROR, message: 'some entries failed' });
+    return output;
+  } catch (error) {
+    recordFailure(batchSpan, error);
+    for (const span of entrySpans.values()) recordFailure(span, error);
+    throw error;
+  } finally {
+    for (const span of entrySpans.values()) span.end();
+    batchSpan.end();
+  }
 }
 
 /** https://sqs.region.amazonaws.com/123456789012/orders → orders */

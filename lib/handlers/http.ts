@@ -2,7 +2,8 @@ import { diag, SpanKind, SpanStatusCode, type Attributes, type Span } from '@ope
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { collectHttpHeaders, type HeaderValues, type HttpEvent } from '../carriers/http-headers';
 import { extractParentFromHttpEvent } from '../extract';
-import { invocationAttributes, runInvocation, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
+import { invocationAttributes, runInvocation, startEntrySpan, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
+import type { InboundPolicy } from '../inbound-policy';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_HTTP_REQUEST_METHOD,
@@ -21,24 +22,26 @@ import { getTelemetry } from '../telemetry';
  * caller's `traceparent` header (any case) or a new root, named `METHOD /route`, with the response status.
  * The handler's result and errors pass through unchanged; spans are flushed before the function returns.
  */
-export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>): LambdaFn<E, R> {
+export interface HttpHandlerOptions {
+  /** What to do with a caller's `traceparent` (default `continue`); see `InboundPolicy`. */
+  inbound?: InboundPolicy;
+}
+
+export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>, options: HttpHandlerOptions = {}): LambdaFn<E, R> {
   return async (event, lambdaContext) => {
     const started = startTelemetrySafely(() => {
       const telemetry = getTelemetry();
-      const parent = extractParentFromHttpEvent(event);
       const request = describeRequest(event);
-      const span = telemetry.tracer.startSpan(
-        request.route ? `${request.method} ${request.route}` : request.method,
-        {
-          kind: SpanKind.SERVER,
-          attributes: {
-            ...invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType)),
-            ...request.attributes,
-          },
+      return startEntrySpan(telemetry, {
+        name: request.route ? `${request.method} ${request.route}` : request.method,
+        kind: SpanKind.SERVER,
+        attributes: {
+          ...invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType)),
+          ...request.attributes,
         },
-        parent.context,
-      );
-      return { telemetry, parentContext: parent.context, span };
+        lookup: extractParentFromHttpEvent(event),
+        inbound: options.inbound,
+      });
     });
     if (!started) return handler(event, lambdaContext);
     return runInvocation(started, () => handler(event, lambdaContext), recordResponse);

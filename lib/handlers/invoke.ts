@@ -1,34 +1,38 @@
 import { SpanKind } from '@opentelemetry/api';
-import { extractParentFromInvokeContext } from '../extract';
-import { invocationAttributes, runInvocation, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
+import { unwrapInvokePayload } from '../carriers/invoke-payload-envelope';
+import { extractParentFromInvoke } from '../extract';
+import type { InboundPolicy } from '../inbound-policy';
+import { invocationAttributes, runInvocation, startEntrySpan, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
 import { FAAS_TRIGGER } from '../semconv';
 import { getTelemetry } from '../telemetry';
 
+export interface InvokeHandlerOptions {
+  /** What to do with the caller's trace context (default `continue`); see `InboundPolicy`. */
+  inbound?: InboundPolicy;
+}
+
 /**
  * Wraps a function that other code invokes directly (`Invoke` API, SDK, `serverless invoke`): one SERVER span
- * named after the function, the child of the trace context found in the invoke's client context, or a new root.
- * The handler's result and errors pass through unchanged; spans are flushed before the function returns.
+ * named after the function, the child of the trace context found in the invoke's client context (synchronous
+ * invokes) or payload envelope (asynchronous invokes), or a new root. An envelope is unwrapped: the handler
+ * always receives the caller's own payload. Results and errors pass through unchanged; spans are flushed
+ * before the function returns.
  */
-export function traceInvokeHandler<E, R>(handler: LambdaFn<E, R>): LambdaFn<E, R> {
+export function traceInvokeHandler<E, R>(handler: LambdaFn<E, R>, options: InvokeHandlerOptions = {}): LambdaFn<E, R> {
   return async (event, lambdaContext) => {
+    const { payload, fields } = unwrapInvokePayload(event);
+    const callerEvent = payload as E;
     const started = startTelemetrySafely(() => {
       const telemetry = getTelemetry();
-      const parent = extractParentFromInvokeContext(lambdaContext);
-      const span = telemetry.tracer.startSpan(
-        lambdaContext.functionName || telemetry.config.lambda.functionName || 'invoke',
-        {
-          kind: SpanKind.SERVER,
-          attributes: invocationAttributes(
-            lambdaContext,
-            FAAS_TRIGGER.other,
-            takeColdStart(telemetry.config.lambda.initializationType),
-          ),
-        },
-        parent.context,
-      );
-      return { telemetry, parentContext: parent.context, span };
+      return startEntrySpan(telemetry, {
+        name: lambdaContext.functionName || telemetry.config.lambda.functionName || 'invoke',
+        kind: SpanKind.SERVER,
+        attributes: invocationAttributes(lambdaContext, FAAS_TRIGGER.other, takeColdStart(telemetry.config.lambda.initializationType)),
+        lookup: extractParentFromInvoke(lambdaContext, fields),
+        inbound: options.inbound,
+      });
     });
-    if (!started) return handler(event, lambdaContext);
-    return runInvocation(started, () => handler(event, lambdaContext));
+    if (!started) return handler(callerEvent, lambdaContext);
+    return runInvocation(started, () => handler(callerEvent, lambdaContext));
   };
 }

@@ -1,39 +1,70 @@
-import { context, SpanKind, trace, type Attributes } from '@opentelemetry/api';
+import { context, ROOT_CONTEXT, SpanKind, type Attributes, type Link } from '@opentelemetry/api';
 import type { Context as LambdaContext, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import { extractParentFromSqsRecord } from '../extract';
-import { invocationAttributes, recordFailure, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
+import { extractParentFromSqsRecord, type ParentLookup } from '../extract';
+import type { InboundPolicy } from '../inbound-policy';
 import {
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_MESSAGE_ID,
-  ATTR_MESSAGING_OPERATION_NAME,
-  ATTR_MESSAGING_OPERATION_TYPE,
-  ATTR_MESSAGING_SYSTEM,
-  FAAS_TRIGGER,
-  MESSAGING_OPERATION,
-  MESSAGING_SYSTEM_AWS_SQS,
-} from '../semconv';
-import { getTelemetry } from '../telemetry';
+  entryContext,
+  invocationAttributes,
+  recordFailure,
+  startEntrySpan,
+  startTelemetrySafely,
+  takeColdStart,
+  type LambdaFn,
+  type StartedInvocation,
+} from '../invocation';
+import { sqsSpanAttributes, sqsSpanName } from '../messaging';
+import { ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_MESSAGE_ID, FAAS_TRIGGER } from '../semconv';
+import { getTelemetry, type Telemetry } from '../telemetry';
 
 /** Handles one SQS record; a rejection marks that record failed (it is retried), the others still succeed. */
 export type SqsRecordHandler = (record: SQSRecord, context: LambdaContext) => Promise<void>;
 
 /**
- * Wraps a per-record SQS handler into a batch handler for an event source mapping with
- * `ReportBatchItemFailures`: one CONSUMER `process <queue>` span per record, each the child of the context
- * its producer put in the message attributes (or a new root), and every failed record reported in
- * `batchItemFailures`. On a FIFO queue processing stops at the first failure and the rest of the batch is
- * reported failed too, so that order is kept.
+ * How the spans of a batch relate to the messages' producers:
+ * - `parent` (default): each record's span is the child of its producer, one trace end to end per message;
+ * - `links`: each record's span starts a new trace, linked to its producer (the messaging conventions' form);
+ * - `both`: one batch span linked to every producer, with a child span per record, each linked to its producer.
  */
-export function traceSqsRecords(handleRecord: SqsRecordHandler): LambdaFn<SQSEvent, SQSBatchResponse> {
+export type SqsBatchStrategy = 'parent' | 'links' | 'both';
+
+export interface SqsHandlerOptions {
+  strategy?: SqsBatchStrategy;
+  /** What to do with the producers' trace contexts (default `continue`); see `InboundPolicy`. */
+  inbound?: InboundPolicy;
+}
+
+/**
+ * Wraps a per-record SQS handler into a batch handler for an event source mapping with
+ * `ReportBatchItemFailures`: one CONSUMER `process <queue>` span per record, and every failed record reported in
+ * `batchItemFailures` with its span marked ERROR. On a FIFO queue processing stops at the first failure and the
+ * rest of the batch is reported failed too, so that order is kept. Spans are flushed before the function returns.
+ */
+export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHandlerOptions = {}): LambdaFn<SQSEvent, SQSBatchResponse> {
+  const { strategy, inbound } = { strategy: 'parent' as SqsBatchStrategy, inbound: 'continue' as InboundPolicy, ...options };
   return async (event, lambdaContext) => {
     const records = Array.isArray(event?.Records) ? event.Records : [];
-    const batchItemFailures: SQSBatchItemFailure[] = [];
     const telemetry = startTelemetrySafely(getTelemetry);
     const coldStart = startTelemetrySafely(() => takeColdStart(telemetry?.config.lambda.initializationType)) ?? false;
+    const lookups = records.map((record) => startTelemetrySafely(() => extractParentFromSqsRecord(record)));
+    const batch =
+      telemetry && strategy === 'both'
+        ? startTelemetrySafely(() => startBatchSpan(telemetry, records, lookups, lambdaContext, coldStart, inbound))
+        : undefined;
+
+    const batchItemFailures: SQSBatchItemFailure[] = [];
     try {
       for (let index = 0; index < records.length; index++) {
         const record = records[index];
-        const failed = await processRecord(record, lambdaContext, coldStart && index === 0, handleRecord);
+        const started =
+          telemetry &&
+          startTelemetrySafely(() =>
+            startRecordSpan(telemetry, record, lookups[index], lambdaContext, {
+              coldStart: coldStart && index === 0 && !batch,
+              inbound: strategy === 'parent' ? inbound : inbound === 'ignore' ? 'ignore' : 'link',
+              batch,
+            }),
+          );
+        const failed = await processRecord(record, lambdaContext, started || undefined, handleRecord);
         if (!failed) continue;
         if (isFifo(record)) {
           batchItemFailures.push(...records.slice(index).map((rest) => ({ itemIdentifier: rest.messageId })));
@@ -42,43 +73,74 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler): LambdaFn<SQSEve
         batchItemFailures.push({ itemIdentifier: record.messageId });
       }
     } finally {
+      batch?.span.end();
       await telemetry?.flush();
     }
     return { batchItemFailures };
   };
 }
 
-/** Runs one record in its own span; returns whether it failed. */
+function startBatchSpan(
+  telemetry: Telemetry,
+  records: SQSRecord[],
+  lookups: (ParentLookup | undefined)[],
+  lambdaContext: LambdaContext,
+  coldStart: boolean,
+  inbound: InboundPolicy,
+): StartedInvocation {
+  const queue = queueNameFromArn(records[0]?.eventSourceARN);
+  const links: Link[] =
+    inbound === 'ignore' ? [] : lookups.flatMap((lookup) => (lookup?.parent ? [{ context: lookup.parent }] : []));
+  return startEntrySpan(telemetry, {
+    name: sqsSpanName('process', queue),
+    kind: SpanKind.CONSUMER,
+    attributes: {
+      ...invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, coldStart),
+      ...sqsSpanAttributes('process', queue),
+      [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: records.length,
+    },
+    lookup: { context: ROOT_CONTEXT, source: 'none' },
+    inbound: 'ignore',
+    links,
+  });
+}
+
+function startRecordSpan(
+  telemetry: Telemetry,
+  record: SQSRecord,
+  lookup: ParentLookup | undefined,
+  lambdaContext: LambdaContext,
+  placement: { coldStart: boolean; inbound: InboundPolicy; batch?: StartedInvocation },
+): StartedInvocation {
+  const queue = queueNameFromArn(record.eventSourceARN);
+  const attributes: Attributes = {
+    ...invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, placement.coldStart),
+    ...sqsSpanAttributes('process', queue),
+    [ATTR_MESSAGING_MESSAGE_ID]: record.messageId,
+  };
+  return startEntrySpan(telemetry, {
+    name: sqsSpanName('process', queue),
+    kind: SpanKind.CONSUMER,
+    attributes,
+    lookup: lookup ?? { context: ROOT_CONTEXT, source: 'none' },
+    inbound: placement.inbound,
+    parentContext: placement.batch ? entryContext(placement.batch.parentContext, placement.batch.span) : undefined,
+  });
+}
+
+/** Runs one record, in its span when there is one; returns whether it failed. */
 async function processRecord(
   record: SQSRecord,
   lambdaContext: LambdaContext,
-  coldStart: boolean,
+  started: StartedInvocation | undefined,
   handleRecord: SqsRecordHandler,
 ): Promise<boolean> {
-  const started = startTelemetrySafely(() => {
-    const parent = extractParentFromSqsRecord(record);
-    const queue = queueNameFromArn(record.eventSourceARN);
-    const attributes: Attributes = {
-      ...invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, coldStart),
-      [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_AWS_SQS,
-      [ATTR_MESSAGING_OPERATION_TYPE]: MESSAGING_OPERATION.process,
-      [ATTR_MESSAGING_OPERATION_NAME]: MESSAGING_OPERATION.process,
-      [ATTR_MESSAGING_MESSAGE_ID]: record.messageId,
-    };
-    if (queue) attributes[ATTR_MESSAGING_DESTINATION_NAME] = queue;
-    const span = getTelemetry().tracer.startSpan(
-      queue ? `process ${queue}` : 'process',
-      { kind: SpanKind.CONSUMER, attributes },
-      parent.context,
-    );
-    return { parent, span };
-  });
   try {
-    if (!started) {
+    if (started) {
+      await context.with(entryContext(started.parentContext, started.span), () => handleRecord(record, lambdaContext));
+    } else {
       await handleRecord(record, lambdaContext);
-      return false;
     }
-    await context.with(trace.setSpan(started.parent.context, started.span), () => handleRecord(record, lambdaContext));
     return false;
   } catch (error) {
     if (started) recordFailure(started.span, error);

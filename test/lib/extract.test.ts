@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mergeIntoClientContext, CLIENT_CONTEXT_MAX_BYTES } from '../../lib/carriers/lambda-client-context';
-import { extractParentFromHttpEvent, extractParentFromInvokeContext, extractParentFromSqsRecord } from '../../lib/extract';
+import { extractParentFromHttpEvent, extractParentFromInvoke, extractParentFromSqsRecord } from '../../lib/extract';
 import { apiGatewayV1Event, apiGatewayV2Event, captureSpans, lambdaContext, sqsRecord } from '../../lib/testing';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
@@ -113,19 +113,19 @@ describe('extractParentFromSqsRecord', () => {
   });
 });
 
-describe('extractParentFromInvokeContext', () => {
+describe('extractParentFromInvoke', () => {
   it('finds the context in clientContext.custom', () => {
     const context = lambdaContext({ clientContext: { custom: { traceparent: TRACEPARENT } } as never });
 
-    const found = extractParentFromInvokeContext(context);
+    const found = extractParentFromInvoke(context);
 
     expect(found.source).toBe('lambda-client-context');
     expect(found.parent?.spanId).toBe(SPAN_ID);
   });
 
   it('starts a new root without a client context, or with a custom that is not an object', () => {
-    expect(extractParentFromInvokeContext(lambdaContext()).source).toBe('none');
-    expect(extractParentFromInvokeContext(lambdaContext({ clientContext: { custom: 'x' } as never })).source).toBe('none');
+    expect(extractParentFromInvoke(lambdaContext()).source).toBe('none');
+    expect(extractParentFromInvoke(lambdaContext({ clientContext: { custom: 'x' } as never })).source).toBe('none');
   });
 });
 

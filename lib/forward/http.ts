@@ -1,0 +1,54 @@
+import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import { httpHeadersSetter } from '../carriers/http-headers';
+import { recordFailure } from '../invocation';
+import {
+  ATTR_HTTP_REQUEST_METHOD,
+  ATTR_HTTP_RESPONSE_STATUS_CODE,
+  ATTR_SERVER_ADDRESS,
+  ATTR_SERVER_PORT,
+  ATTR_URL_FULL,
+} from '../semconv';
+import { getTelemetry } from '../telemetry';
+import { forwardParentContext, type ForwardOptions } from './parent';
+
+/**
+ * `fetch` with a CLIENT `METHOD` span around the request and the span's context in `traceparent`/`tracestate`
+ * headers (the caller's headers kept). The response and errors pass through unchanged; 5xx marks the span failed.
+ */
+export async function tracedFetch(input: string | URL, init: RequestInit = {}, options?: ForwardOptions): Promise<Response> {
+  const method = (init.method ?? 'GET').toUpperCase();
+  const parent = forwardParentContext(options);
+  const span = getTelemetry().tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes: urlAttributes(input, method) }, parent);
+  const spanContext = trace.setSpan(parent, span);
+  const headers = new Headers(init.headers);
+  const traceHeaders: Record<string, string> = {};
+  propagation.inject(spanContext, traceHeaders, httpHeadersSetter);
+  for (const [name, value] of Object.entries(traceHeaders)) headers.set(name, value);
+  try {
+    const response = await context.with(spanContext, () => fetch(input, { ...init, headers }));
+    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.status);
+    if (response.status >= 400) span.setStatus({ code: SpanStatusCode.ERROR });
+    return response;
+  } catch (error) {
+    recordFailure(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+function urlAttributes(input: string | URL, method: string): Attributes {
+  const attributes: Attributes = { [ATTR_HTTP_REQUEST_METHOD]: method };
+  try {
+    const url = new URL(input);
+    // Credentials never go into telemetry.
+    url.username = '';
+    url.password = '';
+    attributes[ATTR_URL_FULL] = url.href;
+    attributes[ATTR_SERVER_ADDRESS] = url.hostname;
+    attributes[ATTR_SERVER_PORT] = Number(url.port) || (url.protocol === 'https:' ? 443 : 80);
+  } catch {
+    // A relative or invalid URL: fetch itself will say so.
+  }
+  return attributes;
+}

@@ -1,0 +1,24 @@
+import type { Attributes } from '@opentelemetry/api';
+import {
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM,
+  MESSAGING_SYSTEM_AWS_SQS,
+} from './semconv';
+
+/** The messaging attributes every SQS span carries, producer or consumer side. */
+export function sqsSpanAttributes(operation: 'send' | 'create' | 'process', queue: string | undefined): Attributes {
+  const attributes: Attributes = {
+    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_AWS_SQS,
+    [ATTR_MESSAGING_OPERATION_TYPE]: operation,
+    [ATTR_MESSAGING_OPERATION_NAME]: operation,
+  };
+  if (queue) attributes[ATTR_MESSAGING_DESTINATION_NAME] = queue;
+  return attributes;
+}
+
+/** The span name the messaging conventions give: `{operation} {destination}`. */
+export function sqsSpanName(operation: 'send' | 'create' | 'process', queue: string | undefined): string {
+  return queue ? `${operation} ${queue}` : operation;
+}
