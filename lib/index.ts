@@ -15,9 +15,17 @@ export type { LambdaFn } from './invocation';
 export { traceHttpHandler, type HttpHandlerOptions } from './handlers/http';
 export { traceSqsRecords, type SqsBatchStrategy, type SqsHandlerOptions, type SqsRecordHandler } from './handlers/sqs';
 export { traceInvokeHandler, type InvokeHandlerOptions } from './handlers/invoke';
+export { traceEventBridgeHandler, traceSnsRecords, type EventHandlerOptions } from './handlers/events';
 export { withSpan } from './child-span';
 export type { ForwardOptions } from './forward/parent';
 export { injectIntoSqsMessage, sendMessage, sendMessageBatch } from './forward/sqs';
 export { injectIntoInvokeInput, invokeFunction } from './forward/lambda';
 export { tracedFetch } from './forward/http';
-export { currentTracePayload, type TracePayload } from './trace-payload';
+export {
+  continueFromPayload,
+  currentTraceHeaders,
+  currentTracePayload,
+  traceLogFields,
+  type TracePayload,
+} from './trace-payload';
+export { startRun, type Run } from './run';

@@ -59,3 +59,4 @@ export const FAAS_TRIGGER = {
 } as const;
 
 export const MESSAGING_SYSTEM_AWS_SQS = 'aws_sqs';
+export const MESSAGING_SYSTEM_AWS_SNS = 'aws_sns';

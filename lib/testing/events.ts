@@ -6,6 +6,8 @@ import type {
   APIGatewayProxyEventV2,
   ClientContext,
   Context as LambdaContext,
+  EventBridgeEvent,
+  SNSEventRecord,
   SQSEvent,
   SQSMessageAttributes,
   SQSRecord,
@@ -168,4 +170,53 @@ export function lambdaContext(options: { functionName?: string; clientContext?: 
 export function clientContextFromInvoke(input: InvokeCommandInput): ClientContext | undefined {
   if (!input.ClientContext) return undefined;
   return JSON.parse(Buffer.from(input.ClientContext, 'base64').toString('utf8')) as ClientContext;
+}
+
+/** One SNS record as an SNS-triggered function receives it; `attributes` are string message attributes. */
+export function snsRecord(options: { message?: string; attributes?: Record<string, string>; topic?: string } = {}): SNSEventRecord {
+  const { message = '{}', attributes = {}, topic = 'order-events' } = options;
+  return {
+    EventVersion: '1.0',
+    EventSubscriptionArn: `arn:aws:sns:${REGION}:${ACCOUNT}:${topic}:${randomUUID()}`,
+    EventSource: 'aws:sns',
+    Sns: {
+      SignatureVersion: '1',
+      Timestamp: new Date().toISOString(),
+      Signature: '',
+      SigningCertUrl: '',
+      MessageId: randomUUID(),
+      Message: message,
+      MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([name, Value]) => [name, { Type: 'String', Value }])),
+      Type: 'Notification',
+      UnsubscribeUrl: '',
+      TopicArn: `arn:aws:sns:${REGION}:${ACCOUNT}:${topic}`,
+      Subject: '',
+    },
+  };
+}
+
+/** The SQS message body SNS delivers to a subscribed queue without raw message delivery. */
+export function snsEnvelopeBody(message: string, attributes: Record<string, string> = {}, topic = 'order-events'): string {
+  return JSON.stringify({
+    Type: 'Notification',
+    MessageId: randomUUID(),
+    TopicArn: `arn:aws:sns:${REGION}:${ACCOUNT}:${topic}`,
+    Message: message,
+    Timestamp: new Date().toISOString(),
+    MessageAttributes: Object.fromEntries(Object.entries(attributes).map(([name, Value]) => [name, { Type: 'String', Value }])),
+  });
+}
+
+export function eventBridgeEvent<D>(detail: D, detailType = 'OrderPlaced'): EventBridgeEvent<string, D> {
+  return {
+    version: '0',
+    id: randomUUID(),
+    'detail-type': detailType,
+    source: 'orders',
+    account: ACCOUNT,
+    time: new Date().toISOString(),
+    region: REGION,
+    resources: [],
+    detail,
+  };
 }

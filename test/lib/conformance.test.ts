@@ -1,0 +1,111 @@
+import { beforeEach, describe, expect, it } from 'vitest';
+import { isValidTraceState } from '../../lib/carriers/trace-state';
+import {
+  extractParentFromEventBridgeEvent,
+  extractParentFromHttpEvent,
+  extractParentFromSnsRecord,
+  extractParentFromSqsRecord,
+} from '../../lib';
+import { apiGatewayV2Event, captureSpans, eventBridgeEvent, snsEnvelopeBody, snsRecord, sqsRecord } from '../../lib/testing';
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const SPAN_ID = '00f067aa0ba902b7';
+const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
+
+beforeEach(() => {
+  captureSpans();
+});
+
+const fromHeaders = (headers: Record<string, string>) => extractParentFromHttpEvent(apiGatewayV2Event({ headers }));
+
+describe('W3C traceparent', () => {
+  it.each([
+    ['version ff', `ff-${TRACE_ID}-${SPAN_ID}-01`],
+    ['version 00 with extra fields', `${TRACEPARENT}-extra`],
+    ['upper-case hex', `00-${TRACE_ID.toUpperCase()}-${SPAN_ID}-01`],
+    ['all-zero span id', `00-${TRACE_ID}-${'0'.repeat(16)}-01`],
+    ['flags that are not hex', `00-${TRACE_ID}-${SPAN_ID}-zz`],
+    ['a trace id one digit short', `00-${TRACE_ID.slice(1)}-${SPAN_ID}-01`],
+  ])('rejects %s (new root)', (_, traceparent) => {
+    expect(fromHeaders({ traceparent }).source).toBe('none');
+  });
+
+  it('accepts a future version with extra fields, reading the fields it knows', () => {
+    expect(fromHeaders({ traceparent: `01-${TRACE_ID}-${SPAN_ID}-01-future` }).parent?.traceId).toBe(TRACE_ID);
+  });
+
+  it('keeps the level 2 random flag it receives', () => {
+    expect(fromHeaders({ traceparent: `00-${TRACE_ID}-${SPAN_ID}-03` }).parent?.traceFlags).toBe(0x03);
+  });
+
+  it('keeps an unsampled parent unsampled', () => {
+    expect(fromHeaders({ traceparent: `00-${TRACE_ID}-${SPAN_ID}-00` }).parent?.traceFlags).toBe(0);
+  });
+});
+
+describe('W3C tracestate', () => {
+  it('keeps a valid tracestate, vendor keys with @ included', () => {
+    const tracestate = 'rojo=00f067aa0ba902b7, tenant@vendor=x ,congo=t61rcWkgMzE';
+
+    expect(fromHeaders({ traceparent: TRACEPARENT, tracestate }).parent?.traceState?.serialize()).toBe(
+      'rojo=00f067aa0ba902b7,tenant@vendor=x,congo=t61rcWkgMzE',
+    );
+  });
+
+  it.each([
+    ['an upper-case key', 'Rojo=1'],
+    ['a key of 257 characters', `${'a'.repeat(257)}=1`],
+    ['a vendor part too long', `t@${'v'.repeat(15)}=1`],
+    ['a value with a comma-free but illegal character', 'rojo=a\u0001b'],
+    ['a value with "="', 'rojo=a=b'],
+    ['a member without "="', 'rojo'],
+    ['a duplicated key', 'rojo=1,congo=2,rojo=3'],
+    ['33 members', Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(',')],
+  ])('drops a tracestate with %s and keeps the parent', (_, tracestate) => {
+    const found = fromHeaders({ traceparent: TRACEPARENT, tracestate });
+
+    expect(found.parent?.spanId).toBe(SPAN_ID);
+    expect(found.parent?.traceState).toBeUndefined();
+  });
+
+  it('accepts 32 members and empty list members', () => {
+    expect(isValidTraceState(Array.from({ length: 32 }, (_, i) => `k${i}=v`).join(','))).toBe(true);
+    expect(isValidTraceState('a=1,, ,b=2')).toBe(true);
+  });
+});
+
+describe('SNS and EventBridge sources', () => {
+  it('reads the SNS envelope of a queue subscribed without raw delivery', () => {
+    const record = sqsRecord({ body: snsEnvelopeBody('{"orderId":"o-1"}', { traceparent: TRACEPARENT }) });
+
+    const found = extractParentFromSqsRecord(record);
+
+    expect(found.source).toBe('sqs-sns-envelope');
+    expect(found.parent?.spanId).toBe(SPAN_ID);
+  });
+
+  it('reads message attributes of raw SNS delivery like any SQS message', () => {
+    const record = sqsRecord({
+      body: '{"orderId":"o-1"}',
+      messageAttributes: { traceparent: { dataType: 'String', stringValue: TRACEPARENT, stringListValues: [], binaryListValues: [] } },
+    });
+
+    expect(extractParentFromSqsRecord(record).source).toBe('sqs-message-attributes');
+  });
+
+  it('leaves a body that only looks like an envelope alone', () => {
+    expect(extractParentFromSqsRecord(sqsRecord({ body: '{"Type":"Notification", broken' })).source).toBe('none');
+  });
+
+  it('reads an SNS-triggered record', () => {
+    expect(extractParentFromSnsRecord(snsRecord({ attributes: { traceparent: TRACEPARENT } })).parent?.spanId).toBe(SPAN_ID);
+  });
+
+  it('reads an EventBridge detail', () => {
+    const found = extractParentFromEventBridgeEvent(eventBridgeEvent({ orderId: 'o-1', traceparent: TRACEPARENT }));
+
+    expect(found.source).toBe('eventbridge-detail');
+    expect(found.parent?.traceId).toBe(TRACE_ID);
+    expect(extractParentFromEventBridgeEvent(eventBridgeEvent('text detail')).source).toBe('none');
+  });
+});
