@@ -1,4 +1,5 @@
 import { context, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import type { EventBridgeEvent } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
 import {
   continueFromPayload,
@@ -195,7 +196,7 @@ describe('SNS and EventBridge handlers', () => {
   });
 
   it('continues the producer trace from an EventBridge detail', async () => {
-    const handler = traceEventBridgeHandler(async (event) => event.detail.orderId);
+    const handler = traceEventBridgeHandler(async (event: EventBridgeEvent<string, { orderId: string }>) => event.detail.orderId);
 
     const result = await handler(eventBridgeEvent({ orderId: 'o-1', traceparent: TRACEPARENT }), lambdaContext());
 
