@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { SQSClient } from '@aws-sdk/client-sqs';
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, APIGatewayProxyResult } from 'aws-lambda';
-import { currentTracePayload, sendMessage, traceHttpHandler } from '../lib';
+import { currentTracePayload, sendMessage, traceHttpHandler, traceLogFields } from '../lib';
 import { awsClientOptions, readFunctionConfig, required } from './config';
 import { validateOrderRequest, type Order } from './orders';
 
@@ -22,6 +22,7 @@ export const handler = traceHttpHandler(
       MessageBody: JSON.stringify(order),
       MessageAttributes: { orderId: { DataType: 'String', StringValue: order.orderId } },
     });
+    console.log(JSON.stringify({ message: 'order accepted', orderId: order.orderId, ...traceLogFields() }));
     return json(202, { orderId: order.orderId, traceId: currentTracePayload()?.traceId });
   },
 );

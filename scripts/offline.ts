@@ -2,7 +2,7 @@
  * `npm run offline`: the same stack as `npm start`, kept in the foreground for manual use until Ctrl-C.
  * Every trace the local receiver gets is printed as a tree once it has been quiet for a moment.
  */
-import { functionName, startOfflineStack } from './offline/stack';
+import { FUNCTION_PREFIX, functionName, startOfflineStack } from './offline/stack';
 import { renderTraceTree, spansOfTrace } from './offline/trace-tree';
 
 const QUIET_MS = 1500;
@@ -45,7 +45,7 @@ Try:
         traceId,
         setTimeout(() => {
           timers.delete(traceId);
-          console.log(`\n${renderTraceTree(spansOfTrace(receiver.spans(), traceId), { color: process.stdout.isTTY })}`);
+          console.log(`\n${renderTraceTree(spansOfTrace(receiver.spans(), traceId), { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX })}`);
         }, QUIET_MS),
       );
     }

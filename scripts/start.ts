@@ -3,7 +3,8 @@
  * local OTLP receiver, sends one order through POST /orders, waits for its trace to cross the three
  * functions, prints it as a tree, stops everything and exits 0 (1 if the trace did not come together).
  */
-import { FUNCTIONS, functionName, startOfflineStack, type OfflineStack } from './offline/stack';
+import { readTelemetryConfig, startRun, startTelemetry, tracedFetch, type Run } from '../lib';
+import { FUNCTION_PREFIX, FUNCTIONS, functionName, startOfflineStack, type OfflineStack } from './offline/stack';
 import { isConnectedTrace, renderTraceTree, spansOfTrace } from './offline/trace-tree';
 
 const TRACE_TIMEOUT_MS = 30_000;
@@ -16,22 +17,35 @@ async function main(): Promise<number> {
   const stopOnSignal = () => void stack.stop().finally(() => process.exit(130));
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);
+  // The driver traces itself too: the whole run is one trace, rooted in its own span (the seed's "one root
+  // span for a long script"), exported to the same backend as the functions.
+  startTelemetry(
+    readTelemetryConfig({
+      ...process.env,
+      OTEL_SERVICE_NAME: 'npm-start',
+      ...(stack.receiver ? { OTEL_EXPORTER_OTLP_ENDPOINT: stack.receiver.endpoint, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '' } : {}),
+    }),
+  );
+  const run = startRun('npm start', { attributes: { 'order.count': 1 } });
   try {
-    return await sendOrderAndPrintTrace(stack, externalBackend);
+    return await sendOrderAndPrintTrace(stack, run, externalBackend);
   } finally {
     await stack.stop();
   }
 }
 
-async function sendOrderAndPrintTrace(stack: OfflineStack, externalBackend: string | undefined): Promise<number> {
+async function sendOrderAndPrintTrace(stack: OfflineStack, run: Run, externalBackend: string | undefined): Promise<number> {
   console.log(`POST ${stack.httpApiUrl} ${JSON.stringify(order)}`);
-  const response = await fetch(stack.httpApiUrl, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify(order),
-    signal: AbortSignal.timeout(15_000),
-  });
+  const response = await run.inside(() =>
+    tracedFetch(stack.httpApiUrl, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(order),
+      signal: AbortSignal.timeout(15_000),
+    }),
+  );
   const body = (await response.json()) as { orderId?: string; traceId?: string };
+  await run.end(response.status === 202 ? undefined : new Error(`create-order answered ${response.status}`));
   console.log(`→ ${response.status} ${JSON.stringify(body)}\n`);
   if (response.status !== 202 || !body.traceId) {
     console.error('create-order did not accept the order; serverless offline said:\n' + stack.output());
@@ -43,14 +57,14 @@ async function sendOrderAndPrintTrace(stack: OfflineStack, externalBackend: stri
   }
 
   const traceId = body.traceId;
-  const functions = FUNCTIONS.map(functionName);
+  const functions = [...FUNCTIONS.map(functionName), 'npm-start'];
   try {
     const spans = await stack.receiver.waitFor(
       (received) => isConnectedTrace(spansOfTrace(received, traceId), functions) && hasConfirmation(spansOfTrace(received, traceId)),
       TRACE_TIMEOUT_MS,
     );
-    console.log(renderTraceTree(spansOfTrace(spans, traceId), { color: process.stdout.isTTY }));
-    console.log(`\nOne trace across ${functions.length} functions. Run \`npm run offline\` to keep the stack up and send your own requests.`);
+    console.log(renderTraceTree(spansOfTrace(spans, traceId), { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX }));
+    console.log(`\nOne trace across ${FUNCTIONS.length} functions. Run \`npm run offline\` to keep the stack up and send your own requests.`);
     return 0;
   } catch (error) {
     console.error(`${(error as Error).message}\nSpans of trace ${traceId} so far:`);

@@ -10,7 +10,8 @@ import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver';
 export const SERVICE = 'order-pipeline';
 export const STAGE = 'offline';
 export const FUNCTIONS = ['create-order', 'process-order', 'notify-customer'] as const;
-export const functionName = (key: (typeof FUNCTIONS)[number]) => `${SERVICE}-${STAGE}-${key}`;
+export const FUNCTION_PREFIX = `${SERVICE}-${STAGE}-`;
+export const functionName = (key: (typeof FUNCTIONS)[number]) => `${FUNCTION_PREFIX}${key}`;
 const ACCOUNT_ID = '000000000000';
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
 
@@ -35,8 +36,10 @@ export interface OfflineStack {
   queueUrl: string;
   /** The local receiver, when this stack started one. */
   receiver?: OtlpReceiver;
-  /** What serverless offline printed, for diagnosis. */
+  /** What serverless offline printed (handlers' logs included), for diagnosis. */
   output(): string;
+  /** Resolves once serverless offline has printed `text` (logs cross a worker thread and a pipe first). */
+  waitForOutput(text: string, timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -85,6 +88,13 @@ export async function startOfflineStack(options: StackOptions = {}): Promise<Off
       queueUrl: `${sqsEndpoint}/${ACCOUNT_ID}/${SERVICE}-${STAGE}-orders`,
       receiver,
       output: offline.output,
+      waitForOutput: async (text, timeoutMs) => {
+        const deadline = Date.now() + timeoutMs;
+        while (!offline.output().includes(text)) {
+          if (Date.now() > deadline) throw new Error(`serverless offline did not print "${text}" within ${timeoutMs} ms`);
+          await sleep(100);
+        }
+      },
       stop,
     };
   } catch (error) {

@@ -23,7 +23,7 @@ export function isConnectedTrace(spans: readonly ReceivedSpan[], functions: read
 }
 
 /** Renders one trace as an indented tree with kind, function, start offset and duration per span. */
-export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color?: boolean } = {}): string {
+export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color?: boolean; functionPrefix?: string } = {}): string {
   if (spans.length === 0) return '(no spans)';
   const paint = (code: string, text: string) => (options.color ? `\u001b[${code}m${text}\u001b[0m` : text);
   const ids = new Set(spans.map((span) => span.spanId));
@@ -31,7 +31,7 @@ export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color
   const start = byStart[0].startNs;
   const end = byStart.reduce((latest, span) => (span.endNs > latest ? span.endNs : latest), start);
   const functions = [...new Set(spans.map(functionOf))];
-  const prefix = commonDashPrefix(functions);
+  const prefix = options.functionPrefix ?? '';
 
   const rows: string[][] = [];
   const walk = (span: ReceivedSpan, lead: string, last: boolean, depth: number) => {
@@ -39,7 +39,7 @@ export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color
     rows.push([
       `${branch}${span.name}`,
       span.kind,
-      functionOf(span).slice(prefix.length),
+      functionOf(span).startsWith(prefix) ? functionOf(span).slice(prefix.length) : functionOf(span),
       `+${ms(span.startNs - start)}`,
       ms(span.endNs - span.startNs),
       span.status === 'ERROR' ? paint('31', 'ERROR') : '',
@@ -58,7 +58,7 @@ export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color
   const remote = roots.find((root) => root.parentSpanId)?.parentSpanId;
   return [
     paint('1', `trace ${spans[0].traceId}`) +
-      ` · ${spans.length} spans · ${functions.length} functions · ${ms(end - start)}` +
+      ` · ${spans.length} spans · ${functions.length} services · ${ms(end - start)}` +
       (remote ? ` · continues remote parent ${remote}` : ''),
     paint('2', line(header)),
     ...rows.map(line),
@@ -76,12 +76,4 @@ function visible(text: string): string {
 
 function pad(text: string, width: number): string {
   return text + ' '.repeat(Math.max(0, width - visible(text).length));
-}
-
-/** `order-pipeline-offline-create-order`, `order-pipeline-offline-process-order` → `order-pipeline-offline-` */
-function commonDashPrefix(names: string[]): string {
-  if (names.length < 2) return '';
-  let prefix = names[0];
-  for (const name of names) while (!name.startsWith(prefix)) prefix = prefix.slice(0, -1);
-  return prefix.slice(0, prefix.lastIndexOf('-') + 1);
 }
