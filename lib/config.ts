@@ -6,11 +6,27 @@
 export const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
 export type TracesExporterName = (typeof TRACES_EXPORTERS)[number];
 
+export const SAMPLERS = [
+  'always_on',
+  'always_off',
+  'traceidratio',
+  'parentbased_always_on',
+  'parentbased_always_off',
+  'parentbased_traceidratio',
+] as const;
+export type SamplerName = (typeof SAMPLERS)[number];
+export interface SamplerConfig {
+  name: SamplerName;
+  /** For the `traceidratio` samplers: the share of new traces kept, 0 to 1. */
+  ratio: number;
+}
+
 export interface TelemetryConfig {
   serviceName: string;
   exporter: TracesExporterName;
   /** Full URL of the OTLP/HTTP traces endpoint (…/v1/traces). */
   otlpTracesUrl: string;
+  sampler: SamplerConfig;
   otlpHeaders: Record<string, string>;
   /** Upper bound for one end-of-invocation flush; a slow backend must not hold the function. */
   flushTimeoutMs: number;
@@ -41,6 +57,7 @@ export function readTelemetryConfig(env: Env): TelemetryConfig {
     serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? lambda.functionName ?? 'unknown_service',
     exporter: readExporter(env.OTEL_TRACES_EXPORTER, warnings),
     otlpTracesUrl: readOtlpTracesUrl(env, warnings),
+    sampler: readSampler(env, warnings),
     otlpHeaders: readOtlpHeaders(nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) ?? env.OTEL_EXPORTER_OTLP_HEADERS),
     flushTimeoutMs: readPositiveInt(
       nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) ?? env.OTEL_EXPORTER_OTLP_TIMEOUT,
@@ -72,6 +89,22 @@ function readExporter(value: string | undefined, warnings: string[]): TracesExpo
   if ((TRACES_EXPORTERS as readonly string[]).includes(first)) return first as TracesExporterName;
   warnings.push(`OTEL_TRACES_EXPORTER="${value}" is not one of ${TRACES_EXPORTERS.join(', ')}; using "otlp".`);
   return 'otlp';
+}
+
+/** `OTEL_TRACES_SAMPLER` and its argument, as the SDK specification defines them. */
+function readSampler(env: Env, warnings: string[]): SamplerConfig {
+  const name = (nonEmpty(env.OTEL_TRACES_SAMPLER) ?? 'parentbased_always_on').toLowerCase();
+  if (!(SAMPLERS as readonly string[]).includes(name)) {
+    warnings.push(`OTEL_TRACES_SAMPLER="${name}" is not one of ${SAMPLERS.join(', ')}; using "parentbased_always_on".`);
+    return { name: 'parentbased_always_on', ratio: 1 };
+  }
+  const arg = nonEmpty(env.OTEL_TRACES_SAMPLER_ARG);
+  const ratio = arg === undefined ? 1 : Number(arg);
+  if (name.endsWith('traceidratio') && !(ratio >= 0 && ratio <= 1)) {
+    warnings.push(`OTEL_TRACES_SAMPLER_ARG="${arg}" is not a ratio from 0 to 1; using 1.`);
+    return { name: name as SamplerName, ratio: 1 };
+  }
+  return { name: name as SamplerName, ratio };
 }
 
 function readOtlpTracesUrl(env: Env, warnings: string[]): string {

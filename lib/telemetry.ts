@@ -1,10 +1,22 @@
 import { context, diag, propagation, trace, type Tracer } from '@opentelemetry/api';
-import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
-import { CompositePropagator, W3CBaggagePropagator, W3CTraceContextPropagator } from '@opentelemetry/core';
+// The module itself, not the package index, which also loads the async_hooks-based manager we do not use.
+import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks/build/src/AsyncLocalStorageContextManager';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
-import { BasicTracerProvider, ConsoleSpanExporter, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import {
+  AlwaysOffSampler,
+  AlwaysOnSampler,
+  ConsoleSpanExporter,
+  ParentBasedSampler,
+  TraceIdRatioBasedSampler,
+  type Sampler,
+  type SpanExporter,
+  type SpanProcessor,
+} from '@opentelemetry/sdk-trace-base';
+import { TracerProvider } from '@opentelemetry/sdk-trace';
 import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './invocation-span-processor';
+import { OtlpHttpSpanExporter } from './otlp-exporter';
 import {
   ATTR_CLOUD_PLATFORM,
   ATTR_CLOUD_PROVIDER,
@@ -58,12 +70,12 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   if (config.exporter !== 'none' || options.exporter) {
     spanProcessors.push(new InvocationSpanProcessor(() => options.exporter ?? createExporter(config), config.flushTimeoutMs));
   }
-  const provider = new BasicTracerProvider({ resource: createResource(config), spanProcessors });
+  // The provider behind sdk-trace-base's BasicTracerProvider, configured from our already-read config rather
+  // than by its own second pass over process.env (which costs init time and bundle size).
+  const provider = new TracerProvider({ resource: createResource(config), spanProcessors, sampler: createSampler(config.sampler) });
 
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(
-    new CompositePropagator({ propagators: [new W3CTraceContextPropagator(), new W3CBaggagePropagator()] }),
-  );
+  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
 
   const telemetry: Telemetry = {
@@ -78,14 +90,16 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
 
 function createExporter(config: TelemetryConfig): SpanExporter {
   if (config.exporter === 'console') return new ConsoleSpanExporter();
-  // Loaded on the first flush: the OTLP exporter is not needed to start the function.
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  const { OTLPTraceExporter } = require('@opentelemetry/exporter-trace-otlp-http') as typeof import('@opentelemetry/exporter-trace-otlp-http');
-  return new OTLPTraceExporter({
+  return new OtlpHttpSpanExporter({
     url: config.otlpTracesUrl,
     headers: config.otlpHeaders,
-    timeoutMillis: config.flushTimeoutMs,
+    timeoutMs: config.flushTimeoutMs,
   });
+}
+
+function createSampler({ name, ratio }: TelemetryConfig['sampler']): Sampler {
+  const root = name.endsWith('always_off') ? new AlwaysOffSampler() : name.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
+  return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
 }
 
 function createResource(config: TelemetryConfig) {

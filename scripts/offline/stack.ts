@@ -140,6 +140,7 @@ async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver 
     // With the local receiver the functions export to it; otherwise to the OTEL_EXPORTER_OTLP_* the shell set.
     delete env.OTEL_EXPORTER_OTLP_ENDPOINT;
     delete env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
+    env.OTEL_EXPORTER_OTLP_PROTOCOL = 'http/json'; // what the local receiver reads
   }
   const cli = require.resolve('osls/bin/serverless.js', { paths: [PROJECT_ROOT] });
   // Its own process group, so that stopping it stops whatever it started too.

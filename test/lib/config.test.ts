@@ -74,4 +74,16 @@ describe('readTelemetryConfig', () => {
       initializationType: 'provisioned-concurrency',
     });
   });
+
+  it('reads the sampler and its ratio, and falls back to parent-based always-on', () => {
+    expect(readTelemetryConfig({}).sampler).toEqual({ name: 'parentbased_always_on', ratio: 1 });
+    expect(readTelemetryConfig({ OTEL_TRACES_SAMPLER: 'parentbased_traceidratio', OTEL_TRACES_SAMPLER_ARG: '0.25' }).sampler).toEqual({
+      name: 'parentbased_traceidratio',
+      ratio: 0.25,
+    });
+    const wrong = readTelemetryConfig({ OTEL_TRACES_SAMPLER: 'traceidratio', OTEL_TRACES_SAMPLER_ARG: '7' });
+    expect(wrong.sampler).toEqual({ name: 'traceidratio', ratio: 1 });
+    expect(wrong.warnings.join()).toMatch(/OTEL_TRACES_SAMPLER_ARG/);
+    expect(readTelemetryConfig({ OTEL_TRACES_SAMPLER: 'jaeger_remote' }).sampler.name).toBe('parentbased_always_on');
+  });
 });

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTelemetryConfig } from '../../lib/config';
 import { traceHttpHandler, traceInvokeHandler } from '../../lib';
 import { startTelemetry } from '../../lib/telemetry';
-import { apiGatewayV2Event, lambdaContext } from '../../lib/testing';
+import { apiGatewayV2Event, lambdaContext, MemorySpanExporter } from '../../lib/testing';
 
 describe('telemetry never changes the result', () => {
   let closedPort: number;
@@ -101,5 +101,18 @@ describe('OTLP/HTTP export', () => {
       'faas.name': 'order-pipeline-dev-create-order',
     });
     expect(resourceSpans.scopeSpans[0].spans.map((span: { name: string }) => span.name)).toEqual(['POST /orders']);
+  });
+});
+
+describe('sampling', () => {
+  it('exports nothing for new traces with OTEL_TRACES_SAMPLER=always_off, and follows a sampled parent when parent-based', async () => {
+    const exporter = new MemorySpanExporter();
+    startTelemetry(readTelemetryConfig({ OTEL_TRACES_SAMPLER: 'parentbased_always_off' }), { exporter });
+    const handler = traceHttpHandler(async () => ({ statusCode: 200 }));
+
+    await handler(apiGatewayV2Event(), lambdaContext());
+    await handler(apiGatewayV2Event({ headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } }), lambdaContext());
+
+    expect(exporter.spans.map((span) => span.spanContext().traceId)).toEqual(['4bf92f3577b34da6a3ce929d0e0e4736']);
   });
 });
