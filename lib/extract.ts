@@ -1,6 +1,6 @@
 import { propagation, ROOT_CONTEXT, trace, type Context, type SpanContext, type TextMapGetter } from '@opentelemetry/api';
 import type { Context as LambdaContext, EventBridgeEvent, SNSEventRecord, SQSRecord } from 'aws-lambda';
-import { collectHttpHeaders, httpHeadersGetter, type HttpEvent } from './carriers/http-headers';
+import { httpEventHeadersGetter, type HttpEvent } from './carriers/http-headers';
 import { envelopeFieldsGetter, type TraceFields } from './carriers/invoke-payload-envelope';
 import { clientContextGetter } from './carriers/lambda-client-context';
 import { snsAttributesGetter, snsEnvelopeOf } from './carriers/sns-message-attributes';
@@ -35,7 +35,7 @@ const NOT_FOUND: ParentLookup = { context: ROOT_CONTEXT, source: PARENT_SOURCE.n
 
 /** API Gateway REST (`multiValueHeaders`, then `headers`), HTTP API and ALB events; header names in any case. */
 export function extractParentFromHttpEvent(event: HttpEvent): ParentLookup {
-  return extractWith(() => collectHttpHeaders(event), httpHeadersGetter, PARENT_SOURCE.httpHeaders);
+  return extractWith(() => event, httpEventHeadersGetter, PARENT_SOURCE.httpHeaders);
 }
 
 /**

@@ -47,12 +47,12 @@ export class InvocationSpanProcessor implements SpanProcessor {
 
   private exportWithin(batch: ReadableSpan[]): Promise<ExportResult> {
     return new Promise<ExportResult>((resolve) => {
-      const timer = setTimeout(
-        () => resolve({ code: ExportResultCode.FAILED, error: new Error(`export timed out after ${this.timeoutMs} ms`) }),
-        this.timeoutMs,
-      );
+      let timer: NodeJS.Timeout | undefined;
+      let settled = false;
       const done = (result: ExportResult) => {
-        clearTimeout(timer);
+        if (settled) return;
+        settled = true;
+        if (timer) clearTimeout(timer);
         resolve(result);
       };
       try {
@@ -60,6 +60,13 @@ export class InvocationSpanProcessor implements SpanProcessor {
         this.exporter.export(batch, done);
       } catch (error) {
         done({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
+      }
+      // Armed only for an export still in flight: an exporter that answers at once costs no timer.
+      if (!settled) {
+        timer = setTimeout(
+          () => done({ code: ExportResultCode.FAILED, error: new Error(`export timed out after ${this.timeoutMs} ms`) }),
+          this.timeoutMs,
+        );
       }
     });
   }

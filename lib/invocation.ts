@@ -42,10 +42,10 @@ export function invocationAttributes(
   trigger: string,
   coldStart: boolean,
 ): Attributes {
-  const attributes: Attributes = {
-    [ATTR_FAAS_TRIGGER]: trigger,
-    [ATTR_FAAS_COLDSTART]: coldStart,
-  };
+  // Built by assignment into one object: spreading objects with computed keys costs microseconds per span.
+  const attributes: Attributes = {};
+  attributes[ATTR_FAAS_TRIGGER] = trigger;
+  attributes[ATTR_FAAS_COLDSTART] = coldStart;
   if (lambdaContext.awsRequestId) attributes[ATTR_FAAS_INVOCATION_ID] = lambdaContext.awsRequestId;
   const arn = lambdaContext.invokedFunctionArn;
   if (arn) {

@@ -7,13 +7,15 @@ import {
   MESSAGING_SYSTEM_AWS_SQS,
 } from './semconv';
 
-/** The messaging attributes every SQS span carries, producer or consumer side. */
-export function sqsSpanAttributes(operation: 'send' | 'create' | 'process', queue: string | undefined): Attributes {
-  const attributes: Attributes = {
-    [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_AWS_SQS,
-    [ATTR_MESSAGING_OPERATION_TYPE]: operation,
-    [ATTR_MESSAGING_OPERATION_NAME]: operation,
-  };
+/** Adds the messaging attributes every SQS span carries, producer or consumer side, to `attributes`. */
+export function addSqsSpanAttributes(
+  attributes: Attributes,
+  operation: 'send' | 'create' | 'process',
+  queue: string | undefined,
+): Attributes {
+  attributes[ATTR_MESSAGING_SYSTEM] = MESSAGING_SYSTEM_AWS_SQS;
+  attributes[ATTR_MESSAGING_OPERATION_TYPE] = operation;
+  attributes[ATTR_MESSAGING_OPERATION_NAME] = operation;
   if (queue) attributes[ATTR_MESSAGING_DESTINATION_NAME] = queue;
   return attributes;
 }

@@ -1,5 +1,4 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { Agent as HttpAgent, IncomingMessage, request as httpRequest } from 'node:http';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
@@ -23,9 +22,11 @@ export class OtlpHttpSpanExporter implements SpanExporter {
 
   constructor(private readonly options: OtlpExporterOptions) {
     this.url = new URL(options.url);
-    const https = this.url.protocol === 'https:';
-    this.agent = https ? new HttpsAgent({ keepAlive: true, maxSockets: 4 }) : new HttpAgent({ keepAlive: true, maxSockets: 4 });
-    this.send = https ? (httpsRequest as unknown as typeof httpRequest) : httpRequest;
+    // Loaded here, at the first flush, not when the function starts (the exporter is created on first use).
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    const transport = (this.url.protocol === 'https:' ? require('node:https') : require('node:http')) as typeof import('node:http');
+    this.agent = new transport.Agent({ keepAlive: true, maxSockets: 4 });
+    this.send = transport.request;
     this.headers = { ...options.headers, 'content-type': 'application/json' };
   }
 

@@ -81,7 +81,7 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   const telemetry: Telemetry = {
     config,
     tracer: provider.getTracer(TRACER_NAME),
-    flush: () => Promise.all(spanProcessors.map((processor) => processor.forceFlush())).then(() => undefined),
+    flush: flushAll(spanProcessors),
     shutdown: () => provider.shutdown(),
   };
   active = telemetry;
@@ -95,6 +95,13 @@ function createExporter(config: TelemetryConfig): SpanExporter {
     headers: config.otlpHeaders,
     timeoutMs: config.flushTimeoutMs,
   });
+}
+
+/** One flush function, without per-call allocations for the usual single processor. */
+function flushAll(processors: SpanProcessor[]): () => Promise<void> {
+  if (processors.length === 0) return () => Promise.resolve();
+  if (processors.length === 1) return () => processors[0].forceFlush();
+  return () => Promise.all(processors.map((processor) => processor.forceFlush())).then(() => undefined);
 }
 
 function createSampler({ name, ratio }: TelemetryConfig['sampler']): Sampler {

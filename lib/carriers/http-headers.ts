@@ -4,47 +4,52 @@ import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws
 /** The HTTP-shaped events a function can receive: API Gateway REST (v1), HTTP API (v2) and ALB. */
 export type HttpEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2 | ALBEvent;
 
-/** Header values by lower-cased name: HTTP header names are case-insensitive, REST APIs keep the client's case. */
-export type HeaderValues = Record<string, string[]>;
+type HeaderRecord = Record<string, string | string[] | undefined> | null | undefined;
 
 /**
- * Collects an event's headers by lower-cased name. REST and ALB events may carry both `headers` (last value
- * wins) and `multiValueHeaders` (every value); the latter is preferred because it shows duplicates.
+ * Every value of a header, its name matched in any case (REST APIs and ALB keep the client's case; HTTP APIs
+ * lower-case names). REST and ALB events may carry `multiValueHeaders` (every value) besides `headers` (the
+ * last one); the former is read first because it shows duplicates. Reads the event in place: no header map
+ * is built per request.
  */
-export function collectHttpHeaders(event: HttpEvent): HeaderValues {
-  const collected: HeaderValues = {};
-  const multi = 'multiValueHeaders' in event ? event.multiValueHeaders : undefined;
-  if (multi) {
-    for (const [name, values] of Object.entries(multi)) {
-      if (!Array.isArray(values)) continue;
-      const strings = values.filter((value): value is string => typeof value === 'string');
-      if (strings.length > 0) (collected[name.toLowerCase()] ??= []).push(...strings);
-    }
+export function headerValues(event: HttpEvent, name: string): string[] | undefined {
+  const lower = name.toLowerCase();
+  const multi = 'multiValueHeaders' in event ? (event.multiValueHeaders as HeaderRecord) : undefined;
+  const fromMulti = multi ? valuesIn(multi, lower) : undefined;
+  if (fromMulti) return fromMulti;
+  return valuesIn(event.headers as HeaderRecord, lower);
+}
+
+/** The first value of a header, any case. */
+export function headerValue(event: HttpEvent, name: string): string | undefined {
+  return headerValues(event, name)?.[0];
+}
+
+function valuesIn(headers: HeaderRecord, lower: string): string[] | undefined {
+  if (!headers) return undefined;
+  let found: string[] | undefined;
+  for (const key in headers) {
+    // Cheap length test first: most names differ in length from the one looked up.
+    if (key.length !== lower.length || (key !== lower && key.toLowerCase() !== lower)) continue;
+    const value = headers[key];
+    if (typeof value === 'string') (found ??= []).push(value);
+    else if (Array.isArray(value)) for (const item of value) if (typeof item === 'string') (found ??= []).push(item);
   }
-  const single = event.headers as Record<string, string | undefined> | null | undefined;
-  if (single) {
-    for (const [name, value] of Object.entries(single)) {
-      const key = name.toLowerCase();
-      if (typeof value === 'string' && collected[key] === undefined) collected[key] = [value];
-    }
-  }
-  return collected;
+  return found;
 }
 
 /**
- * Reads trace headers from collected HTTP headers. Two distinct `traceparent` values make the header
- * invalid (W3C Trace Context: a request carries one), so nothing is returned and the span starts a new
- * root; several `tracestate` headers are one list, joined as HTTP joins repeated headers.
+ * Reads trace headers from an HTTP event. Two distinct `traceparent` values make the header invalid (W3C Trace
+ * Context: a request carries one), so nothing is returned and the span starts a new root; several `tracestate`
+ * headers are one list, joined as HTTP joins repeated headers.
  */
-export const httpHeadersGetter: TextMapGetter<HeaderValues> = {
-  keys: (carrier) => Object.keys(carrier),
-  get(carrier, key) {
-    const values = carrier[key.toLowerCase()];
+export const httpEventHeadersGetter: TextMapGetter<HttpEvent> = {
+  keys: (event) => Object.keys(event.headers ?? {}),
+  get(event, key) {
+    const values = headerValues(event, key);
     if (!values || values.length === 0) return undefined;
     if (values.length === 1) return values[0];
-    if (key.toLowerCase() === 'traceparent') {
-      return values.every((value) => value === values[0]) ? values[0] : undefined;
-    }
+    if (key.toLowerCase() === 'traceparent') return values.every((value) => value === values[0]) ? values[0] : undefined;
     return values.join(',');
   },
 };

@@ -1,5 +1,6 @@
 import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
-import { InvokeCommand, type InvokeCommandInput, type InvokeCommandOutput, type LambdaClient } from '@aws-sdk/client-lambda';
+import type { InvokeCommandInput, InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
+import { loadLambdaCommands } from './aws-sdk';
 import { wrapInvokePayload } from '../carriers/invoke-payload-envelope';
 import { mergeIntoClientContext } from '../carriers/lambda-client-context';
 import { recordFailure } from '../invocation';
@@ -55,7 +56,7 @@ export async function invokeFunction(
   );
   const spanContext = trace.setSpan(parent, span);
   try {
-    const output = await context.with(spanContext, () => client.send(new InvokeCommand(injectIntoInvokeInput(input, spanContext))));
+    const output = await context.with(spanContext, () => client.send(new (loadLambdaCommands().InvokeCommand)(injectIntoInvokeInput(input, spanContext))));
     if (output?.FunctionError) {
       span.setStatus({ code: SpanStatusCode.ERROR, message: output.FunctionError });
       span.setAttribute(ATTR_ERROR_TYPE, output.FunctionError);

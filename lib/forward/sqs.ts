@@ -1,19 +1,18 @@
 import { context, diag, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
-import {
-  SendMessageBatchCommand,
-  SendMessageCommand,
-  type MessageAttributeValue,
-  type MessageSystemAttributeValue,
-  type SendMessageBatchCommandInput,
-  type SendMessageBatchCommandOutput,
-  type SendMessageCommandInput,
-  type SendMessageCommandOutput,
-  type SQSClient,
+import type {
+  MessageAttributeValue,
+  MessageSystemAttributeValue,
+  SendMessageBatchCommandInput,
+  SendMessageBatchCommandOutput,
+  SendMessageCommandInput,
+  SendMessageCommandOutput,
+  SQSClient,
 } from '@aws-sdk/client-sqs';
+import { loadSqsCommands } from './aws-sdk';
 import { SQS_MAX_MESSAGE_ATTRIBUTES, sqsSendAttributesSetter } from '../carriers/sqs-message-attributes';
 import { formatXRayTraceHeader } from '../carriers/xray-trace-header';
 import { recordFailure } from '../invocation';
-import { sqsSpanAttributes, sqsSpanName } from '../messaging';
+import { addSqsSpanAttributes, sqsSpanName } from '../messaging';
 import { ATTR_ERROR_TYPE, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_MESSAGE_ID } from '../semconv';
 import { getTelemetry } from '../telemetry';
 import { forwardParentContext, type ForwardOptions } from './parent';
@@ -72,13 +71,13 @@ export async function sendMessage(
   const parent = forwardParentContext(options);
   const span = getTelemetry().tracer.startSpan(
     sqsSpanName('send', queue),
-    { kind: SpanKind.PRODUCER, attributes: sqsSpanAttributes('send', queue) },
+    { kind: SpanKind.PRODUCER, attributes: addSqsSpanAttributes({}, 'send', queue) },
     parent,
   );
   const spanContext = trace.setSpan(parent, span);
   try {
     const output = await context.with(spanContext, () =>
-      client.send(new SendMessageCommand(injectIntoSqsMessage(input, spanContext))),
+      client.send(new (loadSqsCommands().SendMessageCommand)(injectIntoSqsMessage(input, spanContext))),
     );
     if (output?.MessageId) span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, output.MessageId);
     return output;
@@ -108,7 +107,7 @@ export async function sendMessageBatch(
     sqsSpanName('send', queue),
     {
       kind: SpanKind.CLIENT,
-      attributes: { ...sqsSpanAttributes('send', queue), [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: entries.length },
+      attributes: addSqsSpanAttributes({ [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: entries.length }, 'send', queue),
     },
     parent,
   );
@@ -117,7 +116,7 @@ export async function sendMessageBatch(
   const tracedEntries = entries.map((entry) => {
     const span = tracer.startSpan(
       sqsSpanName('create', queue),
-      { kind: SpanKind.PRODUCER, attributes: sqsSpanAttributes('create', queue) },
+      { kind: SpanKind.PRODUCER, attributes: addSqsSpanAttributes({}, 'create', queue) },
       batchContext,
     );
     entrySpans.set(entry.Id, span);
@@ -125,7 +124,7 @@ export async function sendMessageBatch(
   });
   try {
     const output = await context.with(batchContext, () =>
-      client.send(new SendMessageBatchCommand({ ...input, Entries: tracedEntries })),
+      client.send(new (loadSqsCommands().SendMessageBatchCommand)({ ...input, Entries: tracedEntries })),
     );
     for (const sent of output?.Successful ?? []) {
       if (sent.MessageId) entrySpans.get(sent.Id)?.setAttribute(ATTR_MESSAGING_MESSAGE_ID, sent.MessageId);

@@ -1,6 +1,6 @@
 import { diag, SpanKind, SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
-import { collectHttpHeaders, type HeaderValues, type HttpEvent } from '../carriers/http-headers';
+import { headerValue, type HttpEvent } from '../carriers/http-headers';
 import { extractParentFromHttpEvent } from '../extract';
 import { invocationAttributes, runInvocation, startEntrySpan, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
 import type { InboundPolicy } from '../inbound-policy';
@@ -31,14 +31,12 @@ export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>
   return async (event, lambdaContext) => {
     const started = startTelemetrySafely(() => {
       const telemetry = getTelemetry();
-      const request = describeRequest(event);
+      const attributes = invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType));
+      const { method, route } = addRequestAttributes(attributes, event);
       return startEntrySpan(telemetry, {
-        name: request.route ? `${request.method} ${request.route}` : request.method,
+        name: route ? `${method} ${route}` : method,
         kind: SpanKind.SERVER,
-        attributes: {
-          ...invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType)),
-          ...request.attributes,
-        },
+        attributes,
         lookup: extractParentFromHttpEvent(event),
         inbound: options.inbound,
       });
@@ -48,15 +46,9 @@ export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>
   };
 }
 
-interface RequestDescription {
-  method: string;
-  route?: string;
-  attributes: Attributes;
-}
-
-function describeRequest(event: HttpEvent): RequestDescription {
+/** Adds the request's HTTP attributes to `attributes` (one object, no copies: this runs on every request). */
+function addRequestAttributes(attributes: Attributes, event: HttpEvent): { method: string; route?: string } {
   try {
-    const headers = collectHttpHeaders(event);
     const v2 = isHttpApiV2(event) ? event : undefined;
     const method = (v2 ? v2.requestContext?.http?.method : (event as { httpMethod?: string }).httpMethod) || 'HTTP';
     const route = v2 ? routeFromRouteKey(v2.routeKey) : (event as { resource?: string }).resource || undefined;
@@ -64,21 +56,19 @@ function describeRequest(event: HttpEvent): RequestDescription {
     const clientAddress = v2
       ? v2.requestContext?.http?.sourceIp
       : (event as { requestContext?: { identity?: { sourceIp?: string } } }).requestContext?.identity?.sourceIp;
-    const attributes: Attributes = {
-      [ATTR_HTTP_REQUEST_METHOD]: method,
-      [ATTR_URL_SCHEME]: first(headers, 'x-forwarded-proto') ?? 'https',
-    };
+    attributes[ATTR_HTTP_REQUEST_METHOD] = method;
+    attributes[ATTR_URL_SCHEME] = headerValue(event, 'x-forwarded-proto') ?? 'https';
     if (route) attributes[ATTR_HTTP_ROUTE] = route;
     if (path) attributes[ATTR_URL_PATH] = path;
-    const host = first(headers, 'host') ?? (event.requestContext as { domainName?: string } | undefined)?.domainName;
+    const host = headerValue(event, 'host') ?? (event.requestContext as { domainName?: string } | undefined)?.domainName;
     if (host) attributes[ATTR_SERVER_ADDRESS] = host.replace(/:\d+$/, '');
     if (clientAddress) attributes[ATTR_CLIENT_ADDRESS] = clientAddress;
-    const userAgent = first(headers, 'user-agent');
+    const userAgent = headerValue(event, 'user-agent');
     if (userAgent) attributes[ATTR_USER_AGENT_ORIGINAL] = userAgent;
-    return { method, route, attributes };
+    return { method, route };
   } catch (error) {
     diag.debug('traced-lambda: could not read the HTTP request attributes', error);
-    return { method: 'HTTP', attributes: {} };
+    return { method: 'HTTP' };
   }
 }
 
@@ -90,10 +80,6 @@ function isHttpApiV2(event: HttpEvent): event is APIGatewayProxyEventV2 {
 function routeFromRouteKey(routeKey: string | undefined): string | undefined {
   const path = routeKey?.split(' ')[1];
   return path && path.startsWith('/') ? path : undefined;
-}
-
-function first(headers: HeaderValues, name: string): string | undefined {
-  return headers[name]?.[0];
 }
 
 function recordResponse(span: Span, result: unknown): void {

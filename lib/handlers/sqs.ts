@@ -12,8 +12,14 @@ import {
   type LambdaFn,
   type StartedInvocation,
 } from '../invocation';
-import { sqsSpanAttributes, sqsSpanName } from '../messaging';
-import { ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_MESSAGE_ID, FAAS_TRIGGER } from '../semconv';
+import { addSqsSpanAttributes, sqsSpanName } from '../messaging';
+import {
+  ATTR_FAAS_COLDSTART,
+  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
+  FAAS_TRIGGER,
+} from '../semconv';
 import { getTelemetry, type Telemetry } from '../telemetry';
 
 /** Handles one SQS record; a rejection marks that record failed (it is retried), the others still succeed. */
@@ -51,20 +57,25 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
         ? startTelemetrySafely(() => startBatchSpan(telemetry, records, lookups, lambdaContext, coldStart, inbound))
         : undefined;
 
+    // One attributes object for every record span of this invocation: the SDK copies it when a span starts.
+    const recordAttributes = startTelemetrySafely(() =>
+      addSqsSpanAttributes(invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, false), 'process', undefined),
+    );
     const batchItemFailures: SQSBatchItemFailure[] = [];
     try {
       for (let index = 0; index < records.length; index++) {
         const record = records[index];
         const started =
-          telemetry &&
-          startTelemetrySafely(() =>
-            startRecordSpan(telemetry, record, lookups[index], lambdaContext, {
-              coldStart: coldStart && index === 0 && !batch,
-              inbound: strategy === 'parent' ? inbound : inbound === 'ignore' ? 'ignore' : 'link',
-              batch,
-            }),
-          );
-        const failed = await processRecord(record, lambdaContext, started || undefined, handleRecord);
+          telemetry && recordAttributes
+            ? startTelemetrySafely(() =>
+                startRecordSpan(telemetry, record, lookups[index], recordAttributes, {
+                  coldStart: coldStart && index === 0 && !batch,
+                  inbound: strategy === 'parent' ? inbound : inbound === 'ignore' ? 'ignore' : 'link',
+                  batch,
+                }),
+              )
+            : undefined;
+        const failed = await processRecord(record, lambdaContext, started, handleRecord);
         if (!failed) continue;
         if (isFifo(record)) {
           batchItemFailures.push(...records.slice(index).map((rest) => ({ itemIdentifier: rest.messageId })));
@@ -91,14 +102,12 @@ function startBatchSpan(
   const queue = queueNameFromArn(records[0]?.eventSourceARN);
   const links: Link[] =
     inbound === 'ignore' ? [] : lookups.flatMap((lookup) => (lookup?.parent ? [{ context: lookup.parent }] : []));
+  const attributes = addSqsSpanAttributes(invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, coldStart), 'process', queue);
+  attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = records.length;
   return startEntrySpan(telemetry, {
     name: sqsSpanName('process', queue),
     kind: SpanKind.CONSUMER,
-    attributes: {
-      ...invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, coldStart),
-      ...sqsSpanAttributes('process', queue),
-      [ATTR_MESSAGING_BATCH_MESSAGE_COUNT]: records.length,
-    },
+    attributes,
     lookup: { context: ROOT_CONTEXT, source: 'none' },
     inbound: 'ignore',
     links,
@@ -109,15 +118,14 @@ function startRecordSpan(
   telemetry: Telemetry,
   record: SQSRecord,
   lookup: ParentLookup | undefined,
-  lambdaContext: LambdaContext,
+  attributes: Attributes,
   placement: { coldStart: boolean; inbound: InboundPolicy; batch?: StartedInvocation },
 ): StartedInvocation {
   const queue = queueNameFromArn(record.eventSourceARN);
-  const attributes: Attributes = {
-    ...invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, placement.coldStart),
-    ...sqsSpanAttributes('process', queue),
-    [ATTR_MESSAGING_MESSAGE_ID]: record.messageId,
-  };
+  attributes[ATTR_FAAS_COLDSTART] = placement.coldStart;
+  attributes[ATTR_MESSAGING_MESSAGE_ID] = record.messageId;
+  if (queue) attributes[ATTR_MESSAGING_DESTINATION_NAME] = queue;
+  else delete attributes[ATTR_MESSAGING_DESTINATION_NAME];
   return startEntrySpan(telemetry, {
     name: sqsSpanName('process', queue),
     kind: SpanKind.CONSUMER,
@@ -152,9 +160,16 @@ async function processRecord(
   }
 }
 
-/** arn:aws:sqs:region:account:queue-name → queue-name */
+let lastArn: string | undefined;
+let lastQueue: string | undefined;
+
+/** arn:aws:sqs:region:account:queue-name → queue-name (the last answer kept: a batch comes from one queue). */
 export function queueNameFromArn(arn: string | undefined): string | undefined {
-  return arn?.split(':')[5] || undefined;
+  if (arn !== lastArn) {
+    lastArn = arn;
+    lastQueue = arn?.split(':')[5] || undefined;
+  }
+  return lastQueue;
 }
 
 function isFifo(record: SQSRecord): boolean {

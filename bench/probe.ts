@@ -1,0 +1,84 @@
+/**
+ * Runs inside one benchmark child process: loads a handler file the way the Lambda runtime does and measures.
+ *   probe cold   <dir> <module> <api|sqs>           → {"init": ms, "first": ms} since process start
+ *   probe hot    <dir> <module> <api|sqs> <batches> <size>  → {"perCallUs": [..]}
+ *   probe memory <dir> <module> <count>             → {"peakRssMb", "heapGrowthMb"}
+ *   probe flush  <dir> <module> <count>             → {"latenciesMs": [..]} with the OTLP exporter
+ */
+import { createRequire } from 'node:module';
+import { join } from 'node:path';
+import { apiEvent, benchContext, sqsEvent10 } from './events';
+
+type Handler = (event: unknown, context: unknown) => Promise<unknown>;
+const [mode, dir, moduleName, ...args] = process.argv.slice(2);
+
+function loadHandler(): Handler {
+  // As the Node.js runtime does: LAMBDA_TASK_ROOT + the module part of _HANDLER, required by path.
+  const loaded = createRequire(join(dir, 'noop.js'))(join(dir, moduleName)) as { handler: Handler };
+  return loaded.handler;
+}
+
+async function main(): Promise<unknown> {
+  if (mode === 'cold') {
+    const handler = loadHandler();
+    const init = performance.now();
+    await handler(args[0] === 'sqs' ? sqsEvent10() : apiEvent(), benchContext());
+    return { init, first: performance.now() };
+  }
+  const handler = loadHandler();
+  if (mode === 'hot') {
+    const event = args[0] === 'sqs' ? sqsEvent10() : apiEvent();
+    const [batches, size] = [Number(args[1]), Number(args[2])];
+    const context = benchContext();
+    for (let i = 0; i < size * 2; i++) await handler(event, context); // warm-up: JIT, caches, connections
+    const perCallUs: number[] = [];
+    for (let b = 0; b < batches; b++) {
+      const start = process.hrtime.bigint();
+      for (let i = 0; i < size; i++) await handler(event, context);
+      perCallUs.push(Number(process.hrtime.bigint() - start) / 1000 / size);
+    }
+    return { perCallUs };
+  }
+  if (mode === 'memory') {
+    const count = Number(args[0]);
+    const event = apiEvent();
+    const context = benchContext();
+    const gc = (globalThis as { gc?: () => void }).gc ?? (() => undefined);
+    let peakRss = 0;
+    let heapAtTenth = 0;
+    for (let i = 1; i <= count; i++) {
+      await handler(event, context);
+      if (i % 1000 === 0) peakRss = Math.max(peakRss, process.memoryUsage().rss);
+      if (i === Math.floor(count / 10)) {
+        gc();
+        heapAtTenth = process.memoryUsage().heapUsed;
+      }
+    }
+    gc();
+    return { peakRssMb: peakRss / 2 ** 20, heapGrowthMb: (process.memoryUsage().heapUsed - heapAtTenth) / 2 ** 20 };
+  }
+  if (mode === 'flush') {
+    const count = Number(args[0]);
+    const event = apiEvent();
+    const context = benchContext();
+    const latenciesMs: number[] = [];
+    for (let i = 0; i < count + 50; i++) {
+      const start = process.hrtime.bigint();
+      await handler(event, context);
+      if (i >= 50) latenciesMs.push(Number(process.hrtime.bigint() - start) / 1e6);
+    }
+    return { latenciesMs };
+  }
+  throw new Error(`unknown mode ${mode}`);
+}
+
+main().then(
+  (result) => {
+    process.stdout.write(`${JSON.stringify(result)}\n`);
+    process.exit(0); // keep-alive sockets must not hold the measurement open
+  },
+  (error) => {
+    console.error(error);
+    process.exit(1);
+  },
+);

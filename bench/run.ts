@@ -1,0 +1,279 @@
+/**
+ * `npm run bench`: builds the bare handler, ours and the official contrib set-up side by side and measures,
+ * in the same run, cold start, bundle size, per-invocation cost, the OTLP flush and memory. Prints one table
+ * and writes it to bench/results.md. `--quick` runs a few iterations only (the test suite's smoke run).
+ */
+import { execFile } from 'node:child_process';
+import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { cpus } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { build, type BuildOptions } from 'esbuild';
+
+const ROOT = resolve(__dirname, '..');
+const OUT = join(__dirname, '.build');
+const quick = process.argv.includes('--quick');
+const resultsFile = process.argv.includes('--out') ? process.argv[process.argv.indexOf('--out') + 1] : join(__dirname, 'results.md');
+const plan = quick
+  ? { coldRounds: 2, apiBatches: 2, apiSize: 200, sqsBatches: 2, sqsSize: 50, memoryCount: 2_000, flushCount: 50 }
+  : { coldRounds: 15, apiBatches: 15, apiSize: 4_000, sqsBatches: 15, sqsSize: 800, memoryCount: 100_000, flushCount: 1_000 };
+
+/** The options `serverless package` bundles the functions with (serverless.yml, custom.esbuild). */
+const BUNDLE: BuildOptions = {
+  bundle: true,
+  minify: true,
+  platform: 'node',
+  target: 'node20',
+  format: 'cjs',
+  mainFields: ['module', 'main'],
+  external: ['@aws-sdk/*'],
+  logLevel: 'error',
+  metafile: true,
+};
+
+type VariantName = 'bare' | 'ours' | 'contrib';
+interface Variant {
+  name: VariantName;
+  dir: string;
+  modules: { api: string; sqs: string };
+  preload?: string;
+}
+
+const variants: Record<VariantName, Variant> = {
+  bare: { name: 'bare', dir: join(OUT, 'bare'), modules: { api: 'bare-http', sqs: 'bare-sqs' } },
+  ours: { name: 'ours', dir: join(OUT, 'ours'), modules: { api: 'ours-http', sqs: 'ours-sqs' } },
+  contrib: {
+    name: 'contrib',
+    dir: join(OUT, 'contrib'),
+    modules: { api: 'bare-http', sqs: 'bare-sqs' },
+    preload: join(OUT, 'contrib', 'contrib-init.js'),
+  },
+};
+
+async function bundle(entry: string, outfile: string): Promise<number> {
+  const result = await build({ ...BUNDLE, entryPoints: [entry], outfile });
+  return Object.values(result.metafile!.outputs).reduce((sum, output) => sum + output.bytes, 0);
+}
+
+async function buildAll() {
+  await rm(OUT, { recursive: true, force: true });
+  for (const variant of Object.values(variants)) await mkdir(variant.dir, { recursive: true });
+  const fixtures = join(__dirname, 'fixtures');
+  const sizes: Record<string, number> = {};
+  sizes.bare = await bundle(join(fixtures, 'bare-http.ts'), join(variants.bare.dir, 'bare-http.js'));
+  await bundle(join(fixtures, 'bare-sqs.ts'), join(variants.bare.dir, 'bare-sqs.js'));
+  sizes.ours = await bundle(join(fixtures, 'ours-http.ts'), join(variants.ours.dir, 'ours-http.js'));
+  sizes.oursSqs = await bundle(join(fixtures, 'ours-sqs.ts'), join(variants.ours.dir, 'ours-sqs.js'));
+  // Contrib: the same bare bundles, plus the layer's init loaded before them. The instrumentation patches the
+  // handler file's `handler` export, which an esbuild bundle defines as a getter it cannot redefine (bundled
+  // handlers get no span at all), so the file the runtime loads re-exports the bundle as a plain property.
+  for (const name of ['bare-http', 'bare-sqs']) {
+    await copyFile(join(variants.bare.dir, `${name}.js`), join(variants.contrib.dir, `${name}.bundle.js`));
+    await writeFile(join(variants.contrib.dir, `${name}.js`), `'use strict';\nexports.handler = require('./${name}.bundle.js').handler;\n`);
+  }
+  sizes.contribInit = await bundle(join(fixtures, 'contrib-init.ts'), variants.contrib.preload!);
+  sizes.contrib = sizes.contribInit + sizes.bare;
+  for (const fn of ['create-order', 'process-order', 'notify-customer']) {
+    sizes[fn] = await bundle(join(ROOT, 'functions', `${fn}.ts`), join(OUT, 'functions', `${fn}.js`));
+  }
+  await build({ ...BUNDLE, metafile: false, entryPoints: [join(__dirname, 'probe.ts')], outfile: join(OUT, 'probe.js') });
+  return sizes;
+}
+
+async function startReceiver(): Promise<Server> {
+  const server = createServer((request, response) => {
+    request.on('data', () => undefined);
+    request.on('end', () => response.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return server;
+}
+
+async function probe(variant: Variant, args: string[], exporter: 'instant' | 'otlp', endpoint: string, nodeFlags: string[] = []) {
+  const [mode, kind] = args;
+  const module = mode === 'memory' || mode === 'flush' ? variant.modules.api : variant.modules[kind as 'api' | 'sqs'];
+  const env: NodeJS.ProcessEnv = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    AWS_REGION: 'eu-west-1',
+    AWS_LAMBDA_FUNCTION_NAME: 'bench',
+    AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '256',
+    LAMBDA_TASK_ROOT: variant.dir,
+    _HANDLER: `${module}.handler`,
+    OTEL_SERVICE_NAME: 'bench',
+    OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+    BENCH_EXPORTER: exporter,
+  };
+  const flags = [...nodeFlags, ...(variant.preload ? ['--require', variant.preload] : [])];
+  const { stdout } = await promisify(execFile)(process.execPath, [...flags, join(OUT, 'probe.js'), mode, variant.dir, module, ...args.slice(1)], {
+    env,
+    timeout: 300_000,
+    maxBuffer: 16 * 1024 * 1024,
+  });
+  return JSON.parse(stdout.trim().split('\n').pop()!);
+}
+
+const median = (values: number[]) => percentile(values, 50);
+function percentile(values: number[], p: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))];
+}
+const spread = (values: number[], digits: number) =>
+  `${median(values).toFixed(digits)} (${Math.min(...values).toFixed(digits)}–${Math.max(...values).toFixed(digits)})`;
+
+async function main() {
+  console.log(`Building the bundles (esbuild, as serverless package does)…`);
+  const sizes = await buildAll();
+  const receiver = await startReceiver();
+  const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  const names: VariantName[] = ['bare', 'ours', 'contrib'];
+  try {
+    console.log(`Cold starts: ${plan.coldRounds} rounds, variants in rotating order…`);
+    const cold: Record<VariantName, { init: number[]; first: number[] }> = {
+      bare: { init: [], first: [] },
+      ours: { init: [], first: [] },
+      contrib: { init: [], first: [] },
+    };
+    for (let round = 0; round < plan.coldRounds; round++) {
+      const order = [...names.slice(round % 3), ...names.slice(0, round % 3)];
+      for (const name of order) {
+        const { init, first } = await probe(variants[name], ['cold', 'api'], 'otlp', endpoint);
+        cold[name].init.push(init);
+        cold[name].first.push(first);
+      }
+    }
+
+    console.log('Per-invocation cost (instant exporter)…');
+    const hot: Record<string, Record<VariantName, number[]>> = { api: {} as never, sqs: {} as never };
+    for (const name of names) {
+      hot.api[name] = (await probe(variants[name], ['hot', 'api', String(plan.apiBatches), String(plan.apiSize)], 'instant', endpoint)).perCallUs;
+      hot.sqs[name] = (await probe(variants[name], ['hot', 'sqs', String(plan.sqsBatches), String(plan.sqsSize)], 'instant', endpoint)).perCallUs;
+    }
+
+    console.log('OTLP flush to the loopback receiver…');
+    const flush: Partial<Record<VariantName, number[]>> = {};
+    for (const name of ['ours', 'contrib'] as const) {
+      flush[name] = (await probe(variants[name], ['flush', String(plan.flushCount)], 'otlp', endpoint)).latenciesMs;
+    }
+
+    console.log(`Memory over ${plan.memoryCount} invocations…`);
+    const memory: Partial<Record<VariantName, { peakRssMb: number; heapGrowthMb: number }>> = {};
+    for (const name of names) {
+      memory[name] = await probe(variants[name], ['memory', String(plan.memoryCount)], 'instant', endpoint, ['--expose-gc']);
+    }
+
+    const report = renderReport({ sizes, cold, hot, flush, memory });
+    console.log(`\n${report}`);
+    await writeFile(resultsFile, report);
+    console.log(`\nWritten to ${resultsFile}`);
+  } finally {
+    await new Promise((done) => receiver.close(done));
+  }
+}
+
+interface Measurements {
+  sizes: Record<string, number>;
+  cold: Record<VariantName, { init: number[]; first: number[] }>;
+  hot: Record<string, Record<VariantName, number[]>>;
+  flush: Partial<Record<VariantName, number[]>>;
+  memory: Partial<Record<VariantName, { peakRssMb: number; heapGrowthMb: number }>>;
+}
+
+function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string {
+  const rows: string[][] = [];
+  const verdict = (value: number, target: number) => (value <= target ? 'met' : `missed by ${(value - target).toFixed(value < 10 ? 2 : 1)}`);
+  const ratio = (contribAdded: number, oursAdded: number) => (oursAdded > 0 ? `${(contribAdded / oursAdded).toFixed(1)}×` : '∞');
+
+  const coldRow = (label: string, key: 'init' | 'first', target: number) => {
+    const [bare, ours, contrib] = [median(cold.bare[key]), median(cold.ours[key]), median(cold.contrib[key])];
+    rows.push([
+      label,
+      spread(cold.bare[key], 1),
+      spread(cold.ours[key], 1),
+      spread(cold.contrib[key], 1),
+      (ours - bare).toFixed(1),
+      (contrib - bare).toFixed(1),
+      ratio(contrib - bare, ours - bare),
+      `≤ ${target}`,
+      verdict(ours - bare, target),
+    ]);
+  };
+  coldRow('cold: module init, ms since process start', 'init', 8);
+  coldRow('cold: first invocation incl. OTLP flush, ms', 'first', 15);
+
+  const kb = (bytes: number) => (bytes / 1024).toFixed(1);
+  const largest = Math.max(sizes['create-order'], sizes['process-order'], sizes['notify-customer']);
+  rows.push([
+    'bundle, minified KB (AWS SDK external)',
+    kb(sizes.bare),
+    `${kb(sizes.ours)} (functions: ${kb(sizes['create-order'])} / ${kb(sizes['process-order'])} / ${kb(sizes['notify-customer'])})`,
+    `${kb(sizes.contrib)} (init ${kb(sizes.contribInit)})`,
+    kb(largest - sizes.bare),
+    kb(sizes.contrib - sizes.bare),
+    ratio(sizes.contrib - sizes.bare, largest - sizes.bare),
+    '≤ 60 (largest function)',
+    verdict(largest / 1024, 60),
+  ]);
+
+  const hotRow = (label: string, kind: 'api' | 'sqs', target: number) => {
+    const [bare, ours, contrib] = [median(hot[kind].bare), median(hot[kind].ours), median(hot[kind].contrib)];
+    rows.push([
+      label,
+      spread(hot[kind].bare, 2),
+      spread(hot[kind].ours, 2),
+      spread(hot[kind].contrib, 2),
+      (ours - bare).toFixed(2),
+      (contrib - bare).toFixed(2),
+      ratio(contrib - bare, ours - bare),
+      `≤ ${target}`,
+      verdict(ours - bare, target),
+    ]);
+  };
+  hotRow('per invocation, API Gateway, µs', 'api', 3);
+  hotRow('per invocation, SQS ×10 records, µs', 'sqs', 12);
+
+  const ours = flush.ours!;
+  const contrib = flush.contrib!;
+  rows.push([
+    'invocation with OTLP/HTTP flush to loopback, ms p50 / p99',
+    '—',
+    `${percentile(ours, 50).toFixed(3)} / ${percentile(ours, 99).toFixed(3)}`,
+    `${percentile(contrib, 50).toFixed(3)} / ${percentile(contrib, 99).toFixed(3)}`,
+    '',
+    '',
+    `${(percentile(contrib, 50) / percentile(ours, 50)).toFixed(1)}× (p50)`,
+    'p50 ≤ 1',
+    verdict(percentile(ours, 50), 1),
+  ]);
+  const mem = (name: VariantName) => `${memory[name]!.peakRssMb.toFixed(1)} MB peak, heap ${memory[name]!.heapGrowthMb >= 0 ? '+' : ''}${memory[name]!.heapGrowthMb.toFixed(2)} MB`;
+  rows.push([`memory over ${plan.memoryCount.toLocaleString('en')} invocations (heap: 10% → end, after GC)`, mem('bare'), mem('ours'), mem('contrib'), '', '', '', 'no growth', '']);
+
+  const header = ['figure', 'bare', 'ours', 'contrib', 'ours added', 'contrib added', 'contrib/ours (added)', 'target', 'ours'];
+  const table = [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n');
+  return [
+    `# Benchmark: the cost of tracing on Lambda`,
+    '',
+    `Run ${new Date().toISOString()} · Node.js ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}${quick ? ' · QUICK RUN (smoke only, not figures)' : ''}`,
+    '',
+    'Medians with min–max over repeated runs; "added" is the median over the bare handler in the same run.',
+    '- **bare**: the same handler with no tracing; **ours**: the project\'s wrappers as the functions use them;',
+    '  **contrib**: `sdk-trace-node` + `instrumentation-aws-lambda` + `instrumentation-aws-sdk` + W3C propagator,',
+    '  loaded with `--require` before the runtime loads the handler file, as the OpenTelemetry Lambda layer does.',
+    `- Cold start: a fresh \`node\` process per run (${plan.coldRounds} rounds, rotating order), times since process start;`,
+    '  the first invocation includes its span export to an OTLP/HTTP receiver on loopback.',
+    '- Bundles: esbuild, minified, `@aws-sdk/*` external (the Lambda Node.js runtime provides it), ES module builds',
+    '  preferred: the options `serverless package` uses. The package step ships one file per function, no `node_modules`.',
+    '- Per invocation: events carry `traceparent`; the exporter completes at once, so the figure is the tracing work',
+    '  itself including the end-of-invocation flush.',
+    '',
+    table,
+    '',
+  ].join('\n');
+}
+
+main().catch((error) => {
+  console.error(error);
+  process.exit(1);
+});

@@ -1,0 +1,21 @@
+/**
+ * The AWS SDK command classes, loaded on the first forward call rather than when the function starts: every
+ * function imports the kit, and loading an SDK client it never uses would cost tens of milliseconds of cold
+ * start. The Lambda runtime provides the SDK; the caller's client comes from the same module, so the commands
+ * are the ones its `send` (and aws-sdk-client-mock) expects.
+ */
+type SqsModule = typeof import('@aws-sdk/client-sqs');
+type LambdaModule = typeof import('@aws-sdk/client-lambda');
+
+let sqs: SqsModule | undefined;
+let lambda: LambdaModule | undefined;
+
+export function loadSqsCommands(): Pick<SqsModule, 'SendMessageCommand' | 'SendMessageBatchCommand'> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (sqs ??= require('@aws-sdk/client-sqs') as SqsModule);
+}
+
+export function loadLambdaCommands(): Pick<LambdaModule, 'InvokeCommand'> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (lambda ??= require('@aws-sdk/client-lambda') as LambdaModule);
+}
