@@ -115,8 +115,9 @@ export function extractWith<C>(readCarrier: () => C, getter: TextMapGetter<C>, s
 function lookupFrom(extract: () => Context, source: ParentSource): ParentLookup {
   try {
     const context = extract();
+    // The propagators set a span context only once they have validated it.
     const parent = trace.getSpanContext(context);
-    if (parent && trace.isSpanContextValid(parent)) return { context, source, parent };
+    if (parent) return { context, source, parent };
     // No parent, but keep whatever else was extracted (baggage).
     return { context, source: PARENT_SOURCE.none };
   } catch {

@@ -18,9 +18,12 @@ export const sqsRecordAttributesGetter: TextMapGetter<SQSMessageAttributes | und
 /** Attribute names are case-sensitive in SQS; a producer that wrote `TraceParent` is still understood. */
 function findAttribute(carrier: SQSMessageAttributes | undefined, key: string) {
   if (!carrier) return undefined;
-  if (carrier[key]) return carrier[key];
-  const name = Object.keys(carrier).find((candidate) => candidate.toLowerCase() === key);
-  return name === undefined ? undefined : carrier[name];
+  const exact = carrier[key];
+  if (exact) return exact;
+  for (const name in carrier) {
+    if (name.length === key.length && name.toLowerCase() === key) return carrier[name];
+  }
+  return undefined;
 }
 
 /** Writes string message attributes into a SendMessage / SendMessageBatch entry's `MessageAttributes`. */
