@@ -1,0 +1,45 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, describe, expect, it } from 'vitest';
+
+// A smoke run of `npm run bench` (a few iterations): the script builds, measures and reports. The figures
+// themselves live in bench/results.md from a full run; nothing here is timed.
+const ROOT = resolve(__dirname, '..');
+let dir: string | undefined;
+
+afterAll(async () => {
+  if (dir) await rm(dir, { recursive: true, force: true });
+});
+
+describe('npm run bench --quick', () => {
+  it('measures bare, ours and contrib side by side and writes the table', { timeout: 120_000 }, async () => {
+    dir = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
+    const out = join(dir, 'results.md');
+
+    await promisify(execFile)(process.execPath, [require.resolve('tsx/cli'), 'bench/run.ts', '--quick', '--out', out], {
+      cwd: ROOT,
+      timeout: 110_000,
+    });
+
+    const report = await readFile(out, 'utf8');
+    const rows = report.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| figure') && !line.startsWith('| ---'));
+    expect(rows.map((row) => row.split(' | ')[0].slice(2))).toEqual([
+      'cold: module init, ms since process start',
+      'cold: first invocation incl. OTLP flush, ms',
+      'bundle, minified KB (AWS SDK external)',
+      'per invocation, API Gateway, µs',
+      'per invocation, SQS ×10 records, µs',
+      'invocation with OTLP/HTTP flush to loopback, ms p50 / p99',
+      'memory over 2,000 invocations (heap: 10% → end, after GC)',
+    ]);
+    // Every measured cell holds a number for each variant.
+    for (const row of rows.slice(0, 5)) {
+      const [, bare, ours, contrib] = row.split(' | ');
+      for (const cell of [bare, ours, contrib]) expect(cell).toMatch(/^\d+(\.\d+)?/);
+    }
+    expect(report).toContain('QUICK RUN');
+  });
+});
