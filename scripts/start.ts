@@ -5,9 +5,11 @@
  */
 import { readTelemetryConfig, startRun, startTelemetry, tracedFetch, type Run } from '../lib';
 import { FUNCTION_PREFIX, FUNCTIONS, functionName, startOfflineStack, type OfflineStack } from './offline/stack';
-import { isConnectedTrace, renderTraceTree, spansOfTrace } from './offline/trace-tree';
+import { renderTraceTree, spansOfTrace, waitForConnectedTrace } from './offline/trace-tree';
 
 const TRACE_TIMEOUT_MS = 30_000;
+// npm start, POST, POST /orders, send, process, invoke, notify-customer, send order confirmation.
+const EXPECTED_SPANS = 8;
 const order = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 2 }, { sku: 'PEN-7', quantity: 1 }] };
 
 async function main(): Promise<number> {
@@ -59,11 +61,9 @@ async function sendOrderAndPrintTrace(stack: OfflineStack, run: Run, externalBac
   const traceId = body.traceId;
   const functions = [...FUNCTIONS.map(functionName), 'npm-start'];
   try {
-    const spans = await stack.receiver.waitFor(
-      (received) => isConnectedTrace(spansOfTrace(received, traceId), functions) && hasConfirmation(spansOfTrace(received, traceId)),
-      TRACE_TIMEOUT_MS,
-    );
-    console.log(renderTraceTree(spansOfTrace(spans, traceId), { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX }));
+    // notify-customer's own child span ends last: once all of them are in, the whole trace is.
+    const spans = await waitForConnectedTrace(stack.receiver, traceId, { count: EXPECTED_SPANS, functions }, TRACE_TIMEOUT_MS);
+    console.log(renderTraceTree(spans, { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX }));
     console.log(`\nOne trace across ${FUNCTIONS.length} functions. Run \`npm run offline\` to keep the stack up and send your own requests.`);
     return 0;
   } catch (error) {
@@ -72,11 +72,6 @@ async function sendOrderAndPrintTrace(stack: OfflineStack, run: Run, externalBac
     console.error('\nserverless offline said:\n' + stack.output());
     return 1;
   }
-}
-
-/** notify-customer's own child span ends last: once it is in, the whole trace is. */
-function hasConfirmation(spans: { name: string }[]): boolean {
-  return spans.some((span) => span.name === 'send order confirmation');
 }
 
 main().then(

@@ -1,6 +1,5 @@
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes } from '@opentelemetry/api';
+import { propagation, SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import { httpHeadersSetter } from '../carriers/http-headers';
-import { recordFailure } from '../invocation';
 import {
   ATTR_HTTP_REQUEST_METHOD,
   ATTR_HTTP_RESPONSE_STATUS_CODE,
@@ -8,8 +7,7 @@ import {
   ATTR_SERVER_PORT,
   ATTR_URL_FULL,
 } from '../semconv';
-import { getTelemetry } from '../telemetry';
-import { forwardParentContext, type ForwardOptions } from './parent';
+import { runOutgoingCall, type ForwardOptions } from './parent';
 
 /**
  * `fetch` with a CLIENT `METHOD` span around the request and the span's context in `traceparent`/`tracestate`
@@ -17,24 +15,23 @@ import { forwardParentContext, type ForwardOptions } from './parent';
  */
 export async function tracedFetch(input: string | URL, init: RequestInit = {}, options?: ForwardOptions): Promise<Response> {
   const method = (init.method ?? 'GET').toUpperCase();
-  const parent = forwardParentContext(options);
-  const span = getTelemetry().tracer.startSpan(method, { kind: SpanKind.CLIENT, attributes: urlAttributes(input, method) }, parent);
-  const spanContext = trace.setSpan(parent, span);
-  const headers = new Headers(init.headers);
-  const traceHeaders: Record<string, string> = {};
-  propagation.inject(spanContext, traceHeaders, httpHeadersSetter);
-  for (const [name, value] of Object.entries(traceHeaders)) headers.set(name, value);
-  try {
-    const response = await context.with(spanContext, () => fetch(input, { ...init, headers }));
-    span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.status);
-    if (response.status >= 400) span.setStatus({ code: SpanStatusCode.ERROR });
-    return response;
-  } catch (error) {
-    recordFailure(span, error);
-    throw error;
-  } finally {
-    span.end();
-  }
+  return runOutgoingCall({
+    name: method,
+    kind: SpanKind.CLIENT,
+    attributes: urlAttributes(input, method),
+    options,
+    send: (spanContext) => {
+      const headers = new Headers(init.headers);
+      const traceHeaders: Record<string, string> = {};
+      propagation.inject(spanContext, traceHeaders, httpHeadersSetter);
+      for (const [name, value] of Object.entries(traceHeaders)) headers.set(name, value);
+      return fetch(input, { ...init, headers });
+    },
+    onResult: (span, response) => {
+      span.setAttribute(ATTR_HTTP_RESPONSE_STATUS_CODE, response.status);
+      if (response.status >= 400) span.setStatus({ code: SpanStatusCode.ERROR });
+    },
+  });
 }
 
 function urlAttributes(input: string | URL, method: string): Attributes {

@@ -1,9 +1,8 @@
-import { context, propagation, SpanKind, SpanStatusCode, trace, type Attributes, type Context } from '@opentelemetry/api';
+import { propagation, SpanKind, SpanStatusCode, type Attributes, type Context } from '@opentelemetry/api';
 import type { InvokeCommandInput, InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import { loadLambdaCommands } from './aws-sdk';
 import { wrapInvokePayload } from '../carriers/invoke-payload-envelope';
 import { mergeIntoClientContext } from '../carriers/lambda-client-context';
-import { recordFailure } from '../invocation';
 import {
   ATTR_ERROR_TYPE,
   ATTR_FAAS_INVOKED_NAME,
@@ -13,8 +12,7 @@ import {
   ATTR_RPC_SERVICE,
   ATTR_RPC_SYSTEM,
 } from '../semconv';
-import { getTelemetry } from '../telemetry';
-import { forwardParentContext, type ForwardOptions } from './parent';
+import { runOutgoingCall, type ForwardOptions } from './parent';
 
 /**
  * Returns a copy of an Invoke input that carries the trace context of `ctx`:
@@ -48,26 +46,18 @@ export async function invokeFunction(
   options?: ForwardOptions,
 ): Promise<InvokeCommandOutput> {
   const name = functionNameOf(input.FunctionName);
-  const parent = forwardParentContext(options);
-  const span = getTelemetry().tracer.startSpan(
-    `invoke ${name}`,
-    { kind: SpanKind.CLIENT, attributes: await invokeAttributes(client, name) },
-    parent,
-  );
-  const spanContext = trace.setSpan(parent, span);
-  try {
-    const output = await context.with(spanContext, () => client.send(new (loadLambdaCommands().InvokeCommand)(injectIntoInvokeInput(input, spanContext))));
-    if (output?.FunctionError) {
+  return runOutgoingCall({
+    name: `invoke ${name}`,
+    kind: SpanKind.CLIENT,
+    attributes: await invokeAttributes(client, name),
+    options,
+    send: (spanContext) => client.send(new (loadLambdaCommands().InvokeCommand)(injectIntoInvokeInput(input, spanContext))),
+    onResult: (span, output) => {
+      if (!output?.FunctionError) return;
       span.setStatus({ code: SpanStatusCode.ERROR, message: output.FunctionError });
       span.setAttribute(ATTR_ERROR_TYPE, output.FunctionError);
-    }
-    return output;
-  } catch (error) {
-    recordFailure(span, error);
-    throw error;
-  } finally {
-    span.end();
-  }
+    },
+  });
 }
 
 async function invokeAttributes(client: LambdaClient, name: string): Promise<Attributes> {

@@ -1,5 +1,6 @@
-import { context, trace, type Context } from '@opentelemetry/api';
-import { getEntrySpan } from '../invocation';
+import { context, trace, type Attributes, type Context, type Span, type SpanKind } from '@opentelemetry/api';
+import { getEntrySpan, recordFailure } from '../invocation';
+import { getTelemetry } from '../telemetry';
 
 export interface ForwardOptions {
   /**
@@ -16,4 +17,35 @@ export function forwardParentContext(options: ForwardOptions = {}): Context {
   if (options.parent !== 'entry') return active;
   const entry = getEntrySpan(active);
   return entry ? trace.setSpan(active, entry) : active;
+}
+
+export interface OutgoingCall<T> {
+  name: string;
+  kind: SpanKind;
+  attributes: Attributes;
+  options?: ForwardOptions;
+  /** Makes the call; `spanContext` is the context to inject into what is sent. */
+  send: (spanContext: Context) => Promise<T>;
+  /** Reads the outcome into the span (message id, status code, a function error). */
+  onResult?: (span: Span, result: T) => void;
+}
+
+/**
+ * Runs an outgoing call in its own span (CLIENT or PRODUCER), started where the forward options say: the span
+ * is current during the call, a thrown error is recorded and rethrown unchanged, and the span always ends.
+ */
+export async function runOutgoingCall<T>(call: OutgoingCall<T>): Promise<T> {
+  const parent = forwardParentContext(call.options);
+  const span = getTelemetry().tracer.startSpan(call.name, { kind: call.kind, attributes: call.attributes }, parent);
+  const spanContext = trace.setSpan(parent, span);
+  try {
+    const result = await context.with(spanContext, () => call.send(spanContext));
+    call.onResult?.(span, result);
+    return result;
+  } catch (error) {
+    recordFailure(span, error);
+    throw error;
+  } finally {
+    span.end();
+  }
 }

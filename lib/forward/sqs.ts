@@ -15,7 +15,7 @@ import { recordFailure } from '../invocation';
 import { addSqsSpanAttributes, sqsSpanName } from '../messaging';
 import { ATTR_ERROR_TYPE, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_MESSAGE_ID } from '../semconv';
 import { getTelemetry } from '../telemetry';
-import { forwardParentContext, type ForwardOptions } from './parent';
+import { forwardParentContext, runOutgoingCall, type ForwardOptions } from './parent';
 
 /** The part of a SendMessage (or SendMessageBatch entry) input that carries a trace context. */
 export interface SqsMessageCarrier {
@@ -68,25 +68,16 @@ export async function sendMessage(
   options?: ForwardOptions,
 ): Promise<SendMessageCommandOutput> {
   const queue = queueNameFromUrl(input.QueueUrl);
-  const parent = forwardParentContext(options);
-  const span = getTelemetry().tracer.startSpan(
-    sqsSpanName('send', queue),
-    { kind: SpanKind.PRODUCER, attributes: addSqsSpanAttributes({}, 'send', queue) },
-    parent,
-  );
-  const spanContext = trace.setSpan(parent, span);
-  try {
-    const output = await context.with(spanContext, () =>
-      client.send(new (loadSqsCommands().SendMessageCommand)(injectIntoSqsMessage(input, spanContext))),
-    );
-    if (output?.MessageId) span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, output.MessageId);
-    return output;
-  } catch (error) {
-    recordFailure(span, error);
-    throw error;
-  } finally {
-    span.end();
-  }
+  return runOutgoingCall({
+    name: sqsSpanName('send', queue),
+    kind: SpanKind.PRODUCER,
+    attributes: addSqsSpanAttributes({}, 'send', queue),
+    options,
+    send: (spanContext) => client.send(new (loadSqsCommands().SendMessageCommand)(injectIntoSqsMessage(input, spanContext))),
+    onResult: (span, output) => {
+      if (output?.MessageId) span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, output.MessageId);
+    },
+  });
 }
 
 /**

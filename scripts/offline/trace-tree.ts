@@ -1,4 +1,4 @@
-import type { ReceivedSpan } from './otlp-receiver';
+import type { OtlpReceiver, ReceivedSpan } from './otlp-receiver';
 
 /** The spans of one trace, grouped: what `npm start` waits for and prints. */
 export function spansOfTrace(spans: readonly ReceivedSpan[], traceId: string): ReceivedSpan[] {
@@ -76,4 +76,21 @@ function visible(text: string): string {
 
 function pad(text: string, width: number): string {
   return text + ' '.repeat(Math.max(0, width - visible(text).length));
+}
+
+/**
+ * Waits until a trace has at least `count` spans forming one tree across `functions`, and returns its spans;
+ * rejects after `timeoutMs`.
+ */
+export async function waitForConnectedTrace(
+  receiver: OtlpReceiver,
+  traceId: string,
+  expected: { count: number; functions: readonly string[] },
+  timeoutMs: number,
+): Promise<ReceivedSpan[]> {
+  const spans = await receiver.waitFor((received) => {
+    const trace = spansOfTrace(received, traceId);
+    return trace.length >= expected.count && isConnectedTrace(trace, expected.functions);
+  }, timeoutMs);
+  return spansOfTrace(spans, traceId);
 }

@@ -2,7 +2,7 @@ import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 import { freePorts, FUNCTIONS, functionName, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
-import { functionOf, isConnectedTrace, spansOfTrace } from '../../scripts/offline/trace-tree';
+import { functionOf, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 
 // The real offline stack on loopback: SQS emulator, serverless offline (esbuild bundles, worker threads),
 // serverless-offline-sqs polling, the Lambda invoke endpoint and the local OTLP receiver, on free ports.
@@ -33,12 +33,7 @@ async function postOrder(url: string, headers: Record<string, string> = {}, body
 
 /** Waits until the trace holds `count` spans, connected, across the named functions. */
 function waitForTrace(traceId: string, count: number, functions = ALL_FUNCTIONS): Promise<ReceivedSpan[]> {
-  return stack
-    .receiver!.waitFor((spans) => {
-      const trace = spansOfTrace(spans, traceId);
-      return trace.length >= count && isConnectedTrace(trace, functions);
-    }, TRACE_WAIT_MS)
-    .then((spans) => spansOfTrace(spans, traceId));
+  return waitForConnectedTrace(stack.receiver!, traceId, { count, functions }, TRACE_WAIT_MS);
 }
 
 /** `name KIND function` lines in tree order, indented by depth: the shape asserted below. */

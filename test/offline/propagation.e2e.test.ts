@@ -12,7 +12,7 @@ import {
 } from '../../lib';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 import { FUNCTION_PREFIX, freePorts, functionName, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
-import { isConnectedTrace, spansOfTrace } from '../../scripts/offline/trace-tree';
+import { waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 
 // The propagation paths beyond the main flow, on the real offline stack: this test process is the producer
 // (traced with the kit, exporting to the stack's receiver), the offline functions are the consumers.
@@ -45,12 +45,7 @@ function traceIdOf(run: Run): string {
 }
 
 function waitForTrace(traceId: string, count: number, functions: string[]): Promise<ReceivedSpan[]> {
-  return stack
-    .receiver!.waitFor((spans) => {
-      const trace = spansOfTrace(spans, traceId);
-      return trace.length >= count && isConnectedTrace(trace, functions);
-    }, TRACE_WAIT_MS)
-    .then((spans) => spansOfTrace(spans, traceId));
+  return waitForConnectedTrace(stack.receiver!, traceId, { count, functions }, TRACE_WAIT_MS);
 }
 
 const byName = (spans: ReceivedSpan[], name: string) => spans.filter((span) => span.name === name);
