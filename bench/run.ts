@@ -31,6 +31,8 @@ const BUNDLE: BuildOptions = {
   external: ['@aws-sdk/*'],
   logLevel: 'error',
   metafile: true,
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  plugins: require('../scripts/build/esbuild-plugins.js'),
 };
 
 type VariantName = 'bare' | 'ours' | 'contrib';

@@ -21,6 +21,7 @@ import {
 } from './semconv';
 import type { ParentLookup } from './extract';
 import { applyInboundPolicy, type InboundPolicy } from './inbound-policy';
+import { markRandomTrace } from './propagator';
 import type { Telemetry } from './telemetry';
 
 /** A Lambda handler without the legacy callback argument. */
@@ -146,5 +147,9 @@ export function startEntrySpan(telemetry: Telemetry, request: EntrySpanRequest):
     { kind: request.kind, attributes: request.attributes, ...(links.length > 0 ? { links } : {}) },
     parentContext,
   );
+  // A new root: its trace id came from the SDK's random generator, which W3C level 2 lets us say downstream.
+  if (!trace.getSpanContext(parentContext)) {
+    return { telemetry, parentContext: markRandomTrace(parentContext, span.spanContext().traceId), span };
+  }
   return { telemetry, parentContext, span };
 }

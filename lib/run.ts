@@ -1,5 +1,6 @@
-import { context, SpanKind, type Attributes, type Context, type Span } from '@opentelemetry/api';
+import { context, SpanKind, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { entryContext, recordFailure } from './invocation';
+import { markRandomTrace } from './propagator';
 import { getTelemetry } from './telemetry';
 import { currentTraceHeaders } from './trace-payload';
 
@@ -24,7 +25,8 @@ export function startRun(name: string, options: { attributes?: Attributes; paren
   const telemetry = getTelemetry();
   const parent = options.parent ?? context.active();
   const span = telemetry.tracer.startSpan(name, { kind: SpanKind.INTERNAL, attributes: options.attributes }, parent);
-  const runContext = entryContext(parent, span);
+  const root = trace.getSpanContext(parent) ? parent : markRandomTrace(parent, span.spanContext().traceId);
+  const runContext = entryContext(root, span);
   let ended = false;
   return {
     span,

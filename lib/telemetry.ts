@@ -1,7 +1,6 @@
 import { context, diag, propagation, trace, type Tracer } from '@opentelemetry/api';
 // The module itself, not the package index, which also loads the async_hooks-based manager we do not use.
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks/build/src/AsyncLocalStorageContextManager';
-import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
   AlwaysOffSampler,
@@ -17,6 +16,7 @@ import { TracerProvider } from '@opentelemetry/sdk-trace';
 import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './invocation-span-processor';
 import { OtlpHttpSpanExporter } from './otlp-exporter';
+import { TraceContextPropagator } from './propagator';
 import {
   ATTR_CLOUD_PLATFORM,
   ATTR_CLOUD_PROVIDER,
@@ -75,7 +75,7 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   const provider = new TracerProvider({ resource: createResource(config), spanProcessors, sampler: createSampler(config.sampler) });
 
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new W3CTraceContextPropagator());
+  propagation.setGlobalPropagator(new TraceContextPropagator());
   trace.setGlobalTracerProvider(provider);
 
   const telemetry: Telemetry = {

@@ -14,6 +14,11 @@ type HeaderRecord = Record<string, string | string[] | undefined> | null | undef
  */
 export function headerValues(event: HttpEvent, name: string): string[] | undefined {
   const lower = name.toLowerCase();
+  if ((event as APIGatewayProxyEventV2).version === '2.0') {
+    // HTTP API lower-cases names and joins repeated headers with commas: one direct lookup.
+    const value = (event.headers as HeaderRecord)?.[lower];
+    return typeof value === 'string' ? [value] : undefined;
+  }
   const multi = 'multiValueHeaders' in event ? (event.multiValueHeaders as HeaderRecord) : undefined;
   const fromMulti = multi ? valuesIn(multi, lower) : undefined;
   if (fromMulti) return fromMulti;

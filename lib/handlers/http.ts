@@ -28,7 +28,8 @@ export interface HttpHandlerOptions {
 }
 
 export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>, options: HttpHandlerOptions = {}): LambdaFn<E, R> {
-  return async (event, lambdaContext) => {
+  // Not async itself: the promise of runInvocation is returned as is, without one more hop.
+  return (event, lambdaContext) => {
     const started = startTelemetrySafely(() => {
       const telemetry = getTelemetry();
       const attributes = invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType));

@@ -19,7 +19,8 @@ export interface InvokeHandlerOptions {
  * before the function returns.
  */
 export function traceInvokeHandler<E, R>(handler: LambdaFn<E, R>, options: InvokeHandlerOptions = {}): LambdaFn<E, R> {
-  return async (event, lambdaContext) => {
+  // Not async itself: the promise of runInvocation is returned as is, without one more hop.
+  return (event, lambdaContext) => {
     const { payload, fields } = unwrapInvokePayload(event);
     const callerEvent = payload as E;
     const started = startTelemetrySafely(() => {

@@ -1,12 +1,22 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { isValidTraceState } from '../../lib/carriers/trace-state';
 import {
+  currentTraceHeaders,
   extractParentFromEventBridgeEvent,
   extractParentFromHttpEvent,
   extractParentFromSnsRecord,
   extractParentFromSqsRecord,
+  traceHttpHandler,
 } from '../../lib';
-import { apiGatewayV2Event, captureSpans, eventBridgeEvent, snsEnvelopeBody, snsRecord, sqsRecord } from '../../lib/testing';
+import {
+  apiGatewayV2Event,
+  captureSpans,
+  eventBridgeEvent,
+  lambdaContext,
+  snsEnvelopeBody,
+  snsRecord,
+  sqsRecord,
+} from '../../lib/testing';
 
 const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
 const SPAN_ID = '00f067aa0ba902b7';
@@ -40,6 +50,34 @@ describe('W3C traceparent', () => {
 
   it('keeps an unsampled parent unsampled', () => {
     expect(fromHeaders({ traceparent: `00-${TRACE_ID}-${SPAN_ID}-00` }).parent?.traceFlags).toBe(0);
+  });
+});
+
+describe('W3C level 2 random flag on what is sent on', () => {
+  const sentTraceparent = async (headers: Record<string, string>) => {
+    let sent: string | undefined;
+    const handler = traceHttpHandler(async () => {
+      sent = currentTraceHeaders().traceparent;
+      return { statusCode: 200 };
+    });
+    await handler(apiGatewayV2Event({ headers }), lambdaContext());
+    return sent;
+  };
+
+  it('keeps the random flag of the trace it continues', async () => {
+    expect(await sentTraceparent({ traceparent: `00-${TRACE_ID}-${SPAN_ID}-03` })).toMatch(new RegExp(`^00-${TRACE_ID}-[0-9a-f]{16}-03$`));
+  });
+
+  it('does not claim randomness for a trace that did not', async () => {
+    expect(await sentTraceparent({ traceparent: TRACEPARENT })).toMatch(/-01$/);
+  });
+
+  it('sets it on a trace this function starts (the SDK generates random ids)', async () => {
+    expect(await sentTraceparent({})).toMatch(/-03$/);
+  });
+
+  it('keeps it unsampled when the caller was not sampled', async () => {
+    expect(await sentTraceparent({ traceparent: `00-${TRACE_ID}-${SPAN_ID}-02` })).toMatch(/-02$/);
   });
 });
 

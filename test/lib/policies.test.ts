@@ -161,7 +161,8 @@ describe('startRun', () => {
         ],
       },
     ]);
-    expect(headers.traceparent).toBe(`00-${run.span.spanContext().traceId}-${run.span.spanContext().spanId}-01`);
+    // A new trace whose id this process generated: the W3C level 2 random flag (0x02) goes with the sampled one.
+    expect(headers.traceparent).toBe(`00-${run.span.spanContext().traceId}-${run.span.spanContext().spanId}-03`);
   });
 
   it('records the failure that ended the run', async () => {

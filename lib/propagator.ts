@@ -1,0 +1,61 @@
+import {
+  createContextKey,
+  trace,
+  type Context,
+  type TextMapGetter,
+  type TextMapPropagator,
+  type TextMapSetter,
+} from '@opentelemetry/api';
+import { W3CTraceContextPropagator } from '@opentelemetry/core';
+
+/** W3C Trace Context level 2: the trace id's right-most 7 bytes are random. */
+export const RANDOM_TRACE_FLAG = 0x02;
+
+const RANDOM_TRACE_KEY = createContextKey('traced-lambda random trace id');
+
+/** Marks the trace of `traceId` as having a random id in this context (and the contexts made from it). */
+export function markRandomTrace(ctx: Context, traceId: string): Context {
+  return ctx.setValue(RANDOM_TRACE_KEY, traceId);
+}
+
+/**
+ * The official W3C Trace Context propagator, plus the level 2 random flag: the SDK recomputes a child span's
+ * flags from its sampling decision only, which drops the flag a caller sent. This keeps it for the trace it
+ * came with, and sets it for traces whose ids this process generated (random ones), when it injects.
+ */
+export class TraceContextPropagator implements TextMapPropagator {
+  private readonly w3c = new W3CTraceContextPropagator();
+
+  inject(ctx: Context, carrier: unknown, setter: TextMapSetter): void {
+    const spanContext = trace.getSpanContext(ctx);
+    const random = spanContext !== undefined && ctx.getValue(RANDOM_TRACE_KEY) === spanContext.traceId;
+    if (!random) {
+      this.w3c.inject(ctx, carrier, setter);
+      return;
+    }
+    this.w3c.inject(ctx, carrier, {
+      set(target, key, value) {
+        setter.set(target, key, key === 'traceparent' ? withRandomFlag(value) : value);
+      },
+    });
+  }
+
+  extract(ctx: Context, carrier: unknown, getter: TextMapGetter): Context {
+    const extracted = this.w3c.extract(ctx, carrier, getter);
+    const parent = trace.getSpanContext(extracted);
+    return parent && parent !== trace.getSpanContext(ctx) && parent.traceFlags & RANDOM_TRACE_FLAG
+      ? markRandomTrace(extracted, parent.traceId)
+      : extracted;
+  }
+
+  fields(): string[] {
+    return this.w3c.fields();
+  }
+}
+
+/** `00-<trace>-<span>-01` → `00-<trace>-<span>-03` */
+function withRandomFlag(traceparent: string): string {
+  const flags = parseInt(traceparent.slice(-2), 16);
+  if (Number.isNaN(flags)) return traceparent;
+  return `${traceparent.slice(0, -2)}${(flags | RANDOM_TRACE_FLAG).toString(16).padStart(2, '0')}`;
+}
