@@ -10,8 +10,6 @@ import type { ParentLookup } from './extract';
  */
 export type InboundPolicy = 'continue' | 'link' | 'ignore';
 
-export const INBOUND_POLICIES: readonly InboundPolicy[] = ['continue', 'link', 'ignore'];
-
 /** The context to start the entry span in, and the links to give it, under a policy. */
 export function applyInboundPolicy(lookup: ParentLookup, policy: InboundPolicy = 'continue'): { context: Context; links: Link[] } {
   if (policy === 'continue' || !lookup.parent) return { context: lookup.context, links: [] };

@@ -9,6 +9,7 @@ import {
   type Link,
   type Span,
   type SpanKind,
+  type SpanOptions,
 } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
 import {
@@ -141,12 +142,10 @@ export interface EntrySpanRequest {
 export function startEntrySpan(telemetry: Telemetry, request: EntrySpanRequest): StartedInvocation {
   const placed = applyInboundPolicy(request.lookup, request.inbound);
   const parentContext = request.parentContext ?? placed.context;
-  const links = [...placed.links, ...(request.links ?? [])];
-  const span = telemetry.tracer.startSpan(
-    request.name,
-    { kind: request.kind, attributes: request.attributes, ...(links.length > 0 ? { links } : {}) },
-    parentContext,
-  );
+  const options: SpanOptions = { kind: request.kind, attributes: request.attributes };
+  const links = request.links ? placed.links.concat(request.links) : placed.links;
+  if (links.length > 0) options.links = links;
+  const span = telemetry.tracer.startSpan(request.name, options, parentContext);
   // A new root: its trace id came from the SDK's random generator, which W3C level 2 lets us say downstream.
   if (!trace.getSpanContext(parentContext)) {
     return { telemetry, parentContext: markRandomTrace(parentContext, span.spanContext().traceId), span };

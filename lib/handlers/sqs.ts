@@ -51,7 +51,8 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
     const records = Array.isArray(event?.Records) ? event.Records : [];
     const telemetry = startTelemetrySafely(getTelemetry);
     const coldStart = startTelemetrySafely(() => takeColdStart(telemetry?.config.lambda.initializationType)) ?? false;
-    const lookups = records.map((record) => startTelemetrySafely(() => extractParentFromSqsRecord(record)));
+    // Extraction never throws: a record it cannot read gives no parent.
+    const lookups = records.map(extractParentFromSqsRecord);
     const batch =
       telemetry && strategy === 'both'
         ? startTelemetrySafely(() => startBatchSpan(telemetry, records, lookups, lambdaContext, coldStart, inbound))
