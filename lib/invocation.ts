@@ -106,16 +106,17 @@ export function getEntrySpan(ctx: Context): Span | undefined {
 }
 
 /**
- * Runs the handler with the invocation span as the current span; records a thrown error on the span and
- * rethrows it unchanged; ends the span and flushes before the result is returned.
+ * Runs `run` with `span` current (in `spanContext`): reads the result into the span, records a thrown error on
+ * it and rethrows the error unchanged, and always ends the span.
  */
-export async function runInvocation<R>(
-  { telemetry, parentContext, span }: StartedInvocation,
+export async function runInSpan<R>(
+  span: Span,
+  spanContext: Context,
   run: () => Promise<R>,
   onResult?: (span: Span, result: R) => void,
 ): Promise<R> {
   try {
-    const result = await context.with(entryContext(parentContext, span), run);
+    const result = await context.with(spanContext, run);
     onResult?.(span, result);
     return result;
   } catch (error) {
@@ -123,6 +124,18 @@ export async function runInvocation<R>(
     throw error;
   } finally {
     span.end();
+  }
+}
+
+/** Runs the handler in the invocation's entry span (see `runInSpan`), then flushes before the result is returned. */
+export async function runInvocation<R>(
+  { telemetry, parentContext, span }: StartedInvocation,
+  run: () => Promise<R>,
+  onResult?: (span: Span, result: R) => void,
+): Promise<R> {
+  try {
+    return await runInSpan(span, entryContext(parentContext, span), run, onResult);
+  } finally {
     await telemetry.flush();
   }
 }

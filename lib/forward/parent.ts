@@ -1,5 +1,5 @@
 import { context, trace, type Attributes, type Context, type Span, type SpanKind } from '@opentelemetry/api';
-import { getEntrySpan, recordFailure } from '../invocation';
+import { getEntrySpan, runInSpan } from '../invocation';
 import { getTelemetry } from '../telemetry';
 
 export interface ForwardOptions {
@@ -38,14 +38,5 @@ export async function runOutgoingCall<T>(call: OutgoingCall<T>): Promise<T> {
   const parent = forwardParentContext(call.options);
   const span = getTelemetry().tracer.startSpan(call.name, { kind: call.kind, attributes: call.attributes }, parent);
   const spanContext = trace.setSpan(parent, span);
-  try {
-    const result = await context.with(spanContext, () => call.send(spanContext));
-    call.onResult?.(span, result);
-    return result;
-  } catch (error) {
-    recordFailure(span, error);
-    throw error;
-  } finally {
-    span.end();
-  }
+  return runInSpan(span, spanContext, () => call.send(spanContext), call.onResult);
 }
