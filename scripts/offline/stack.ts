@@ -49,6 +49,8 @@ export interface StackOptions {
   echo?: boolean;
   /** How long serverless offline may take to come up. */
   readyTimeoutMs?: number;
+  /** Variables for serverless offline and the functions, over the shell's (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
+  env?: NodeJS.ProcessEnv;
 }
 
 /**
@@ -127,6 +129,7 @@ async function startSqsEmulator(port: number): Promise<Server> {
 async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver | undefined, options: StackOptions) {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
+    ...options.env,
     HTTP_PORT: String(ports.http),
     LAMBDA_PORT: String(ports.lambda),
     SQS_PORT: String(ports.sqs),
