@@ -1,5 +1,5 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { SQSRecord } from 'aws-lambda';
+import type { ALBEvent, SQSRecord } from 'aws-lambda';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { readTelemetryConfig, startTelemetry, traceHttpHandler, traceInvokeHandler, traceSqsRecords, withSpan } from '../../lib';
 import {
@@ -65,6 +65,26 @@ describe('traceHttpHandler', () => {
     const span = capture.span('POST /orders');
     expect(span.parentSpanContext?.spanId).toBe(SPAN_ID);
     expect(span.attributes['http.route']).toBe('/orders');
+  });
+
+  it('continues the trace of an ALB request, header names in any case, named by method', async () => {
+    const handler = traceHttpHandler(async () => ({ statusCode: 200 }));
+    const albEvent: ALBEvent = {
+      requestContext: { elb: { targetGroupArn: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/orders/1' } },
+      httpMethod: 'GET',
+      path: '/orders/o-1',
+      queryStringParameters: {},
+      multiValueHeaders: { 'X-Forwarded-Proto': ['http'], TRACEPARENT: [TRACEPARENT], Host: ['orders.example.com'] },
+      body: null,
+      isBase64Encoded: false,
+    };
+
+    await handler(albEvent, lambdaContext());
+
+    const span = capture.span('GET');
+    expect(span.parentSpanContext?.spanId).toBe(SPAN_ID);
+    expect(span.attributes).toMatchObject({ 'url.path': '/orders/o-1', 'url.scheme': 'http', 'server.address': 'orders.example.com' });
+    expect(span.attributes['http.route']).toBeUndefined();
   });
 
   it('starts a new root when no traceparent arrives', async () => {
