@@ -3,10 +3,10 @@
  * Nothing else in lib/ reads `process.env`.
  */
 
-export const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
+const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
 export type TracesExporterName = (typeof TRACES_EXPORTERS)[number];
 
-export const SAMPLERS = [
+const SAMPLERS = [
   'always_on',
   'always_off',
   'traceidratio',

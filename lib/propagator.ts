@@ -9,7 +9,7 @@ import {
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 
 /** W3C Trace Context level 2: the trace id's right-most 7 bytes are random. */
-export const RANDOM_TRACE_FLAG = 0x02;
+const RANDOM_TRACE_FLAG = 0x02;
 
 const RANDOM_TRACE_KEY = createContextKey('traced-lambda random trace id');
 

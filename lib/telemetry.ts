@@ -28,7 +28,7 @@ import {
   ATTR_SERVICE_NAME,
 } from './semconv';
 
-export const TRACER_NAME = 'traced-lambda';
+const TRACER_NAME = 'traced-lambda';
 
 /** The process-wide tracing set-up: one per Lambda sandbox, shared by every invocation it runs. */
 export interface Telemetry {

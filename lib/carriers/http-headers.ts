@@ -12,7 +12,7 @@ type HeaderRecord = Record<string, string | string[] | undefined> | null | undef
  * last one); the former is read first because it shows duplicates. Reads the event in place: no header map
  * is built per request.
  */
-export function headerValues(event: HttpEvent, name: string): string[] | undefined {
+function headerValues(event: HttpEvent, name: string): string[] | undefined {
   const lower = name.toLowerCase();
   if ((event as APIGatewayProxyEventV2).version === '2.0') {
     // HTTP API lower-cases names and joins repeated headers with commas: one direct lookup.

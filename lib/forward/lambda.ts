@@ -78,7 +78,7 @@ async function invokeAttributes(client: LambdaClient, name: string): Promise<Att
 }
 
 /** A function name, a full or partial ARN, with or without a qualifier → the function's name. */
-export function functionNameOf(functionName: string | undefined): string {
+function functionNameOf(functionName: string | undefined): string {
   if (!functionName) return 'unknown';
   const parts = functionName.split(':');
   const at = parts.indexOf('function');

@@ -138,7 +138,7 @@ export async function sendMessageBatch(
 }
 
 /** https://sqs.region.amazonaws.com/123456789012/orders → orders */
-export function queueNameFromUrl(queueUrl: string | undefined): string | undefined {
+function queueNameFromUrl(queueUrl: string | undefined): string | undefined {
   if (!queueUrl) return undefined;
   const segments = queueUrl.split('?')[0].split('/').filter(Boolean);
   return segments.length > 1 ? segments[segments.length - 1] : undefined;

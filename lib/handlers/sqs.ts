@@ -165,7 +165,7 @@ let lastArn: string | undefined;
 let lastQueue: string | undefined;
 
 /** arn:aws:sqs:region:account:queue-name → queue-name (the last answer kept: a batch comes from one queue). */
-export function queueNameFromArn(arn: string | undefined): string | undefined {
+function queueNameFromArn(arn: string | undefined): string | undefined {
   if (arn !== lastArn) {
     lastArn = arn;
     lastQueue = arn?.split(':')[5] || undefined;
