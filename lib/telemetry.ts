@@ -61,6 +61,8 @@ export function getTelemetry(): Telemetry {
 export function startTelemetry(config: TelemetryConfig, options: StartTelemetryOptions = {}): Telemetry {
   for (const warning of config.warnings) diag.warn(`traced-lambda: ${warning}`);
   if (active) {
+    // Replaced (tests, a custom set-up): export what the previous one holds and release its connections.
+    void active.shutdown().catch(() => undefined);
     trace.disable();
     context.disable();
     propagation.disable();
