@@ -1,5 +1,5 @@
 import { context, ROOT_CONTEXT, SpanKind, type Attributes, type Link } from '@opentelemetry/api';
-import type { Context as LambdaContext, SQSBatchItemFailure, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
+import type { Context as LambdaContext, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
 import { extractParentFromSqsRecord, type ParentLookup } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
 import {
@@ -35,6 +35,11 @@ export type SqsBatchStrategy = 'parent' | 'links' | 'both';
 
 export interface SqsHandlerOptions {
   strategy?: SqsBatchStrategy;
+  /**
+   * How many records of a standard queue's batch are processed at once (default 1: one after another).
+   * FIFO queues are always processed in order, one at a time.
+   */
+  concurrency?: number;
   /** What to do with the producers' trace contexts (default `continue`); see `InboundPolicy`. */
   inbound?: InboundPolicy;
 }
@@ -42,11 +47,17 @@ export interface SqsHandlerOptions {
 /**
  * Wraps a per-record SQS handler into a batch handler for an event source mapping with
  * `ReportBatchItemFailures`: one CONSUMER `process <queue>` span per record, and every failed record reported in
- * `batchItemFailures` with its span marked ERROR. On a FIFO queue processing stops at the first failure and the
- * rest of the batch is reported failed too, so that order is kept. Spans are flushed before the function returns.
+ * `batchItemFailures` with its span marked ERROR. Records run one after another, or `concurrency` at a time on a
+ * standard queue, each in its own context. On a FIFO queue processing stops at the first failure and the rest of
+ * the batch is reported failed too, so that order is kept. Spans are flushed before the function returns.
  */
 export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHandlerOptions = {}): LambdaFn<SQSEvent, SQSBatchResponse> {
-  const { strategy, inbound } = { strategy: 'parent' as SqsBatchStrategy, inbound: 'continue' as InboundPolicy, ...options };
+  const { strategy, inbound, concurrency } = {
+    strategy: 'parent' as SqsBatchStrategy,
+    inbound: 'continue' as InboundPolicy,
+    concurrency: 1,
+    ...options,
+  };
   return async (event, lambdaContext) => {
     const records = Array.isArray(event?.Records) ? event.Records : [];
     const telemetry = startTelemetrySafely(getTelemetry);
@@ -62,34 +73,62 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
     const recordAttributes = startTelemetrySafely(() =>
       addSqsSpanAttributes(invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, false), 'process', undefined),
     );
-    const batchItemFailures: SQSBatchItemFailure[] = [];
+    const runRecord = (index: number): Promise<boolean> => {
+      const record = records[index];
+      const started =
+        telemetry && recordAttributes
+          ? startTelemetrySafely(() =>
+              startRecordSpan(telemetry, record, lookups[index], recordAttributes, {
+                coldStart: coldStart && index === 0 && !batch,
+                inbound: strategy === 'parent' ? inbound : inbound === 'ignore' ? 'ignore' : 'link',
+                batch,
+              }),
+            )
+          : undefined;
+      return processRecord(record, lambdaContext, started, handleRecord);
+    };
+
     try {
-      for (let index = 0; index < records.length; index++) {
-        const record = records[index];
-        const started =
-          telemetry && recordAttributes
-            ? startTelemetrySafely(() =>
-                startRecordSpan(telemetry, record, lookups[index], recordAttributes, {
-                  coldStart: coldStart && index === 0 && !batch,
-                  inbound: strategy === 'parent' ? inbound : inbound === 'ignore' ? 'ignore' : 'link',
-                  batch,
-                }),
-              )
-            : undefined;
-        const failed = await processRecord(record, lambdaContext, started, handleRecord);
-        if (!failed) continue;
-        if (isFifo(record)) {
-          batchItemFailures.push(...records.slice(index).map((rest) => ({ itemIdentifier: rest.messageId })));
-          break;
-        }
-        batchItemFailures.push({ itemIdentifier: record.messageId });
-      }
+      const fifo = records.some(isFifo);
+      const failed = fifo || concurrency <= 1 ? await inOrder(records.length, runRecord, fifo) : await atOnce(records.length, concurrency, runRecord);
+      return { batchItemFailures: failed.map((index) => ({ itemIdentifier: records[index].messageId })) };
     } finally {
       batch?.span.end();
       await telemetry?.flush();
     }
-    return { batchItemFailures };
   };
+}
+
+/**
+ * Runs records one after another; returns the indexes of the failed ones. With `stopAtFailure` (FIFO), the
+ * first failure ends the batch and every record from there on is reported, so that order is kept.
+ */
+async function inOrder(count: number, run: (index: number) => Promise<boolean>, stopAtFailure: boolean): Promise<number[]> {
+  const failed: number[] = [];
+  for (let index = 0; index < count; index++) {
+    if (!(await run(index))) continue;
+    if (!stopAtFailure) {
+      failed.push(index);
+      continue;
+    }
+    for (let rest = index; rest < count; rest++) failed.push(rest);
+    break;
+  }
+  return failed;
+}
+
+/** Runs up to `limit` records at a time; returns the indexes of the failed ones, in record order. */
+async function atOnce(count: number, limit: number, run: (index: number) => Promise<boolean>): Promise<number[]> {
+  const failed: number[] = [];
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const index = next++;
+      if (await run(index)) failed.push(index);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
+  return failed.sort((a, b) => a - b);
 }
 
 function startBatchSpan(

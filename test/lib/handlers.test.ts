@@ -1,7 +1,15 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { ALBEvent, SQSRecord } from 'aws-lambda';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { readTelemetryConfig, startTelemetry, traceHttpHandler, traceInvokeHandler, traceSqsRecords, withSpan } from '../../lib';
+import {
+  currentTracePayload,
+  readTelemetryConfig,
+  startTelemetry,
+  traceHttpHandler,
+  traceInvokeHandler,
+  traceSqsRecords,
+  withSpan,
+} from '../../lib';
 import {
   apiGatewayV1Event,
   apiGatewayV2Event,
@@ -226,6 +234,61 @@ describe('traceSqsRecords', () => {
     expect(processed).toEqual(['a', 'b']);
     expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'b' }, { itemIdentifier: 'c' }]);
     vi.restoreAllMocks();
+  });
+
+  it('processes up to `concurrency` records at once, each in its own trace, failures in record order', async () => {
+    // Arrange: five records from five traces; two fail
+    const traceIds = ['1', '2', '3', '4', '5'].map((digit) => digit.repeat(32));
+    const records = traceIds.map((traceId, index) =>
+      sqsRecord({
+        messageId: `m-${index}`,
+        messageAttributes: {
+          traceparent: { dataType: 'String', stringValue: `00-${traceId}-${'a'.repeat(16)}-01`, stringListValues: [], binaryListValues: [] },
+        },
+      }),
+    );
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const seenTraces: string[] = [];
+    const handler = traceSqsRecords(
+      async (record) => {
+        inFlight++;
+        mostInFlight = Math.max(mostInFlight, inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 5));
+        seenTraces.push(`${record.messageId}:${currentTracePayload()?.traceId}`);
+        inFlight--;
+        if (record.messageId === 'm-1' || record.messageId === 'm-3') throw new Error('cannot process');
+      },
+      { concurrency: 3 },
+    );
+    vi.spyOn(console, 'error').mockImplementation(() => undefined);
+
+    // Act
+    const result = await handler(sqsEvent(records), lambdaContext());
+
+    // Assert: never more than 3 at once, each record saw its own trace, failures reported in record order
+    expect(mostInFlight).toBe(3);
+    expect(seenTraces.sort()).toEqual(traceIds.map((traceId, index) => `m-${index}:${traceId}`));
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'm-1' }, { itemIdentifier: 'm-3' }]);
+    vi.restoreAllMocks();
+  });
+
+  it('keeps a FIFO batch in order whatever the concurrency', async () => {
+    const records = ['a', 'b', 'c'].map((messageId) => sqsRecord({ messageId, queueName: 'orders.fifo' }));
+    let inFlight = 0;
+    let mostInFlight = 0;
+    const handler = traceSqsRecords(
+      async () => {
+        mostInFlight = Math.max(mostInFlight, ++inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 1));
+        inFlight--;
+      },
+      { concurrency: 10 },
+    );
+
+    await handler(sqsEvent(records), lambdaContext());
+
+    expect(mostInFlight).toBe(1);
   });
 
   it('answers an empty or malformed event with no failures', async () => {
