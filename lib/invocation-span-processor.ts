@@ -29,15 +29,15 @@ export class InvocationSpanProcessor implements SpanProcessor {
   }
 
   /** Exports what has ended so far. Never rejects: telemetry trouble must not reach the handler. */
-  async forceFlush(): Promise<void> {
-    if (this.pending.length === 0) return;
+  forceFlush(): Promise<void> {
+    if (this.pending.length === 0) return Promise.resolve();
     const batch = this.pending;
     this.pending = [];
-    const result = await this.exportWithin(batch);
-    if (result.code !== ExportResultCode.SUCCESS && !this.reportedFailure) {
+    return this.exportWithin(batch).then((result) => {
+      if (result.code === ExportResultCode.SUCCESS || this.reportedFailure) return;
       this.reportedFailure = true;
       diag.warn(`traced-lambda: could not export ${batch.length} span(s): ${result.error?.message ?? 'unknown error'}`);
-    }
+    });
   }
 
   async shutdown(): Promise<void> {
