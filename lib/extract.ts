@@ -90,9 +90,10 @@ function extractWith<C>(carrier: C, getter: TextMapGetter<C>, source: ParentSour
   return lookupFrom(() => {
     const extracted = propagation.extract(ROOT_CONTEXT, carrier, getter);
     const parent = trace.getSpanContext(extracted);
+    if (!parent?.traceState) return extracted;
     const rawTraceState = getter.get(carrier, 'tracestate');
     const raw = Array.isArray(rawTraceState) ? rawTraceState.join(',') : rawTraceState;
-    if (!parent?.traceState || raw === undefined || isValidTraceState(raw)) return extracted;
+    if (raw === undefined || isValidTraceState(raw)) return extracted;
     return trace.setSpanContext(extracted, { ...parent, traceState: undefined });
   }, source);
 }
@@ -103,7 +104,7 @@ function lookupFrom(extract: () => Context, source: ParentSource): ParentLookup 
     // The propagators set a span context only once they have validated it.
     const parent = trace.getSpanContext(context);
     if (parent) return { context, source, parent };
-    // No parent, but keep whatever else was extracted (baggage).
+    // No parent, but keep whatever else the propagator put in the context.
     return { context, source: PARENT_SOURCE.none };
   } catch {
     // A new root: the event's shape was not what its type promised.
