@@ -3,9 +3,9 @@ import type { AddressInfo } from 'node:net';
 import type { SpanExporter } from '@opentelemetry/sdk-trace-base';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTelemetryConfig } from '../../lib/config';
-import { traceHttpHandler, traceInvokeHandler } from '../../lib';
+import { traceHttpHandler, traceInvokeHandler, traceSqsRecords } from '../../lib';
 import { startTelemetry } from '../../lib/telemetry';
-import { apiGatewayV2Event, lambdaContext, MemorySpanExporter } from '../../lib/testing';
+import { apiGatewayV2Event, captureSpans, lambdaContext, MemorySpanExporter } from '../../lib/testing';
 
 describe('telemetry never changes the result', () => {
   let closedPort: number;
@@ -114,5 +114,28 @@ describe('sampling', () => {
     await handler(apiGatewayV2Event({ headers: { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' } }), lambdaContext());
 
     expect(exporter.spans.map((span) => span.spanContext().traceId)).toEqual(['4bf92f3577b34da6a3ce929d0e0e4736']);
+  });
+});
+
+describe('events that are not what their type says', () => {
+  it('still runs the handler, untraced where nothing can be read', async () => {
+    captureSpans();
+    const seen: unknown[] = [];
+    const http = traceHttpHandler(async (event: unknown) => {
+      seen.push(event);
+      return { statusCode: 204 };
+    });
+    const invoke = traceInvokeHandler(async (event: unknown) => {
+      seen.push(event);
+      return 'ok';
+    });
+    const sqs = traceSqsRecords(async (record) => {
+      seen.push(record.body);
+    });
+
+    await expect(http(undefined as never, lambdaContext())).resolves.toEqual({ statusCode: 204 });
+    await expect(invoke('plain', undefined as never)).resolves.toBe('ok');
+    await expect(sqs({ Records: [{ body: 'x' }] } as never, lambdaContext())).resolves.toEqual({ batchItemFailures: [] });
+    expect(seen).toEqual([undefined, 'plain', 'x']);
   });
 });
