@@ -89,6 +89,8 @@ export function apiGatewayV2Event(options: HttpRequestOptions = {}): APIGatewayP
 
 export interface SqsRecordOptions {
   body?: string;
+  /** Shorthand for a `traceparent` string message attribute, as our producers write it. */
+  traceparent?: string;
   messageAttributes?: SQSMessageAttributes;
   /** System attributes such as `AWSTraceHeader`. */
   attributes?: Partial<SQSRecord['attributes']>;
@@ -98,7 +100,9 @@ export interface SqsRecordOptions {
 
 /** One SQS record as Lambda delivers it. */
 export function sqsRecord(options: SqsRecordOptions = {}): SQSRecord {
-  const { body = '{}', messageAttributes = {}, queueName = 'orders', messageId = randomUUID() } = options;
+  const { body = '{}', queueName = 'orders', messageId = randomUUID() } = options;
+  const messageAttributes = { ...options.messageAttributes };
+  if (options.traceparent) messageAttributes.traceparent = stringAttribute(options.traceparent);
   return {
     messageId,
     receiptHandle: `receipt-${messageId}`,
@@ -116,6 +120,11 @@ export function sqsRecord(options: SqsRecordOptions = {}): SQSRecord {
     eventSourceARN: `arn:aws:sqs:${REGION}:${ACCOUNT}:${queueName}`,
     awsRegion: REGION,
   };
+}
+
+/** A string message attribute as Lambda delivers it in `record.messageAttributes`. */
+export function stringAttribute(value: string): SQSMessageAttributes[string] {
+  return { dataType: 'String', stringValue: value, stringListValues: [], binaryListValues: [] };
 }
 
 export function sqsEvent(records: SQSRecord[]): SQSEvent {

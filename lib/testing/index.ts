@@ -11,6 +11,7 @@ export {
   sqsEvent,
   sqsRecord,
   sqsRecordFromSendMessage,
+  stringAttribute,
   type HttpRequestOptions,
   type SqsRecordOptions,
 } from './events';

@@ -17,11 +17,10 @@ import {
   traceShape,
   type SpanCapture,
 } from '../../lib/testing';
+import { TRACE_ID, TRACEPARENT } from '../trace-ids';
 
 const QUEUE_URL = process.env.ORDERS_QUEUE_URL!;
 const NOTIFY = process.env.NOTIFY_CUSTOMER_FUNCTION!;
-const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
-const TRACEPARENT = `00-${TRACE_ID}-00f067aa0ba902b7-01`;
 const ORDER = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 2 }] };
 
 // The SDK types a response payload as its blob adapter; the handler reads it as bytes.

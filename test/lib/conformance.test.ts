@@ -16,11 +16,10 @@ import {
   snsEnvelopeBody,
   snsRecord,
   sqsRecord,
+  stringAttribute,
 } from '../../lib/testing';
+import { SPAN_ID, TRACE_ID, TRACEPARENT } from '../trace-ids';
 
-const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
-const SPAN_ID = '00f067aa0ba902b7';
-const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
 
 beforeEach(() => {
   captureSpans();
@@ -125,7 +124,7 @@ describe('SNS and EventBridge sources', () => {
   it('reads message attributes of raw SNS delivery like any SQS message', () => {
     const record = sqsRecord({
       body: '{"orderId":"o-1"}',
-      messageAttributes: { traceparent: { dataType: 'String', stringValue: TRACEPARENT, stringListValues: [], binaryListValues: [] } },
+      messageAttributes: { traceparent: stringAttribute(TRACEPARENT) },
     });
 
     expect(extractParentFromSqsRecord(record).source).toBe('sqs-message-attributes');

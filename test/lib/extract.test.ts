@@ -1,11 +1,8 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mergeIntoClientContext, CLIENT_CONTEXT_MAX_BYTES } from '../../lib/carriers/lambda-client-context';
 import { extractParentFromHttpEvent, extractParentFromInvoke, extractParentFromSqsRecord } from '../../lib/extract';
-import { apiGatewayV1Event, apiGatewayV2Event, captureSpans, lambdaContext, sqsRecord } from '../../lib/testing';
-
-const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
-const SPAN_ID = '00f067aa0ba902b7';
-const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
+import { apiGatewayV1Event, apiGatewayV2Event, captureSpans, lambdaContext, sqsRecord, stringAttribute } from '../../lib/testing';
+import { SPAN_ID, TRACE_ID, TRACEPARENT } from '../trace-ids';
 
 beforeEach(() => {
   captureSpans(); // registers the W3C propagator the extraction uses
@@ -70,7 +67,7 @@ describe('extractParentFromSqsRecord', () => {
   it('finds the context in the message attributes', () => {
     const record = sqsRecord({
       messageAttributes: {
-        traceparent: { dataType: 'String', stringValue: TRACEPARENT, stringListValues: [], binaryListValues: [] },
+        traceparent: stringAttribute(TRACEPARENT),
       },
     });
 
@@ -94,7 +91,7 @@ describe('extractParentFromSqsRecord', () => {
   it('prefers the W3C attributes over AWSTraceHeader', () => {
     const record = sqsRecord({
       messageAttributes: {
-        traceparent: { dataType: 'String', stringValue: TRACEPARENT, stringListValues: [], binaryListValues: [] },
+        traceparent: stringAttribute(TRACEPARENT),
       },
       attributes: { AWSTraceHeader: `Root=1-${'1'.repeat(8)}-${'2'.repeat(24)};Parent=${'3'.repeat(16)};Sampled=1` },
     });

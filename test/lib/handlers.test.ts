@@ -20,19 +20,14 @@ import {
   sqsRecord,
   traceShape,
   type SpanCapture,
+  stringAttribute,
 } from '../../lib/testing';
+import { SPAN_ID, TRACE_ID, TRACEPARENT } from '../trace-ids';
 
-const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
-const SPAN_ID = '00f067aa0ba902b7';
-const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
 
 let capture: SpanCapture;
 beforeEach(() => {
   capture = captureSpans();
-});
-
-const traceparentAttribute = (traceparent: string) => ({
-  traceparent: { dataType: 'String', stringValue: traceparent, stringListValues: [], binaryListValues: [] },
 });
 
 describe('traceHttpHandler', () => {
@@ -170,8 +165,8 @@ describe('traceSqsRecords', () => {
     // Arrange
     const otherTrace = '0af7651916cd43dd8448eb211c80319c';
     const records = [
-      sqsRecord({ messageAttributes: traceparentAttribute(TRACEPARENT), messageId: 'm-1' }),
-      sqsRecord({ messageAttributes: traceparentAttribute(`00-${otherTrace}-b7ad6b7169203331-01`), messageId: 'm-2' }),
+      sqsRecord({ traceparent: TRACEPARENT, messageId: 'm-1' }),
+      sqsRecord({ traceparent: `00-${otherTrace}-b7ad6b7169203331-01`, messageId: 'm-2' }),
     ];
     const seen: string[] = [];
     const handler = traceSqsRecords(async (record) => {
@@ -243,7 +238,7 @@ describe('traceSqsRecords', () => {
       sqsRecord({
         messageId: `m-${index}`,
         messageAttributes: {
-          traceparent: { dataType: 'String', stringValue: `00-${traceId}-${'a'.repeat(16)}-01`, stringListValues: [], binaryListValues: [] },
+          traceparent: stringAttribute(`00-${traceId}-${'a'.repeat(16)}-01`),
         },
       }),
     );

@@ -24,21 +24,13 @@ import {
   traceShape,
   type SpanCapture,
 } from '../../lib/testing';
+import { SPAN_ID, TRACE_ID, TRACEPARENT } from '../trace-ids';
 
-const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
-const SPAN_ID = '00f067aa0ba902b7';
-const TRACEPARENT = `00-${TRACE_ID}-${SPAN_ID}-01`;
 let capture: SpanCapture;
 
 beforeEach(() => {
   capture = captureSpans();
 });
-
-const withTraceparent = (traceparent: string, messageId: string) =>
-  sqsRecord({
-    messageId,
-    messageAttributes: { traceparent: { dataType: 'String', stringValue: traceparent, stringListValues: [], binaryListValues: [] } },
-  });
 
 describe('inbound trust policy', () => {
   const ok = async () => ({ statusCode: 200 });
@@ -70,7 +62,10 @@ describe('inbound trust policy', () => {
 
 describe('SQS batch strategies', () => {
   const otherTrace = '0af7651916cd43dd8448eb211c80319c';
-  const batch = () => sqsEvent([withTraceparent(TRACEPARENT, 'm-1'), withTraceparent(`00-${otherTrace}-b7ad6b7169203331-01`, 'm-2')]);
+  const batch = () => sqsEvent([
+    sqsRecord({ traceparent: TRACEPARENT, messageId: 'm-1' }),
+    sqsRecord({ traceparent: `00-${otherTrace}-b7ad6b7169203331-01`, messageId: 'm-2' }),
+  ]);
 
   it('"links": each record span starts a new trace linked to its producer', async () => {
     await traceSqsRecords(async () => undefined, { strategy: 'links' })(batch(), lambdaContext());
