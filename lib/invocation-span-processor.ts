@@ -30,10 +30,18 @@ export class InvocationSpanProcessor implements SpanProcessor {
 
   /** Exports what has ended so far. Never rejects: telemetry trouble must not reach the handler. */
   forceFlush(): Promise<void> {
+    return this.flushWithin(this.timeoutMs);
+  }
+
+  /**
+   * As `forceFlush`, waiting at most `maxWaitMs` (and never longer than the configured timeout): the export
+   * keeps going after that, but the invocation does not wait for it.
+   */
+  flushWithin(maxWaitMs: number): Promise<void> {
     if (this.pending.length === 0) return Promise.resolve();
     const batch = this.pending;
     this.pending = [];
-    return this.exportWithin(batch).then((result) => {
+    return this.exportWithin(batch, Math.max(0, Math.min(maxWaitMs, this.timeoutMs))).then((result) => {
       if (result.code === ExportResultCode.SUCCESS || this.reportedFailure) return;
       this.reportedFailure = true;
       diag.warn(`traced-lambda: could not export ${batch.length} span(s): ${result.error?.message ?? 'unknown error'}`);
@@ -45,7 +53,7 @@ export class InvocationSpanProcessor implements SpanProcessor {
     await this.exporter?.shutdown().catch(() => undefined);
   }
 
-  private exportWithin(batch: ReadableSpan[]): Promise<ExportResult> {
+  private exportWithin(batch: ReadableSpan[], waitMs: number): Promise<ExportResult> {
     return new Promise<ExportResult>((resolve) => {
       let timer: NodeJS.Timeout | undefined;
       let settled = false;
@@ -64,8 +72,8 @@ export class InvocationSpanProcessor implements SpanProcessor {
       // Armed only for an export still in flight: an exporter that answers at once costs no timer.
       if (!settled) {
         timer = setTimeout(
-          () => done({ code: ExportResultCode.FAILED, error: new Error(`export timed out after ${this.timeoutMs} ms`) }),
-          this.timeoutMs,
+          () => done({ code: ExportResultCode.FAILED, error: new Error(`export not finished after ${waitMs} ms`) }),
+          waitMs,
         );
       }
     });

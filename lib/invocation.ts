@@ -130,13 +130,27 @@ export async function runInSpan<R>(
 /** Runs the handler in the invocation's entry span (see `runInSpan`), then flushes before the result is returned. */
 export async function runInvocation<R>(
   { telemetry, parentContext, span }: StartedInvocation,
+  lambdaContext: LambdaContext,
   run: () => Promise<R>,
   onResult?: (span: Span, result: R) => void,
 ): Promise<R> {
   try {
     return await runInSpan(span, entryContext(parentContext, span), run, onResult);
   } finally {
-    await telemetry.flush();
+    await telemetry.flush(flushBudgetMs(lambdaContext));
+  }
+}
+
+/** Time kept back from the flush at the end of an invocation, so that waiting for it never times the function out. */
+const FLUSH_MARGIN_MS = 50;
+
+/** How long the end-of-invocation flush may wait: what is left of the invocation, less a margin. */
+export function flushBudgetMs(lambdaContext: LambdaContext | undefined): number | undefined {
+  try {
+    const remaining = lambdaContext?.getRemainingTimeInMillis?.();
+    return typeof remaining === 'number' && Number.isFinite(remaining) ? Math.max(0, remaining - FLUSH_MARGIN_MS) : undefined;
+  } catch {
+    return undefined;
   }
 }
 

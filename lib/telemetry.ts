@@ -34,8 +34,11 @@ const TRACER_NAME = 'traced-lambda';
 export interface Telemetry {
   readonly config: TelemetryConfig;
   readonly tracer: Tracer;
-  /** Exports every span ended so far; resolves within the configured flush timeout and never rejects. */
-  flush(): Promise<void>;
+  /**
+   * Exports every span ended so far; resolves within the configured flush timeout, or `maxWaitMs` when that is
+   * shorter (what is left of the invocation's time), and never rejects.
+   */
+  flush(maxWaitMs?: number): Promise<void>;
   shutdown(): Promise<void>;
 }
 
@@ -69,9 +72,11 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   }
 
   const spanProcessors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
-  if (config.exporter !== 'none' || options.exporter) {
-    spanProcessors.push(new InvocationSpanProcessor(() => options.exporter ?? createExporter(config), config.flushTimeoutMs));
-  }
+  const exporting =
+    config.exporter !== 'none' || options.exporter
+      ? new InvocationSpanProcessor(() => options.exporter ?? createExporter(config), config.flushTimeoutMs)
+      : undefined;
+  if (exporting) spanProcessors.push(exporting);
   // The provider behind sdk-trace-base's BasicTracerProvider, configured from our already-read config rather
   // than by its own second pass over process.env (which costs init time and bundle size).
   const provider = new TracerProvider({ resource: createResource(config), spanProcessors, sampler: createSampler(config.sampler) });
@@ -83,7 +88,7 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   const telemetry: Telemetry = {
     config,
     tracer: provider.getTracer(TRACER_NAME),
-    flush: flushAll(spanProcessors),
+    flush: flushAll(exporting, options.spanProcessors ?? []),
     shutdown: () => provider.shutdown(),
   };
   active = telemetry;
@@ -99,11 +104,13 @@ function createExporter(config: TelemetryConfig): SpanExporter {
   });
 }
 
-/** One flush function, without per-call allocations for the usual single processor. */
-function flushAll(processors: SpanProcessor[]): () => Promise<void> {
-  if (processors.length === 0) return () => Promise.resolve();
-  if (processors.length === 1) return () => processors[0].forceFlush();
-  return () => Promise.all(processors.map((processor) => processor.forceFlush())).then(() => undefined);
+/** One flush function, without per-call allocations in the usual case (only the exporting processor). */
+function flushAll(exporting: InvocationSpanProcessor | undefined, others: SpanProcessor[]) {
+  const flushExporting = (maxWaitMs?: number) =>
+    exporting ? exporting.flushWithin(maxWaitMs ?? Number.POSITIVE_INFINITY) : Promise.resolve();
+  if (others.length === 0) return flushExporting;
+  return (maxWaitMs?: number) =>
+    Promise.all([flushExporting(maxWaitMs), ...others.map((processor) => processor.forceFlush())]).then(() => undefined);
 }
 
 function createSampler({ name, ratio }: TelemetryConfig['sampler']): Sampler {

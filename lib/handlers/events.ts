@@ -51,7 +51,7 @@ export function traceSnsRecords(
         });
       });
       if (!started) await handleRecord(record, lambdaContext);
-      else await runInvocation(started, () => handleRecord(record, lambdaContext));
+      else await runInvocation(started, lambdaContext, () => handleRecord(record, lambdaContext));
     }
   };
 }
@@ -82,6 +82,6 @@ export function traceEventBridgeHandler<D, R>(
       });
     });
     if (!started) return handler(event, lambdaContext);
-    return runInvocation(started, () => handler(event, lambdaContext));
+    return runInvocation(started, lambdaContext, () => handler(event, lambdaContext));
   };
 }

@@ -43,7 +43,7 @@ export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>
       });
     });
     if (!started) return handler(event, lambdaContext);
-    return runInvocation(started, () => handler(event, lambdaContext), recordResponse);
+    return runInvocation(started, lambdaContext, () => handler(event, lambdaContext), recordResponse);
   };
 }
 

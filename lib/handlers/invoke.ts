@@ -34,6 +34,6 @@ export function traceInvokeHandler<E, R>(handler: LambdaFn<E, R>, options: Invok
       });
     });
     if (!started) return handler(callerEvent, lambdaContext);
-    return runInvocation(started, () => handler(callerEvent, lambdaContext));
+    return runInvocation(started, lambdaContext, () => handler(callerEvent, lambdaContext));
   };
 }

@@ -4,6 +4,7 @@ import { extractParentFromSqsRecord, type ParentLookup } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
 import {
   entryContext,
+  flushBudgetMs,
   invocationAttributes,
   recordFailure,
   startEntrySpan,
@@ -94,7 +95,7 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
       return { batchItemFailures: failed.map((index) => ({ itemIdentifier: records[index].messageId })) };
     } finally {
       batch?.span.end();
-      await telemetry?.flush();
+      await telemetry?.flush(flushBudgetMs(lambdaContext));
     }
   };
 }

@@ -34,6 +34,18 @@ describe('telemetry never changes the result', () => {
     expect(Date.now() - started).toBeLessThan(2000);
   });
 
+  it('never waits for the export past what is left of the invocation', async () => {
+    const silent: SpanExporter = { export: () => undefined, shutdown: async () => undefined };
+    startTelemetry(readTelemetryConfig({ OTEL_EXPORTER_OTLP_TIMEOUT: '5000' }), { exporter: silent });
+    const handler = traceInvokeHandler(async () => 'done');
+    const almostOut = { ...lambdaContext(), getRemainingTimeInMillis: () => 120 };
+
+    const started = Date.now();
+    await expect(handler({}, almostOut)).resolves.toBe('done');
+    // 120 ms left, less the 50 ms margin: the flush gives up after ~70 ms instead of the configured 5 s.
+    expect(Date.now() - started).toBeLessThan(1000);
+  });
+
   it('answers as usual when the exporter throws', async () => {
     const broken: SpanExporter = {
       export: () => {
