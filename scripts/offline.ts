@@ -36,8 +36,10 @@ Try:
 
   const receiver = stack.receiver;
   if (!receiver) return;
-  // Print each trace once no new span of it has arrived for QUIET_MS.
+  // Print each trace once no new span of it has arrived for QUIET_MS; again, marked as such, when more arrive
+  // (the SQS poller can hold a message for seconds between the producer's spans and the consumer's).
   const timers = new Map<string, NodeJS.Timeout>();
+  const printed = new Set<string>();
   receiver.onSpans((batch) => {
     for (const traceId of new Set(batch.map((span) => span.traceId))) {
       clearTimeout(timers.get(traceId));
@@ -45,7 +47,9 @@ Try:
         traceId,
         setTimeout(() => {
           timers.delete(traceId);
-          console.log(`\n${renderTraceTree(spansOfTrace(receiver.spans(), traceId), { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX })}`);
+          const tree = renderTraceTree(spansOfTrace(receiver.spans(), traceId), { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX });
+          console.log(`\n${printed.has(traceId) ? '(more spans arrived) ' : ''}${tree}`);
+          printed.add(traceId);
         }, QUIET_MS),
       );
     }
