@@ -58,11 +58,15 @@ export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color
   const remote = roots.find((root) => root.parentSpanId)?.parentSpanId;
   return [
     paint('1', `trace ${spans[0].traceId}`) +
-      ` · ${spans.length} spans · ${functions.length} services · ${ms(end - start)}` +
+      ` · ${count(spans.length, 'span')} · ${count(functions.length, 'service')} · ${ms(end - start)}` +
       (remote ? ` · continues remote parent ${remote}` : ''),
     paint('2', line(header)),
     ...rows.map(line),
   ].join('\n');
+}
+
+function count(n: number, noun: string): string {
+  return `${n} ${noun}${n === 1 ? '' : 's'}`;
 }
 
 function ms(ns: bigint): string {
