@@ -1,0 +1,49 @@
+import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
+import { describe, expect, it } from 'vitest';
+import { startRun, withSpan } from '../../lib';
+import { captureSpans } from '../../lib/testing';
+import { decodeTracesRequest } from '../../scripts/offline/otlp-receiver';
+import { isConnectedTrace, renderTraceTree } from '../../scripts/offline/trace-tree';
+
+// What the local receiver makes of an OTLP/JSON request, and how npm start prints it.
+async function exportedTrace() {
+  const capture = captureSpans({ AWS_LAMBDA_FUNCTION_NAME: 'order-pipeline-offline-create-order' });
+  const run = startRun('npm start');
+  await run.inside(() => withSpan('POST /orders', () => withSpan('send orders', async () => undefined)));
+  await run.end(new Error('stopped'));
+  const body = JSON.parse(Buffer.from(JsonTraceSerializer.serializeRequest(capture.spans())!).toString('utf8'));
+  return { spans: capture.spans(), received: decodeTracesRequest(body) };
+}
+
+describe('the local OTLP receiver and the trace tree', () => {
+  it('decodes the official JSON encoding back to the same spans', async () => {
+    const { spans, received } = await exportedTrace();
+
+    expect(received.map((span) => [span.name, span.spanId, span.parentSpanId ?? null, span.kind, span.status])).toEqual(
+      spans.map((span) => [span.name, span.spanContext().spanId, span.parentSpanContext?.spanId ?? null, 'INTERNAL', span.name === 'npm start' ? 'ERROR' : 'UNSET']),
+    );
+    expect(received[0].resource['faas.name']).toBe('order-pipeline-offline-create-order');
+    expect(received.every((span) => span.endNs >= span.startNs)).toBe(true);
+  });
+
+  it('prints one tree with kind, function and status, and knows when it is connected', async () => {
+    const { received } = await exportedTrace();
+
+    const lines = renderTraceTree(received, { functionPrefix: 'order-pipeline-offline-' }).split('\n');
+
+    expect(lines[0]).toMatch(/^trace [0-9a-f]{32} · 3 spans · 1 service · /);
+    expect(lines.slice(2).map((line) => line.replace(/\s+[+\d.]+ ms\s+[\d.]+ ms/, '').trimEnd())).toEqual([
+      'npm start          INTERNAL  create-order  ERROR',
+      '└─ POST /orders    INTERNAL  create-order',
+      '   └─ send orders  INTERNAL  create-order',
+    ]);
+    expect(isConnectedTrace(received, ['order-pipeline-offline-create-order'])).toBe(true);
+    const withoutMiddle = received.filter((span) => span.name !== 'POST /orders');
+    expect(isConnectedTrace(withoutMiddle, ['order-pipeline-offline-create-order'])).toBe(false);
+    expect(isConnectedTrace(received, ['order-pipeline-offline-notify-customer'])).toBe(false);
+  });
+
+  it('rejects a body that is not an OTLP traces request', () => {
+    expect(() => decodeTracesRequest({ hello: 'world' })).toThrow(/resourceSpans/);
+  });
+});
