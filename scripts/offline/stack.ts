@@ -2,6 +2,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { rm } from 'node:fs/promises';
 import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSqsServer } from 'local-aws-sqs';
@@ -51,6 +52,11 @@ export interface StackOptions {
   readyTimeoutMs?: number;
   /** Variables for serverless offline and the functions, over the shell's (e.g. OTEL_EXPORTER_OTLP_ENDPOINT). */
   env?: NodeJS.ProcessEnv;
+  /**
+   * Where the function bundles are built (default `.esbuild`). Stacks running side by side need their own:
+   * one stack's clean-up would otherwise remove the bundles another is running.
+   */
+  buildFolder?: string;
 }
 
 /**
@@ -130,6 +136,7 @@ async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver 
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...options.env,
+    ...(options.buildFolder ? { ESBUILD_WORK_FOLDER: options.buildFolder } : {}),
     HTTP_PORT: String(ports.http),
     LAMBDA_PORT: String(ports.lambda),
     SQS_PORT: String(ports.sqs),
@@ -162,7 +169,10 @@ async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver 
   child.stderr!.on('data', collect);
   const exited = once(child, 'exit');
 
-  const stop = () => stopProcessGroup(child, exited);
+  const stop = async () => {
+    await stopProcessGroup(child, exited);
+    if (options.buildFolder) await rm(resolve(PROJECT_ROOT, options.buildFolder), { recursive: true, force: true });
+  };
   try {
     await waitUntilReady(ports, child, () => output, options.readyTimeoutMs ?? 90_000);
   } catch (error) {

@@ -14,7 +14,7 @@ let stack: OfflineStack;
 
 beforeAll(async () => {
   const [http, lambda, sqs, otlp] = await freePorts(4);
-  stack = await startOfflineStack({ ports: { http, lambda, sqs, otlp }, readyTimeoutMs: 90_000 });
+  stack = await startOfflineStack({ ports: { http, lambda, sqs, otlp }, readyTimeoutMs: 90_000, buildFolder: `.esbuild-e2e-${http}` });
 }, 120_000);
 
 afterAll(async () => {

@@ -28,7 +28,7 @@ let lambda: LambdaClient;
 
 beforeAll(async () => {
   const [http, lambdaPort, sqsPort, otlp] = await freePorts(4);
-  stack = await startOfflineStack({ ports: { http, lambda: lambdaPort, sqs: sqsPort, otlp }, readyTimeoutMs: 90_000 });
+  stack = await startOfflineStack({ ports: { http, lambda: lambdaPort, sqs: sqsPort, otlp }, readyTimeoutMs: 90_000, buildFolder: `.esbuild-e2e-${http}` });
   startTelemetry(readTelemetryConfig({ OTEL_SERVICE_NAME: PRODUCER, OTEL_EXPORTER_OTLP_ENDPOINT: stack.receiver!.endpoint }));
   sqs = new SQSClient({ endpoint: stack.sqsEndpoint, region: 'eu-west-1', credentials });
   lambda = new LambdaClient({ endpoint: stack.lambdaEndpoint, region: 'eu-west-1', credentials });
