@@ -36,15 +36,18 @@ const BUNDLE: BuildOptions = {
 };
 
 type VariantName = 'bare' | 'ours' | 'contrib';
+type HotVariantName = VariantName | 'floor';
 interface Variant {
-  name: VariantName;
+  name: HotVariantName;
   dir: string;
   modules: { api: string; sqs: string };
   preload?: string;
 }
 
-const variants: Record<VariantName, Variant> = {
+const variants: Record<HotVariantName, Variant> = {
   bare: { name: 'bare', dir: join(OUT, 'bare'), modules: { api: 'bare-http', sqs: 'bare-sqs' } },
+  // The same spans with the fewest official SDK calls: the floor per-invocation figures are measured against.
+  floor: { name: 'floor', dir: join(OUT, 'floor'), modules: { api: 'floor-http', sqs: 'floor-sqs' } },
   ours: { name: 'ours', dir: join(OUT, 'ours'), modules: { api: 'ours-http', sqs: 'ours-sqs' } },
   contrib: {
     name: 'contrib',
@@ -68,6 +71,8 @@ async function buildAll() {
   await bundle(join(fixtures, 'bare-sqs.ts'), join(variants.bare.dir, 'bare-sqs.js'));
   sizes.ours = await bundle(join(fixtures, 'ours-http.ts'), join(variants.ours.dir, 'ours-http.js'));
   sizes.oursSqs = await bundle(join(fixtures, 'ours-sqs.ts'), join(variants.ours.dir, 'ours-sqs.js'));
+  await bundle(join(fixtures, 'floor-http.ts'), join(variants.floor.dir, 'floor-http.js'));
+  await bundle(join(fixtures, 'floor-sqs.ts'), join(variants.floor.dir, 'floor-sqs.js'));
   // Contrib: the same bare bundles, plus the layer's init loaded before them. The instrumentation patches the
   // handler file's `handler` export, which an esbuild bundle defines as a getter it cannot redefine (bundled
   // handlers get no span at all), so the file the runtime loads re-exports the bundle as a plain property.
@@ -148,8 +153,8 @@ async function main() {
     }
 
     console.log('Per-invocation cost (instant exporter)…');
-    const hot: Record<string, Record<VariantName, number[]>> = { api: {} as never, sqs: {} as never };
-    for (const name of names) {
+    const hot: Record<string, Record<HotVariantName, number[]>> = { api: {} as never, sqs: {} as never };
+    for (const name of [...names, 'floor'] as const) {
       hot.api[name] = (await probe(variants[name], ['hot', 'api', String(plan.apiBatches), String(plan.apiSize)], 'instant', endpoint)).perCallUs;
       hot.sqs[name] = (await probe(variants[name], ['hot', 'sqs', String(plan.sqsBatches), String(plan.sqsSize)], 'instant', endpoint)).perCallUs;
     }
@@ -178,7 +183,7 @@ async function main() {
 interface Measurements {
   sizes: Record<string, number>;
   cold: Record<VariantName, { init: number[]; first: number[] }>;
-  hot: Record<string, Record<VariantName, number[]>>;
+  hot: Record<string, Record<HotVariantName, number[]>>;
   flush: Partial<Record<VariantName, number[]>>;
   memory: Partial<Record<VariantName, { peakRssMb: number; heapGrowthMb: number }>>;
 }
@@ -196,6 +201,7 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
       spread(cold.ours[key], 1),
       spread(cold.contrib[key], 1),
       (ours - bare).toFixed(1),
+      '—',
       (contrib - bare).toFixed(1),
       ratio(contrib - bare, ours - bare),
       `≤ ${target}`,
@@ -213,6 +219,7 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     `${kb(sizes.ours)} (functions: ${kb(sizes['create-order'])} / ${kb(sizes['process-order'])} / ${kb(sizes['notify-customer'])})`,
     `${kb(sizes.contrib)} (init ${kb(sizes.contribInit)})`,
     kb(largest - sizes.bare),
+    '—',
     kb(sizes.contrib - sizes.bare),
     ratio(sizes.contrib - sizes.bare, largest - sizes.bare),
     '≤ 60 (largest function)',
@@ -220,13 +227,14 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
   ]);
 
   const hotRow = (label: string, kind: 'api' | 'sqs', target: number) => {
-    const [bare, ours, contrib] = [median(hot[kind].bare), median(hot[kind].ours), median(hot[kind].contrib)];
+    const [bare, ours, contrib, floor] = [median(hot[kind].bare), median(hot[kind].ours), median(hot[kind].contrib), median(hot[kind].floor)];
     rows.push([
       label,
       spread(hot[kind].bare, 2),
       spread(hot[kind].ours, 2),
       spread(hot[kind].contrib, 2),
       (ours - bare).toFixed(2),
+      (floor - bare).toFixed(2),
       (contrib - bare).toFixed(2),
       ratio(contrib - bare, ours - bare),
       `≤ ${target}`,
@@ -245,14 +253,15 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     `${percentile(contrib, 50).toFixed(3)} / ${percentile(contrib, 99).toFixed(3)}`,
     '',
     '',
+    '',
     `${(percentile(contrib, 50) / percentile(ours, 50)).toFixed(1)}× (p50)`,
     'p50 ≤ 1',
     verdict(percentile(ours, 50), 1),
   ]);
   const mem = (name: VariantName) => `${memory[name]!.peakRssMb.toFixed(1)} MB peak, heap ${memory[name]!.heapGrowthMb >= 0 ? '+' : ''}${memory[name]!.heapGrowthMb.toFixed(2)} MB`;
-  rows.push([`memory over ${plan.memoryCount.toLocaleString('en')} invocations (heap: 10% → end, after GC)`, mem('bare'), mem('ours'), mem('contrib'), '', '', '', 'no growth', '']);
+  rows.push([`memory over ${plan.memoryCount.toLocaleString('en')} invocations (heap: 10% → end, after GC)`, mem('bare'), mem('ours'), mem('contrib'), '', '', '', '', 'no growth', '']);
 
-  const header = ['figure', 'bare', 'ours', 'contrib', 'ours added', 'contrib added', 'contrib/ours (added)', 'target', 'ours'];
+  const header = ['figure', 'bare', 'ours', 'contrib', 'ours added', 'stock SDK floor added', 'contrib added', 'contrib/ours (added)', 'target', 'ours'];
   const table = [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n');
   return [
     `# Benchmark: the cost of tracing on Lambda`,
