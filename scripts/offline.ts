@@ -2,14 +2,14 @@
  * `npm run offline`: the same stack as `npm start`, kept in the foreground for manual use until Ctrl-C.
  * Every trace the local receiver gets is printed as a tree once it has been quiet for a moment.
  */
-import { FUNCTION_PREFIX, functionName, startOfflineStack } from './offline/stack';
+import { FUNCTION_PREFIX, functionName, portsFromEnv, startOfflineStack } from './offline/stack';
 import { renderTraceTree, spansOfTrace } from './offline/trace-tree';
 
 const QUIET_MS = 1500;
 
 async function main(): Promise<void> {
   const externalBackend = process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
-  const stack = await startOfflineStack({ ports: externalBackend ? { otlp: 0 } : {}, echo: process.argv.includes('--verbose') });
+  const stack = await startOfflineStack({ ports: { ...portsFromEnv(), ...(externalBackend ? { otlp: 0 } : {}) }, echo: process.argv.includes('--verbose') });
   let stopping = false;
   const stop = () => {
     if (stopping) return;

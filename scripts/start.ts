@@ -4,7 +4,7 @@
  * functions, prints it as a tree, stops everything and exits 0 (1 if the trace did not come together).
  */
 import { readTelemetryConfig, startRun, startTelemetry, tracedFetch, type Run } from '../lib';
-import { FUNCTION_PREFIX, FUNCTIONS, functionName, startOfflineStack, type OfflineStack } from './offline/stack';
+import { FUNCTION_PREFIX, FUNCTIONS, functionName, portsFromEnv, startOfflineStack, type OfflineStack } from './offline/stack';
 import { renderTraceTree, spansOfTrace, waitForConnectedTrace } from './offline/trace-tree';
 
 const TRACE_TIMEOUT_MS = 30_000;
@@ -15,7 +15,7 @@ const order = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quan
 async function main(): Promise<number> {
   const externalBackend = process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;
   console.log('Starting the SQS emulator, serverless offline and the local OTLP receiver…');
-  const stack = await startOfflineStack({ ports: externalBackend ? { otlp: 0 } : {} });
+  const stack = await startOfflineStack({ ports: { ...portsFromEnv(), ...(externalBackend ? { otlp: 0 } : {}) } });
   const stopOnSignal = () => void stack.stop().finally(() => process.exit(130));
   process.once('SIGINT', stopOnSignal);
   process.once('SIGTERM', stopOnSignal);

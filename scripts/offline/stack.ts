@@ -26,6 +26,20 @@ export interface StackPorts {
 
 export const DEFAULT_PORTS: StackPorts = { http: 3000, lambda: 3002, sqs: 9324, otlp: 4318 };
 
+/** The ports `npm start` and `npm run offline` use: the defaults, moved by HTTP_PORT, LAMBDA_PORT, SQS_PORT, OTLP_RECEIVER_PORT. */
+export function portsFromEnv(env: NodeJS.ProcessEnv = process.env): StackPorts {
+  const port = (value: string | undefined, fallback: number) => {
+    const parsed = Number(value);
+    return Number.isInteger(parsed) && parsed > 0 && parsed < 65536 ? parsed : fallback;
+  };
+  return {
+    http: port(env.HTTP_PORT, DEFAULT_PORTS.http),
+    lambda: port(env.LAMBDA_PORT, DEFAULT_PORTS.lambda),
+    sqs: port(env.SQS_PORT, DEFAULT_PORTS.sqs),
+    otlp: port(env.OTLP_RECEIVER_PORT, DEFAULT_PORTS.otlp),
+  };
+}
+
 export interface OfflineStack {
   ports: StackPorts;
   /** HTTP API route (no stage prefix). */
