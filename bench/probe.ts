@@ -5,9 +5,15 @@
  *   probe memory <dir> <module> <count>             → {"peakRssMb", "heapGrowthMb"}
  *   probe flush  <dir> <module> <count>             → {"latenciesMs": [..]} with the OTLP exporter
  */
+import { Agent } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import { apiEvent, benchContext, sqsEvent10 } from './events';
+
+// What the Lambda Node.js runtime has done before it loads the handler file: its runtime API client requires
+// node:http and makes a keep-alive Agent (aws-lambda-nodejs-runtime-interface-client, RAPIDClient), so every
+// variant finds node:http loaded, as it does on Lambda.
+const runtimeAgent = new Agent({ keepAlive: true, maxSockets: 1 });
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
 const [mode, dir, moduleName, ...args] = process.argv.slice(2);
@@ -22,6 +28,8 @@ async function main(): Promise<unknown> {
   if (mode === 'cold') {
     const handler = loadHandler();
     const init = performance.now();
+    // The runtime then awaits its next event (a call into its native client) before it invokes the handler.
+    await new Promise((next) => setImmediate(next));
     await handler(args[0] === 'sqs' ? sqsEvent10() : apiEvent(), benchContext());
     return { init, first: performance.now() };
   }
@@ -75,6 +83,7 @@ async function main(): Promise<unknown> {
 main().then(
   (result) => {
     process.stdout.write(`${JSON.stringify(result)}\n`);
+    runtimeAgent.destroy();
     process.exit(0); // keep-alive sockets must not hold the measurement open
   },
   (error) => {
