@@ -10,6 +10,7 @@ import {
   type Span,
   type SpanKind,
   type SpanOptions,
+  type Tracer,
 } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
 import {
@@ -165,14 +166,32 @@ export interface EntrySpanRequest {
   links?: Link[];
 }
 
+/**
+ * Starts a span and then sets its attributes. Given in the start options instead, the SDK validates every
+ * attribute three times (twice around the sampler, once in the span): ~0.3 µs per span of a batch. What is
+ * lost: span processors' onStart and the sampler see the span without them; the built-in samplers the kit
+ * configures from OTEL_TRACES_SAMPLER do not read attributes.
+ */
+export function startSpanThenSetAttributes(
+  tracer: Tracer,
+  name: string,
+  options: SpanOptions,
+  attributes: Attributes,
+  parentContext: Context,
+): Span {
+  const span = tracer.startSpan(name, options, parentContext);
+  span.setAttributes(attributes);
+  return span;
+}
+
 /** Starts an invocation's entry span where the inbound policy says, with the links it asks for. */
 export function startEntrySpan(telemetry: Telemetry, request: EntrySpanRequest): StartedInvocation {
   const placed = applyInboundPolicy(request.lookup, request.inbound);
   const parentContext = request.parentContext ?? placed.context;
-  const options: SpanOptions = { kind: request.kind, attributes: request.attributes };
+  const options: SpanOptions = { kind: request.kind };
   const links = request.links ? placed.links.concat(request.links) : placed.links;
   if (links.length > 0) options.links = links;
-  const span = telemetry.tracer.startSpan(request.name, options, parentContext);
+  const span = startSpanThenSetAttributes(telemetry.tracer, request.name, options, request.attributes, parentContext);
   // A new root: its trace id came from the SDK's random generator, which W3C level 2 lets us say downstream.
   if (!trace.getSpanContext(parentContext)) {
     return { telemetry, parentContext: markRandomTrace(parentContext, span.spanContext().traceId), span };

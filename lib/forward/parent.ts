@@ -1,5 +1,5 @@
 import { context, trace, type Attributes, type Context, type Span, type SpanKind } from '@opentelemetry/api';
-import { getEntrySpan, runInSpan } from '../invocation';
+import { getEntrySpan, runInSpan, startSpanThenSetAttributes } from '../invocation';
 import { getTelemetry } from '../telemetry';
 
 export interface ForwardOptions {
@@ -36,7 +36,7 @@ export interface OutgoingCall<T> {
  */
 export async function runOutgoingCall<T>(call: OutgoingCall<T>): Promise<T> {
   const parent = forwardParentContext(call.options);
-  const span = getTelemetry().tracer.startSpan(call.name, { kind: call.kind, attributes: call.attributes }, parent);
+  const span = startSpanThenSetAttributes(getTelemetry().tracer, call.name, { kind: call.kind }, call.attributes, parent);
   const spanContext = trace.setSpan(parent, span);
   return runInSpan(span, spanContext, () => call.send(spanContext), call.onResult);
 }
