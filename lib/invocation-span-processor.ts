@@ -2,6 +2,11 @@ import { diag, TraceFlags } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
 
+/** An exporter that promises to call back within `settlesWithinMs`, whatever the backend does. */
+export interface BoundedSpanExporter extends SpanExporter {
+  readonly settlesWithinMs: number;
+}
+
 /**
  * Holds the spans that end during an invocation and exports them in one request when the invocation
  * flushes. No timers run between invocations (a frozen Lambda sandbox must not owe a background export),
@@ -69,8 +74,10 @@ export class InvocationSpanProcessor implements SpanProcessor {
       } catch (error) {
         done({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
       }
-      // Armed only for an export still in flight: an exporter that answers at once costs no timer.
-      if (!settled) {
+      // Armed only for an export still in flight, and only when the exporter does not itself settle in time:
+      // an exporter that answers at once, or one whose own deadline comes first, costs no second timer.
+      const settlesWithinMs = (this.exporter as Partial<BoundedSpanExporter> | undefined)?.settlesWithinMs;
+      if (!settled && !(typeof settlesWithinMs === 'number' && settlesWithinMs <= waitMs)) {
         timer = setTimeout(
           () => done({ code: ExportResultCode.FAILED, error: new Error(`export not finished after ${waitMs} ms`) }),
           waitMs,

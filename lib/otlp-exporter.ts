@@ -1,7 +1,8 @@
 import type { Agent as HttpAgent, IncomingMessage, request as httpRequest } from 'node:http';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
-import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { BoundedSpanExporter } from './invocation-span-processor';
 
 export interface OtlpExporterOptions {
   url: string;
@@ -14,19 +15,30 @@ export interface OtlpExporterOptions {
  * the transport sends it in one attempt on a keep-alive connection, with no retry timers left behind for a
  * frozen sandbox to owe, and settles within `timeoutMs` whatever the backend does.
  */
-export class OtlpHttpSpanExporter implements SpanExporter {
-  private readonly url: URL;
+export class OtlpHttpSpanExporter implements BoundedSpanExporter {
+  /** Every export settles (answered, failed or abandoned) within this many milliseconds. */
+  readonly settlesWithinMs: number;
   private readonly agent: HttpAgent;
   private readonly send: typeof httpRequest;
+  /** Request options resolved once: the URL is not parsed again for every invocation. */
+  private readonly target: { protocol: string; hostname: string; port: string; path: string };
   private readonly headers: Record<string, string>;
 
-  constructor(private readonly options: OtlpExporterOptions) {
-    this.url = new URL(options.url);
+  constructor(options: OtlpExporterOptions) {
+    const url = new URL(options.url);
+    this.settlesWithinMs = options.timeoutMs;
     // Loaded here, at the first flush, not when the function starts (the exporter is created on first use).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
-    const transport = (this.url.protocol === 'https:' ? require('node:https') : require('node:http')) as typeof import('node:http');
+    const transport = (url.protocol === 'https:' ? require('node:https') : require('node:http')) as typeof import('node:http');
     this.agent = new transport.Agent({ keepAlive: true, maxSockets: 4 });
     this.send = transport.request;
+    this.target = {
+      protocol: url.protocol,
+      // A bracketed IPv6 literal is a URL's form; the socket wants the bare address.
+      hostname: url.hostname.replace(/^\[(.*)\]$/, '$1'),
+      port: url.port,
+      path: `${url.pathname}${url.search}`,
+    };
     this.headers = { ...options.headers, 'content-type': 'application/json' };
   }
 
@@ -43,18 +55,25 @@ export class OtlpHttpSpanExporter implements SpanExporter {
       return;
     }
     let settled = false;
+    // One deadline for the whole exchange (a backend that answers byte by byte is bounded too), unref'd so that
+    // a script's process can exit while an abandoned export is still open.
+    const deadline = setTimeout(() => {
+      const error = new Error(`no answer from the OTLP endpoint within ${this.settlesWithinMs} ms`);
+      settle({ code: ExportResultCode.FAILED, error });
+      request.destroy(error);
+    }, this.settlesWithinMs).unref();
     const settle = (result: ExportResult) => {
       if (settled) return;
       settled = true;
+      clearTimeout(deadline);
       resultCallback(result);
     };
     const request = this.send(
-      this.url,
       {
+        ...this.target,
         method: 'POST',
         agent: this.agent,
         headers: { ...this.headers, 'content-length': String(body.byteLength) },
-        timeout: this.options.timeoutMs,
       },
       (response: IncomingMessage) => {
         response.on('error', (error) => settle({ code: ExportResultCode.FAILED, error }));
@@ -67,7 +86,6 @@ export class OtlpHttpSpanExporter implements SpanExporter {
         });
       },
     );
-    request.on('timeout', () => request.destroy(new Error(`no answer from the OTLP endpoint within ${this.options.timeoutMs} ms`)));
     request.on('error', (error) => settle({ code: ExportResultCode.FAILED, error }));
     request.end(body);
   }
