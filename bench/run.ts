@@ -191,6 +191,7 @@ interface Measurements {
 function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string {
   const rows: string[][] = [];
   const verdict = (value: number, target: number) => (value <= target ? 'met' : `missed by ${(value - target).toFixed(value < 10 ? 2 : 1)}`);
+  const share = (value: number, of: number) => (of > 0 ? `${(value / of).toFixed(2)}` : '—');
   const ratio = (contribAdded: number, oursAdded: number) => (oursAdded > 0 ? `${(contribAdded / oursAdded).toFixed(1)}×` : '∞');
 
   const coldRow = (label: string, key: 'init' | 'first', target: number) => {
@@ -203,6 +204,8 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
       (ours - bare).toFixed(1),
       '—',
       (contrib - bare).toFixed(1),
+      share(ours, bare),
+      share(ours, contrib),
       ratio(contrib - bare, ours - bare),
       `≤ ${target}`,
       verdict(ours - bare, target),
@@ -221,6 +224,8 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     kb(largest - sizes.bare),
     '—',
     kb(sizes.contrib - sizes.bare),
+    share(largest, sizes.bare),
+    share(largest, sizes.contrib),
     ratio(sizes.contrib - sizes.bare, largest - sizes.bare),
     '≤ 60 (largest function)',
     verdict(largest / 1024, 60),
@@ -236,6 +241,8 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
       (ours - bare).toFixed(2),
       (floor - bare).toFixed(2),
       (contrib - bare).toFixed(2),
+      share(ours, bare),
+      share(ours, contrib),
       ratio(contrib - bare, ours - bare),
       `≤ ${target}`,
       verdict(ours - bare, target),
@@ -254,21 +261,37 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     '',
     '',
     '',
+    '—',
+    share(percentile(ours, 50), percentile(contrib, 50)),
     `${(percentile(contrib, 50) / percentile(ours, 50)).toFixed(1)}× (p50)`,
     'p50 ≤ 1',
     verdict(percentile(ours, 50), 1),
   ]);
   const mem = (name: VariantName) => `${memory[name]!.peakRssMb.toFixed(1)} MB peak, heap ${memory[name]!.heapGrowthMb >= 0 ? '+' : ''}${memory[name]!.heapGrowthMb.toFixed(2)} MB`;
-  rows.push([`memory over ${plan.memoryCount.toLocaleString('en')} invocations (heap: 10% → end, after GC)`, mem('bare'), mem('ours'), mem('contrib'), '', '', '', '', 'no growth', '']);
+  rows.push([`memory over ${plan.memoryCount.toLocaleString('en')} invocations (heap: 10% → end, after GC)`, mem('bare'), mem('ours'), mem('contrib'), '', '', '', '', '', '', 'no growth', '']);
 
-  const header = ['figure', 'bare', 'ours', 'contrib', 'ours added', 'stock SDK floor added', 'contrib added', 'contrib/ours (added)', 'target', 'ours'];
+  const header = [
+    'figure',
+    'bare',
+    'ours',
+    'contrib',
+    'ours added',
+    'stock SDK floor added',
+    'contrib added',
+    'ours/bare',
+    'ours/contrib',
+    'contrib/ours (added)',
+    'target',
+    'ours',
+  ];
   const table = [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n');
   return [
     `# Benchmark: the cost of tracing on Lambda`,
     '',
     `Run ${new Date().toISOString()} · Node.js ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}${quick ? ' · QUICK RUN (smoke only, not figures)' : ''}`,
     '',
-    'Medians with min–max over repeated runs; "added" is the median over the bare handler in the same run.',
+    'Medians with min–max over repeated runs; "added" is the median over the bare handler in the same run;',
+    '"ours/bare" and "ours/contrib" divide the medians; "contrib/ours (added)" divides what each adds over bare.',
     '- **bare**: the same handler with no tracing; **ours**: the project\'s wrappers as the functions use them;',
     '  **contrib**: `sdk-trace-node` + `instrumentation-aws-lambda` + `instrumentation-aws-sdk` + W3C propagator,',
     '  loaded with `--require` before the runtime loads the handler file, as the OpenTelemetry Lambda layer does.',
