@@ -29,7 +29,7 @@ describe('npm run bench --quick', () => {
     expect(rows.map((row) => row.split(' | ')[0].slice(2))).toEqual([
       'cold: module init, ms since process start',
       'cold: first invocation incl. OTLP flush, ms',
-      'bundle, minified KB (AWS SDK external)',
+      'bundle, minified KiB (AWS SDK external)',
       'per invocation, API Gateway, µs',
       'per invocation, SQS ×10 records, µs',
       'invocation with OTLP/HTTP flush to loopback, ms p50 / p99',
@@ -40,6 +40,10 @@ describe('npm run bench --quick', () => {
       const [, bare, ours, contrib] = row.split(' | ');
       for (const cell of [bare, ours, contrib]) expect(cell).toMatch(/^\d+(\.\d+)?/);
     }
+    // Ratios against bare and contrib, and no row shifted against the header.
+    const header = report.split('\n').find((line) => line.startsWith('| figure'))!.split(' | ');
+    expect(header).toEqual(expect.arrayContaining(['ours/bare', 'ours/contrib']));
+    for (const row of rows) expect(row.split(' | ')).toHaveLength(header.length);
     expect(report).toContain('QUICK RUN');
   });
 });
