@@ -1,4 +1,4 @@
-import type { Agent as HttpAgent, IncomingMessage, request as httpRequest } from 'node:http';
+import type { ClientRequest, Agent as HttpAgent, IncomingMessage, request as httpRequest } from 'node:http';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
@@ -55,37 +55,45 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
       return;
     }
     let settled = false;
-    // One deadline for the whole exchange (a backend that answers byte by byte is bounded too), unref'd so that
-    // a script's process can exit while an abandoned export is still open.
-    const deadline = setTimeout(() => {
-      const error = new Error(`no answer from the OTLP endpoint within ${this.settlesWithinMs} ms`);
-      settle({ code: ExportResultCode.FAILED, error });
-      request.destroy(error);
-    }, this.settlesWithinMs).unref();
+    let deadline: NodeJS.Timeout | undefined;
     const settle = (result: ExportResult) => {
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
       resultCallback(result);
     };
-    const request = this.send(
-      {
-        ...this.target,
-        method: 'POST',
-        agent: this.agent,
-        headers: { ...this.headers, 'content-length': String(body.byteLength) },
-      },
-      (response: IncomingMessage) => {
-        response.on('error', (error) => settle({ code: ExportResultCode.FAILED, error }));
-        // Drain the body so that the connection goes back to the pool for the next invocation.
-        response.on('data', () => undefined);
-        response.on('end', () => {
-          const status = response.statusCode ?? 0;
-          if (status >= 200 && status < 300) settle({ code: ExportResultCode.SUCCESS });
-          else settle({ code: ExportResultCode.FAILED, error: new Error(`the OTLP endpoint answered ${status}`) });
-        });
-      },
-    );
+    let request: ClientRequest;
+    try {
+      request = this.send(
+        {
+          ...this.target,
+          method: 'POST',
+          agent: this.agent,
+          headers: { ...this.headers, 'content-length': String(body.byteLength) },
+        },
+        (response: IncomingMessage) => {
+          response.on('error', (error) => settle({ code: ExportResultCode.FAILED, error }));
+          // Drain the body so that the connection goes back to the pool for the next invocation.
+          response.on('data', () => undefined);
+          response.on('end', () => {
+            const status = response.statusCode ?? 0;
+            if (status >= 200 && status < 300) settle({ code: ExportResultCode.SUCCESS });
+            else settle({ code: ExportResultCode.FAILED, error: new Error(`the OTLP endpoint answered ${status}`) });
+          });
+        },
+      );
+    } catch (error) {
+      // Refused before anything is sent, e.g. a header from OTEL_EXPORTER_OTLP_HEADERS that HTTP cannot carry.
+      settle({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
+      return;
+    }
+    // One deadline for the whole exchange (a backend that answers byte by byte is bounded too), unref'd so that
+    // a script's process can exit while an abandoned export is still open.
+    deadline = setTimeout(() => {
+      const error = new Error(`no answer from the OTLP endpoint within ${this.settlesWithinMs} ms`);
+      settle({ code: ExportResultCode.FAILED, error });
+      request.destroy(error);
+    }, this.settlesWithinMs).unref();
     request.on('error', (error) => settle({ code: ExportResultCode.FAILED, error }));
     request.end(body);
   }

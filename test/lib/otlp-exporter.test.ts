@@ -104,6 +104,20 @@ describe('OtlpHttpSpanExporter', () => {
     expect(exporter.settlesWithinMs).toBe(150);
   });
 
+  it('reports a header HTTP cannot carry as a failed export, and nothing fires afterwards', async () => {
+    // A header name with a space, as a mistyped OTEL_EXPORTER_OTLP_HEADERS gives: Node refuses the request.
+    const exporter = new OtlpHttpSpanExporter({ url: `http://127.0.0.1:${port}/v1/traces`, headers: { 'api key': 'x' }, timeoutMs: 50 });
+
+    const result = await exportOnce(exporter, spans);
+    // Past the deadline: a timer left armed would fire here and fail the run with an uncaught error.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    await exporter.shutdown();
+
+    expect(result.code).toBe(1);
+    expect(result.error?.message).toMatch(/Header name/);
+    expect(received).toHaveLength(0);
+  });
+
   it('reports a refused connection as a failed export', async () => {
     const closed = createServer();
     await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
