@@ -195,16 +195,17 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
   const share = (value: number, of: number) => (of > 0 ? `${(value / of).toFixed(2)}` : '—');
   const ratio = (contribAdded: number, oursAdded: number) => (oursAdded > 0 ? `${(contribAdded / oursAdded).toFixed(1)}×` : '∞');
 
-  const coldRow = (label: string, key: 'init' | 'first', target: number) => {
-    const [bare, ours, contrib] = [median(cold.bare[key]), median(cold.ours[key]), median(cold.contrib[key])];
+  /** A row of timed figures: each variant's spread, what each adds over bare, the ratios and the verdict. */
+  const measuredRow = (label: string, samples: { bare: number[]; ours: number[]; contrib: number[]; floor?: number[] }, digits: number, target: number) => {
+    const [bare, ours, contrib] = [median(samples.bare), median(samples.ours), median(samples.contrib)];
     rows.push([
       label,
-      spread(cold.bare[key], 1),
-      spread(cold.ours[key], 1),
-      spread(cold.contrib[key], 1),
-      (ours - bare).toFixed(1),
-      '—',
-      (contrib - bare).toFixed(1),
+      spread(samples.bare, digits),
+      spread(samples.ours, digits),
+      spread(samples.contrib, digits),
+      (ours - bare).toFixed(digits),
+      samples.floor ? (median(samples.floor) - bare).toFixed(digits) : '—',
+      (contrib - bare).toFixed(digits),
       share(ours, bare),
       share(ours, contrib),
       ratio(contrib - bare, ours - bare),
@@ -212,6 +213,8 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
       verdict(ours - bare, target),
     ]);
   };
+  const coldRow = (label: string, key: 'init' | 'first', target: number) =>
+    measuredRow(label, { bare: cold.bare[key], ours: cold.ours[key], contrib: cold.contrib[key] }, 1, target);
   coldRow('cold: module init, ms since process start', 'init', 8);
   coldRow('cold: first invocation incl. OTLP flush, ms', 'first', 15);
 
@@ -232,23 +235,7 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     verdict(largest / 1024, 60),
   ]);
 
-  const hotRow = (label: string, kind: 'api' | 'sqs', target: number) => {
-    const [bare, ours, contrib, floor] = [median(hot[kind].bare), median(hot[kind].ours), median(hot[kind].contrib), median(hot[kind].floor)];
-    rows.push([
-      label,
-      spread(hot[kind].bare, 2),
-      spread(hot[kind].ours, 2),
-      spread(hot[kind].contrib, 2),
-      (ours - bare).toFixed(2),
-      (floor - bare).toFixed(2),
-      (contrib - bare).toFixed(2),
-      share(ours, bare),
-      share(ours, contrib),
-      ratio(contrib - bare, ours - bare),
-      `≤ ${target}`,
-      verdict(ours - bare, target),
-    ]);
-  };
+  const hotRow = (label: string, kind: 'api' | 'sqs', target: number) => measuredRow(label, hot[kind], 2, target);
   hotRow('per invocation, API Gateway, µs', 'api', 3);
   hotRow('per invocation, SQS ×10 records, µs', 'sqs', 12);
 
