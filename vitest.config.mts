@@ -5,6 +5,8 @@ export default defineConfig({
     include: ['test/**/*.test.ts'],
     // The JSON report lets .ci/run print a plain "N passed, N failed" summary line.
     reporters: ['default', ['json', { outputFile: '.vitest/results.json' }]],
+    // Prints the Node.js that runs the tests and stops on one older than the toolchain needs.
+    globalSetup: ['test/global-setup.ts'],
     setupFiles: ['test/setup.ts'],
     // The offline end-to-end and packaging tests start real processes; everything else runs in milliseconds.
     testTimeout: 10_000,

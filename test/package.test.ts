@@ -51,14 +51,14 @@ describe('serverless package', () => {
     expect(resources.OrdersDeadLetterQueue.Type).toBe('AWS::SQS::Queue');
   });
 
-  it('declares the three functions on Node.js 20, each with its own role', () => {
+  it('declares the three functions on Node.js 24, each with its own role', () => {
     const functions = Object.fromEntries(ofType('AWS::Lambda::Function').map(([, fn]) => [fn.Properties.FunctionName, fn.Properties]));
     expect(Object.keys(functions).sort()).toEqual([
       'order-pipeline-dev-create-order',
       'order-pipeline-dev-notify-customer',
       'order-pipeline-dev-process-order',
     ]);
-    for (const fn of Object.values(functions) as { Runtime: string }[]) expect(fn.Runtime).toBe('nodejs20.x');
+    for (const fn of Object.values(functions) as { Runtime: string }[]) expect(fn.Runtime).toBe('nodejs24.x');
     expect(functions['order-pipeline-dev-create-order'].Role).toEqual({ 'Fn::GetAtt': ['CreateOrderRole', 'Arn'] });
     expect(functions['order-pipeline-dev-create-order'].Environment.Variables.ORDERS_QUEUE_URL).toEqual({ Ref: 'OrdersQueue' });
     expect(functions['order-pipeline-dev-process-order'].Environment.Variables.NOTIFY_CUSTOMER_FUNCTION).toBe(
