@@ -25,14 +25,12 @@ const BUNDLE: BuildOptions = {
   bundle: true,
   minify: true,
   platform: 'node',
-  target: 'node20',
+  target: 'node24',
   format: 'cjs',
   mainFields: ['module', 'main'],
   external: ['@aws-sdk/*'],
   logLevel: 'error',
   metafile: true,
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
-  plugins: require('../scripts/build/esbuild-plugins.js'),
 };
 
 type VariantName = 'bare' | 'ours' | 'contrib';

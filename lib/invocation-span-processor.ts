@@ -1,6 +1,6 @@
 import { diag, TraceFlags } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
-import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
 
 /** An exporter that promises to call back within `settlesWithinMs`, whatever the backend does. */
 export interface BoundedSpanExporter extends SpanExporter {

@@ -1,6 +1,8 @@
 // Runs once before any test file: says which Node.js runs the suite, and stops it on one that cannot.
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const { check } = require('../scripts/node-runtime.cjs') as typeof import('../scripts/node-runtime.cjs');
+const { check } = require('../scripts/node-runtime.cjs') as {
+  check(): { ok: boolean; message: string };
+};
 
 export default function setup(): void {
   const { ok, message } = check();

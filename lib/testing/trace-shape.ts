@@ -1,5 +1,5 @@
 import { SpanKind } from '@opentelemetry/api';
-import type { ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 
 /** A span tree by name and kind: what a test asserts about a trace's shape. */
 export interface SpanShape {
