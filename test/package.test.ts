@@ -103,10 +103,16 @@ describe('serverless package', () => {
     expect(notifyActions).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
   });
 
-  it('ships one bundle per function, without the AWS SDK the runtime provides', async () => {
+  it('ships one bundle per function with its source map, without the AWS SDK the runtime provides', async () => {
     for (const fn of ['create-order', 'process-order', 'notify-customer']) {
       const names = zipEntryNames(await readFile(join(outDir, `${fn}.zip`)));
-      expect(names).toEqual([`functions/${fn}.js`]);
+      expect(names.sort()).toEqual([`functions/${fn}.js`, `functions/${fn}.js.map`]);
+    }
+  });
+
+  it('turns source maps on in every function, so stack traces name the TypeScript sources', () => {
+    for (const [, fn] of ofType('AWS::Lambda::Function')) {
+      expect(fn.Properties.Environment.Variables.NODE_OPTIONS.split(' ')).toContain('--enable-source-maps');
     }
   });
 });
