@@ -4,7 +4,7 @@
  * and writes it to bench/results.md. `--quick` runs a few iterations only (the test suite's smoke run).
  */
 import { execFile } from 'node:child_process';
-import { copyFile, mkdir, rm, writeFile } from 'node:fs/promises';
+import { copyFile, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
@@ -35,14 +35,16 @@ const BUNDLE: BuildOptions = {
 
 type VariantName = 'bare' | 'ours' | 'contrib';
 type HotVariantName = VariantName | 'floor';
+type ColdVariantName = VariantName | 'oursMaps';
 interface Variant {
-  name: HotVariantName;
+  name: HotVariantName | ColdVariantName;
   dir: string;
   modules: { api: string; sqs: string };
   preload?: string;
+  nodeFlags?: string[];
 }
 
-const variants: Record<HotVariantName, Variant> = {
+const variants: Record<HotVariantName | ColdVariantName, Variant> = {
   bare: { name: 'bare', dir: join(OUT, 'bare'), modules: { api: 'bare-http', sqs: 'bare-sqs' } },
   // The same spans with the fewest official SDK calls: the floor per-invocation figures are measured against.
   floor: { name: 'floor', dir: join(OUT, 'floor'), modules: { api: 'floor-http', sqs: 'floor-sqs' } },
@@ -53,11 +55,16 @@ const variants: Record<HotVariantName, Variant> = {
     modules: { api: 'bare-http', sqs: 'bare-sqs' },
     preload: join(OUT, 'contrib', 'contrib-init.js'),
   },
+  // Ours as deployed: the bundle with its source map beside it, and Node.js applying it (serverless.yml).
+  oursMaps: { name: 'oursMaps', dir: join(OUT, 'ours-maps'), modules: { api: 'ours-http', sqs: 'ours-sqs' }, nodeFlags: ['--enable-source-maps'] },
 };
+/** What serverless.yml adds for the deployed functions: a source map per bundle, positions only. */
+const SOURCE_MAPS: BuildOptions = { sourcemap: true, sourcesContent: false };
 
-async function bundle(entry: string, outfile: string): Promise<number> {
-  const result = await build({ ...BUNDLE, entryPoints: [entry], outfile });
-  return Object.values(result.metafile!.outputs).reduce((sum, output) => sum + output.bytes, 0);
+/** Bytes of the bundle written to outfile (its source map, when there is one, is not counted). */
+async function bundle(entry: string, outfile: string, options: BuildOptions = {}): Promise<number> {
+  const result = await build({ ...BUNDLE, ...options, entryPoints: [entry], outfile });
+  return Object.entries(result.metafile!.outputs).reduce((sum, [file, output]) => (file.endsWith('.map') ? sum : sum + output.bytes), 0);
 }
 
 async function buildAll() {
@@ -69,6 +76,8 @@ async function buildAll() {
   await bundle(join(fixtures, 'bare-sqs.ts'), join(variants.bare.dir, 'bare-sqs.js'));
   sizes.ours = await bundle(join(fixtures, 'ours-http.ts'), join(variants.ours.dir, 'ours-http.js'));
   sizes.oursSqs = await bundle(join(fixtures, 'ours-sqs.ts'), join(variants.ours.dir, 'ours-sqs.js'));
+  await bundle(join(fixtures, 'ours-http.ts'), join(variants.oursMaps.dir, 'ours-http.js'), SOURCE_MAPS);
+  sizes.oursMap = (await stat(join(variants.oursMaps.dir, 'ours-http.js.map'))).size;
   await bundle(join(fixtures, 'floor-http.ts'), join(variants.floor.dir, 'floor-http.js'));
   await bundle(join(fixtures, 'floor-sqs.ts'), join(variants.floor.dir, 'floor-sqs.js'));
   // Contrib: the same bare bundles, plus the layer's init loaded before them. The instrumentation patches the
@@ -111,7 +120,7 @@ async function probe(variant: Variant, args: string[], exporter: 'instant' | 'ot
     OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
     BENCH_EXPORTER: exporter,
   };
-  const flags = [...nodeFlags, ...(variant.preload ? ['--require', variant.preload] : [])];
+  const flags = [...nodeFlags, ...(variant.nodeFlags ?? []), ...(variant.preload ? ['--require', variant.preload] : [])];
   const { stdout } = await promisify(execFile)(process.execPath, [...flags, join(OUT, 'probe.js'), mode, variant.dir, module, ...args.slice(1)], {
     env,
     timeout: 300_000,
@@ -136,13 +145,10 @@ async function main() {
   const names: VariantName[] = ['bare', 'ours', 'contrib'];
   try {
     console.log(`Cold starts: ${plan.coldRounds} rounds, variants in rotating order…`);
-    const cold: Record<VariantName, { init: number[]; first: number[] }> = {
-      bare: { init: [], first: [] },
-      ours: { init: [], first: [] },
-      contrib: { init: [], first: [] },
-    };
+    const coldNames: ColdVariantName[] = [...names, 'oursMaps'];
+    const cold = Object.fromEntries(coldNames.map((name) => [name, { init: [] as number[], first: [] as number[] }])) as Measurements['cold'];
     for (let round = 0; round < plan.coldRounds; round++) {
-      const order = [...names.slice(round % 3), ...names.slice(0, round % 3)];
+      const order = [...coldNames.slice(round % coldNames.length), ...coldNames.slice(0, round % coldNames.length)];
       for (const name of order) {
         const { init, first } = await probe(variants[name], ['cold', 'api'], 'otlp', endpoint);
         cold[name].init.push(init);
@@ -180,7 +186,7 @@ async function main() {
 
 interface Measurements {
   sizes: Record<string, number>;
-  cold: Record<VariantName, { init: number[]; first: number[] }>;
+  cold: Record<ColdVariantName, { init: number[]; first: number[] }>;
   hot: Record<string, Record<HotVariantName, number[]>>;
   flush: Partial<Record<VariantName, number[]>>;
   memory: Partial<Record<VariantName, { peakRssMb: number; heapGrowthMb: number }>>;
@@ -192,6 +198,7 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
   const verdict = (value: number, target: number) => (value <= target ? 'met' : `missed by ${(value - target).toFixed(value - target < 10 ? 2 : 1)}`);
   const share = (value: number, of: number) => (of > 0 ? `${(value / of).toFixed(2)}` : '—');
   const ratio = (contribAdded: number, oursAdded: number) => (oursAdded > 0 ? `${(contribAdded / oursAdded).toFixed(1)}×` : '∞');
+  const kb = (bytes: number) => (bytes / 1024).toFixed(1);
 
   /** A row of timed figures: each variant's spread, what each adds over bare, the ratios and the verdict. */
   const measuredRow = (label: string, samples: { bare: number[]; ours: number[]; contrib: number[]; floor?: number[] }, digits: number, target: number) => {
@@ -215,8 +222,25 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     measuredRow(label, { bare: cold.bare[key], ours: cold.ours[key], contrib: cold.contrib[key] }, 1, target);
   coldRow('cold: module init, ms since process start', 'init', 8);
   coldRow('cold: first invocation incl. OTLP flush, ms', 'first', 15);
+  // What the deployed functions add on top: the source map beside the bundle, loaded by --enable-source-maps.
+  for (const [label, key] of [['module init', 'init'], ['first invocation', 'first']] as const) {
+    const [withMaps, without, bare, contrib] = [median(cold.oursMaps[key]), median(cold.ours[key]), median(cold.bare[key]), median(cold.contrib[key])];
+    rows.push([
+      `cold: ${label} with source maps on (${kb(sizes.oursMap)} KiB map), ms`,
+      '—',
+      spread(cold.oursMaps[key], 1),
+      '—',
+      `${(withMaps - bare).toFixed(1)} (maps: ${withMaps - without >= 0 ? '+' : ''}${(withMaps - without).toFixed(1)})`,
+      '—',
+      '—',
+      share(withMaps, bare),
+      share(withMaps, contrib),
+      ratio(contrib - bare, withMaps - bare),
+      '',
+      '',
+    ]);
+  }
 
-  const kb = (bytes: number) => (bytes / 1024).toFixed(1);
   const largest = Math.max(sizes['create-order'], sizes['process-order'], sizes['notify-customer']);
   rows.push([
     'bundle, minified KiB (AWS SDK external)',
@@ -279,7 +303,7 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     'Medians with min–max over repeated runs; "added" is the median over the bare handler in the same run;',
     '"ours/bare" and "ours/contrib" divide the medians; "contrib/ours (added)" divides what each adds over bare.',
     '- **bare**: the same handler with no tracing; **ours**: the project\'s wrappers as the functions use them;',
-    '  **contrib**: `sdk-trace-node` + `instrumentation-aws-lambda` + `instrumentation-aws-sdk` + W3C propagator,',
+    "  **contrib**: the SDK's tracer provider + `instrumentation-aws-lambda` + `instrumentation-aws-sdk` + W3C propagator,",
     '  loaded with `--require` before the runtime loads the handler file, as the OpenTelemetry Lambda layer does.',
     `- Cold start: a fresh \`node\` process per run (${plan.coldRounds} rounds, rotating order), times since process start;`,
     '  the first invocation includes its span export to an OTLP/HTTP receiver on loopback. Each process first does what',
@@ -291,6 +315,8 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     '  itself including the end-of-invocation flush. For SQS, ours makes one CONSUMER span per record, each continuing',
     "  its own producer's trace (10 spans); contrib makes one span for the whole invocation, linked at best, so its",
     '  figure is for a tenth of the spans and none of the per-message parents.',
+    '- "with source maps on": ours as deployed, its bundle built with a source map beside it (positions only) and run',
+    '  with `--enable-source-maps`; "maps" is what that adds over ours without them, in the same run.',
     '',
     table,
     '',

@@ -29,17 +29,20 @@ describe('npm run bench --quick', () => {
     expect(rows.map((row) => row.split(' | ')[0].slice(2))).toEqual([
       'cold: module init, ms since process start',
       'cold: first invocation incl. OTLP flush, ms',
+      expect.stringMatching(/^cold: module init with source maps on \(\d+\.\d KiB map\), ms$/),
+      expect.stringMatching(/^cold: first invocation with source maps on \(\d+\.\d KiB map\), ms$/),
       'bundle, minified KiB (AWS SDK external)',
       'per invocation, API Gateway, µs',
       'per invocation, SQS ×10 records, µs',
       'invocation with OTLP/HTTP flush to loopback, ms p50 / p99',
       'memory over 2,000 invocations (heap: 10% → end, after GC)',
     ]);
-    // Every measured cell holds a number for each variant.
-    for (const row of rows.slice(0, 5)) {
+    // Every measured cell holds a number for each variant (source maps: ours only, and what the maps add).
+    for (const row of [...rows.slice(0, 2), ...rows.slice(4, 7)]) {
       const [, bare, ours, contrib] = row.split(' | ');
       for (const cell of [bare, ours, contrib]) expect(cell).toMatch(/^\d+(\.\d+)?/);
     }
+    for (const row of rows.slice(2, 4)) expect(row.split(' | ')[4]).toMatch(/^\d+\.\d \(maps: [+-]\d+\.\d\)$/);
     // Ratios against bare and contrib, and no row shifted against the header.
     const header = report.split('\n').find((line) => line.startsWith('| figure'))!.split(' | ');
     expect(header).toEqual(expect.arrayContaining(['ours/bare', 'ours/contrib']));
