@@ -1,0 +1,263 @@
+import { execFile } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import JSZip from 'jszip';
+import { createSqsServer } from 'local-aws-sqs';
+import type { SQSRecord } from 'aws-lambda';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { apiGatewayV2Event } from '../../lib/testing';
+import { startOtlpReceiver, type OtlpReceiver } from '../../scripts/offline/otlp-receiver';
+import { renderTraceTree, spansOfTrace, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
+import { TRACE_ID, TRACEPARENT } from '../trace-ids';
+import { startPackagedFunction, type InvokeResult, type PackagedFunction } from './lambda-runtime';
+
+// What `serverless package` produced, unzipped and run under AWS's runtime interface client, with nothing beside
+// each package but what the Lambda Node.js runtime provides (the AWS SDK v3 on NODE_PATH) and the environment
+// the CloudFormation template gives the function. serverless-offline loads handlers its own way and would hide a
+// module left out of the zip, a wrong handler path or a require that only works from the project's node_modules.
+const ROOT = resolve(__dirname, '..', '..');
+const STAGE = 'dev';
+const PREFIX = `order-pipeline-${STAGE}-`;
+const FUNCTIONS = ['create-order', 'process-order', 'notify-customer'] as const;
+type FunctionKey = (typeof FUNCTIONS)[number];
+const REGION = 'eu-west-1';
+const QUEUE = `${PREFIX}orders`;
+
+let work: string;
+let nodePath: string;
+let receiver: OtlpReceiver;
+let sqs: Server;
+let queueUrl: string;
+let lambdaApi: Server;
+const running = new Map<FunctionKey, PackagedFunction>();
+const extra: PackagedFunction[] = [];
+let template: { Resources: Record<string, { Type: string; Properties: any }> };
+
+beforeAll(async () => {
+  work = await mkdtemp(join(tmpdir(), 'order-pipeline-runtime-'));
+  const outDir = join(work, 'package');
+  await promisify(execFile)(
+    process.execPath,
+    [require.resolve('osls/bin/serverless.js'), 'package', '--stage', STAGE, '--package', outDir],
+    { cwd: ROOT, env: { ...process.env, ESBUILD_WORK_FOLDER: '.esbuild-runtime-test', AWS_PROFILE: 'no-such-profile' }, timeout: 120_000 },
+  );
+  template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+
+  // The runtime's own modules: only @aws-sdk/* is visible to a function, as in /var/runtime/node_modules.
+  nodePath = join(work, 'runtime', 'node_modules');
+  await mkdir(nodePath, { recursive: true });
+  await symlink(join(ROOT, 'node_modules', '@aws-sdk'), join(nodePath, '@aws-sdk'), 'dir');
+
+  receiver = await startOtlpReceiver(0);
+  sqs = await createSqsServer({ port: 0, hostname: '127.0.0.1', accountId: '000000000000', region: REGION, queues: [{ QueueName: QUEUE }] });
+  const sqsEndpoint = `http://127.0.0.1:${(sqs.address() as AddressInfo).port}`;
+  queueUrl = `${sqsEndpoint}/000000000000/${QUEUE}`;
+  lambdaApi = await startLambdaInvokeApi((name) => running.get(name.slice(PREFIX.length) as FunctionKey));
+  const overrides: Record<FunctionKey, Record<string, string>> = {
+    'create-order': { ORDERS_QUEUE_URL: queueUrl, SQS_ENDPOINT: sqsEndpoint },
+    'process-order': { LAMBDA_ENDPOINT: `http://127.0.0.1:${(lambdaApi.address() as AddressInfo).port}` },
+    'notify-customer': {},
+  };
+  for (const key of FUNCTIONS) {
+    const taskRoot = join(work, key);
+    await unzip(join(outDir, `${key}.zip`), taskRoot);
+    const fn = functionResource(key);
+    running.set(
+      key,
+      await startPackagedFunction({
+        name: fn.FunctionName,
+        taskRoot,
+        handler: fn.Handler,
+        memoryMb: fn.MemorySize,
+        nodePath,
+        environment: { ...plainVariables(fn.Environment.Variables), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, ...overrides[key] },
+      }),
+    );
+  }
+}, 150_000);
+
+afterAll(async () => {
+  for (const fn of [...running.values(), ...extra]) await fn.stop().catch(() => undefined);
+  for (const server of [lambdaApi, sqs]) if (server) await closeServer(server);
+  await receiver?.close();
+  if (work) await rm(work, { recursive: true, force: true });
+  await rm(join(ROOT, '.esbuild-runtime-test'), { recursive: true, force: true });
+});
+
+describe('packaged functions under the Lambda runtime interface client', () => {
+  it('declares the Node.js 24 runtime and a handler file that is in each zip', () => {
+    for (const key of FUNCTIONS) {
+      const fn = functionResource(key);
+      expect(fn.Runtime).toBe('nodejs24.x');
+      expect(fn.Handler).toBe(`functions/${key}.handler`);
+    }
+  });
+
+  it('carries one trace from API Gateway through SQS and an invoke, every function loaded from its zip', async () => {
+    const order = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 2 }] };
+    const accepted = await invoke('create-order', apiGatewayV2Event({ headers: { traceparent: TRACEPARENT }, body: JSON.stringify(order) }));
+    expect(accepted).toMatchObject({ ok: true, payload: { statusCode: 202 } });
+
+    // The message create-order queued, delivered to process-order as the SQS event source mapping would.
+    const client = new SQSClient({ region: REGION, endpoint: queueUrl.slice(0, queueUrl.indexOf('/000000000000')), credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    const { Messages = [] } = await client.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'], WaitTimeSeconds: 1 }),
+    );
+    client.destroy();
+    expect(Messages).toHaveLength(1);
+    const processed = await invoke('process-order', { Records: Messages.map(sqsRecordOf) });
+    expect(processed).toEqual({ requestId: expect.any(String), ok: true, payload: { batchItemFailures: [] } });
+
+    const spans = await waitForConnectedTrace(receiver, TRACE_ID, { count: 6, functions: FUNCTIONS.map((key) => PREFIX + key) }, 10_000).catch((error: Error) => {
+      throw new Error(`${error.message}\n${renderTraceTree(spansOfTrace(receiver.spans(), TRACE_ID))}\n${logsOfAll()}`);
+    });
+    expect(spans.map((span) => `${span.kind} ${span.name}`).sort()).toEqual(
+      [
+        'SERVER POST /orders',
+        `PRODUCER send ${QUEUE}`,
+        `CONSUMER process ${QUEUE}`,
+        `CLIENT invoke ${PREFIX}notify-customer`,
+        `SERVER ${PREFIX}notify-customer`,
+        'INTERNAL send order confirmation',
+      ].sort(),
+    );
+    expect(spans.every((span) => span.status !== 'ERROR')).toBe(true);
+    // The runtime's own X-Ray header (Lambda-Runtime-Trace-Id) did not take over from the caller's traceparent.
+    expect(spans.find((span) => span.name === 'POST /orders')!.parentSpanId).toBe(TRACEPARENT.split('-')[2]);
+  });
+
+  it("reports a function's error as Lambda does, with a stack trace in the TypeScript sources, and exports its span", async () => {
+    const failed = await invoke('notify-customer', { not: 'an order' }, { clientContext: { custom: { traceparent: TRACEPARENT } } });
+    expect(failed.ok).toBe(false);
+    if (failed.ok) return;
+    expect(failed.errorType).toBe('TypeError');
+    expect(failed.error.errorMessage).toBe('notify-customer expects { orderId, customerEmail, itemCount }');
+    // NODE_OPTIONS=--enable-source-maps from the template, and the map shipped in the zip.
+    // The stack's first frame is the handler's line in functions/notify-customer.ts, not a column of the bundle.
+    expect(failed.error.trace?.[0]).toBe('TypeError: notify-customer expects { orderId, customerEmail, itemCount }');
+    expect(failed.error.trace?.[1]).toMatch(/^ {4}at handler \(.*functions\/notify-customer\.ts:\d+:\d+\)$/);
+
+    const [span] = await receiver.waitFor(
+      (spans) => spans.some((span) => span.traceId === TRACE_ID && span.name === `${PREFIX}notify-customer` && span.status === 'ERROR'),
+      10_000,
+    );
+    expect(span).toBeDefined();
+  });
+
+  it('gives a package nothing but the AWS SDK: a require of anything else fails at init, as on AWS', async () => {
+    const taskRoot = join(work, 'probe');
+    await mkdir(join(taskRoot, 'functions'), { recursive: true });
+    await writeFile(join(taskRoot, 'functions', 'sdk.js'), "const { SQSClient } = require('@aws-sdk/client-sqs');\nexports.handler = async () => typeof SQSClient;\n");
+    await writeFile(join(taskRoot, 'functions', 'unbundled.js'), "require('@opentelemetry/api');\nexports.handler = async () => 'loaded';\n");
+    const start = (handler: string) =>
+      startPackagedFunction({ name: `probe-${handler}`, taskRoot, handler, nodePath, environment: {} }).then((fn) => (extra.push(fn), fn));
+
+    const sdk = await start('functions/sdk.handler');
+    expect(await sdk.invoke({})).toMatchObject({ ok: true, payload: 'function' });
+
+    const unbundled = await start('functions/unbundled.handler');
+    await expect(unbundled.invoke({})).rejects.toThrow(/the runtime exited .*after an init error Runtime\.ImportModuleError: .*@opentelemetry\/api/s);
+    expect(unbundled.initError()?.errorType).toBe('Runtime.ImportModuleError');
+
+    const misnamed = await start('functions/sdk.handle');
+    await expect(misnamed.invoke({})).rejects.toThrow(/init error Runtime\.HandlerNotFound/);
+  });
+});
+
+async function invoke(key: FunctionKey, event: unknown, options?: Parameters<PackagedFunction['invoke']>[1]): Promise<InvokeResult> {
+  const result = await running.get(key)!.invoke(event, options);
+  if (!result.ok && key !== 'notify-customer') throw new Error(`${key} failed: ${JSON.stringify(result.error)}\n${logsOfAll()}`);
+  return result;
+}
+
+function logsOfAll(): string {
+  return [...running.values()].map((fn) => `--- ${fn.name}\n${fn.logs()}`).join('\n');
+}
+
+function functionResource(key: FunctionKey) {
+  const found = Object.values(template.Resources).find(
+    (resource) => resource.Type === 'AWS::Lambda::Function' && resource.Properties.FunctionName === PREFIX + key,
+  );
+  if (!found) throw new Error(`no AWS::Lambda::Function ${PREFIX + key} in the template`);
+  return found.Properties;
+}
+
+/** The template's variables that hold a plain value (references to stack resources are given by the test). */
+function plainVariables(variables: Record<string, unknown> = {}): Record<string, string> {
+  return Object.fromEntries(Object.entries(variables).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
+}
+
+async function unzip(zipFile: string, into: string): Promise<void> {
+  const zip = await JSZip.loadAsync(await readFile(zipFile));
+  for (const entry of Object.values(zip.files)) {
+    if (entry.dir) continue;
+    const target = join(into, entry.name);
+    await mkdir(dirname(target), { recursive: true });
+    await writeFile(target, await entry.async('nodebuffer'));
+  }
+}
+
+/** An SQS message as the event source mapping hands it to the function. */
+function sqsRecordOf(message: Message): SQSRecord {
+  return {
+    messageId: message.MessageId!,
+    receiptHandle: message.ReceiptHandle!,
+    body: message.Body ?? '',
+    attributes: message.Attributes as unknown as SQSRecord['attributes'],
+    messageAttributes: Object.fromEntries(
+      Object.entries(message.MessageAttributes ?? {}).map(([name, value]) => [
+        name,
+        { dataType: value.DataType!, stringValue: value.StringValue, stringListValues: [], binaryListValues: [] },
+      ]),
+    ),
+    md5OfBody: message.MD5OfBody ?? '',
+    eventSource: 'aws:sqs',
+    eventSourceARN: `arn:aws:sqs:${REGION}:000000000000:${QUEUE}`,
+    awsRegion: REGION,
+  };
+}
+
+/**
+ * The Lambda Invoke API (`POST /2015-03-31/functions/{name}/invocations`) in front of the running functions:
+ * a synchronous invoke passes its ClientContext on and answers with the payload (or X-Amz-Function-Error); an
+ * `Event` invoke answers 202 and, as AWS does, drops the ClientContext.
+ */
+async function startLambdaInvokeApi(find: (name: string) => PackagedFunction | undefined): Promise<Server> {
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', async () => {
+      const match = /^\/2015-03-31\/functions\/([^/]+)\/invocations/.exec(request.url ?? '');
+      const name = match ? decodeURIComponent(match[1]).split(':function:').pop()!.split(':')[0] : '';
+      const fn = find(name);
+      if (!fn) return void response.writeHead(404, { 'x-amzn-errortype': 'ResourceNotFoundException' }).end(JSON.stringify({ message: `Function not found: ${name}` }));
+      const payload = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
+      const encoded = request.headers['x-amz-client-context'];
+      const clientContext = typeof encoded === 'string' ? JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) : undefined;
+      if (request.headers['x-amz-invocation-type'] === 'Event') {
+        response.writeHead(202).end();
+        void fn.invoke(payload).catch(() => undefined);
+        return;
+      }
+      try {
+        const result = await fn.invoke(payload, { clientContext });
+        if (result.ok) response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(result.payload ?? null));
+        else response.writeHead(200, { 'content-type': 'application/json', 'x-amz-function-error': 'Unhandled' }).end(JSON.stringify(result.error));
+      } catch (error) {
+        response.writeHead(502, { 'x-amzn-errortype': 'ServiceException' }).end(JSON.stringify({ message: (error as Error).message }));
+      }
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return server;
+}
+
+function closeServer(server: Server): Promise<void> {
+  server.closeAllConnections();
+  return new Promise((done) => server.close(() => done()));
+}
