@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { appendFile, cp, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
@@ -113,6 +113,36 @@ describe('serverless package', () => {
   it('turns source maps on in every function, so stack traces name the TypeScript sources', () => {
     for (const [, fn] of ofType('AWS::Lambda::Function')) {
       expect(fn.Properties.Environment.Variables.NODE_OPTIONS.split(' ')).toContain('--enable-source-maps');
+    }
+  });
+});
+
+describe('serverless package with a function that does not build', () => {
+  it('fails at once with esbuild\'s message', { timeout: 60_000 }, async () => {
+    // A copy of the service whose create-order imports a module that does not exist.
+    const copy = await mkdtemp(join(tmpdir(), 'order-pipeline-broken-'));
+    try {
+      for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib']) {
+        await cp(join(ROOT, entry), join(copy, entry), { recursive: true });
+      }
+      await symlink(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
+      await appendFile(join(copy, 'functions', 'create-order.ts'), "\nimport { missing } from './no-such-module';\nexport const broken = missing;\n");
+      const started = Date.now();
+      const failure = await promisify(execFile)(process.execPath, [require.resolve('osls/bin/serverless.js'), 'package', '--stage', 'dev'], {
+        cwd: copy,
+        env: { ...process.env, AWS_PROFILE: 'no-such-profile' },
+        timeout: 45_000,
+      }).then(
+        () => undefined,
+        (error: Error & { code?: number; killed?: boolean; stderr?: string; stdout?: string }) => error,
+      );
+      expect(failure, 'serverless package succeeded with a broken function').toBeDefined();
+      expect(failure!.killed, 'serverless package hung after the build error and was killed').toBe(false);
+      expect(failure!.code).toBe(1);
+      expect(`${failure!.stdout}${failure!.stderr}`).toContain('Could not resolve "./no-such-module"');
+      expect(Date.now() - started).toBeLessThan(30_000);
+    } finally {
+      await rm(copy, { recursive: true, force: true });
     }
   });
 });
