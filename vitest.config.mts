@@ -12,8 +12,6 @@ export default defineConfig({
     testTimeout: 10_000,
     hookTimeout: 120_000,
     env: {
-      // The SDK's notice that its 2027 releases need Node 22: known (see README), and noise in every test file.
-      AWS_SDK_JS_NODE_VERSION_SUPPORT_WARNING_DISABLED: 'true',
       AWS_REGION: 'eu-west-1',
       ORDERS_QUEUE_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/order-pipeline-dev-orders',
       NOTIFY_CUSTOMER_FUNCTION: 'order-pipeline-dev-notify-customer',

@@ -7,11 +7,11 @@ import {
   ConsoleSpanExporter,
   ParentBasedSampler,
   TraceIdRatioBasedSampler,
+  TracerProvider,
   type Sampler,
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
-import { TracerProvider } from '@opentelemetry/sdk-trace';
 import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './invocation-span-processor';
 import { OtlpHttpSpanExporter } from './otlp-exporter';
