@@ -76,8 +76,7 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
       ? new InvocationSpanProcessor(() => options.exporter ?? createExporter(config), config.flushTimeoutMs)
       : undefined;
   if (exporting) spanProcessors.push(exporting);
-  // The provider behind sdk-trace-base's BasicTracerProvider, configured from our already-read config rather
-  // than by its own second pass over process.env (which costs init time and bundle size).
+  // The SDK's TracerProvider reads no environment variables: it gets what readTelemetryConfig already read.
   const provider = new TracerProvider({ resource: createResource(config), spanProcessors, sampler: createSampler(config.sampler) });
 
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
