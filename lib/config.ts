@@ -2,6 +2,8 @@
  * Telemetry configuration, read once from the standard `OTEL_*` variables and passed down.
  * Nothing else in lib/ reads `process.env`.
  */
+import { DiagLogLevel } from '@opentelemetry/api';
+import { diagLogLevelFromString } from '@opentelemetry/core';
 
 const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
 export type TracesExporterName = (typeof TRACES_EXPORTERS)[number];
@@ -30,6 +32,8 @@ export interface TelemetryConfig {
   otlpHeaders: Record<string, string>;
   /** Upper bound for one end-of-invocation flush; a slow backend must not hold the function. */
   flushTimeoutMs: number;
+  /** What reaches the function's log through `diag` (OTEL_LOG_LEVEL; warnings and errors by default). */
+  logLevel: DiagLogLevel;
   /** Problems found while reading the variables, reported once through `diag` by the caller. */
   warnings: string[];
   lambda: LambdaEnvironment;
@@ -63,9 +67,21 @@ export function readTelemetryConfig(env: Env): TelemetryConfig {
       nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) ?? env.OTEL_EXPORTER_OTLP_TIMEOUT,
       DEFAULT_FLUSH_TIMEOUT_MS,
     ),
+    logLevel: readLogLevel(env.OTEL_LOG_LEVEL, warnings),
     warnings,
     lambda,
   };
+}
+
+const LOG_LEVELS = ['none', 'error', 'warn', 'info', 'debug', 'verbose', 'all'];
+
+/** `OTEL_LOG_LEVEL`, the SDK's names for the diag levels; warnings (a failed export, a bad setting) by default. */
+function readLogLevel(value: string | undefined, warnings: string[]): DiagLogLevel {
+  const name = nonEmpty(value)?.toLowerCase();
+  if (name === undefined) return DiagLogLevel.WARN;
+  if (LOG_LEVELS.includes(name)) return diagLogLevelFromString(name) ?? DiagLogLevel.WARN;
+  warnings.push(`OTEL_LOG_LEVEL="${value}" is not one of ${LOG_LEVELS.join(', ')}; using "warn".`);
+  return DiagLogLevel.WARN;
 }
 
 function readLambdaEnvironment(env: Env): LambdaEnvironment {

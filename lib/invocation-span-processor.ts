@@ -15,7 +15,8 @@ export interface BoundedSpanExporter extends SpanExporter {
 export class InvocationSpanProcessor implements SpanProcessor {
   private pending: ReadableSpan[] = [];
   private exporter: SpanExporter | undefined;
-  private reportedFailure = false;
+  /** Spans lost since the last export that succeeded: the first failure is logged, the rest counted. */
+  private unexportedSpans = 0;
 
   /**
    * @param createExporter called on the first flush, so that exporter modules load only when needed.
@@ -46,11 +47,23 @@ export class InvocationSpanProcessor implements SpanProcessor {
     if (this.pending.length === 0) return Promise.resolve();
     const batch = this.pending;
     this.pending = [];
-    return this.exportWithin(batch, Math.max(0, Math.min(maxWaitMs, this.timeoutMs))).then((result) => {
-      if (result.code === ExportResultCode.SUCCESS || this.reportedFailure) return;
-      this.reportedFailure = true;
-      diag.warn(`traced-lambda: could not export ${batch.length} span(s): ${result.error?.message ?? 'unknown error'}`);
-    });
+    return this.exportWithin(batch, Math.max(0, Math.min(maxWaitMs, this.timeoutMs))).then((result) => this.report(result, batch.length));
+  }
+
+  /** Says once that spans are being lost (not once per invocation), and how many when exports work again. */
+  private report(result: ExportResult, count: number): void {
+    if (result.code === ExportResultCode.SUCCESS) {
+      if (this.unexportedSpans > 0) diag.warn(`traced-lambda: spans are exported again; ${this.unexportedSpans} span(s) could not be exported before.`);
+      this.unexportedSpans = 0;
+      return;
+    }
+    const reason = result.error?.message ?? 'unknown error';
+    if (this.unexportedSpans === 0) {
+      diag.warn(`traced-lambda: could not export ${count} span(s): ${reason}. Further failures are counted until an export succeeds.`);
+    } else {
+      diag.debug(`traced-lambda: could not export ${count} more span(s): ${reason}`);
+    }
+    this.unexportedSpans += count;
   }
 
   async shutdown(): Promise<void> {

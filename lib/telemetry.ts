@@ -1,4 +1,4 @@
-import { context, diag, propagation, trace, type Tracer } from '@opentelemetry/api';
+import { context, diag, DiagConsoleLogger, propagation, trace, type DiagLogger, type Tracer } from '@opentelemetry/api';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -46,6 +46,8 @@ export interface StartTelemetryOptions {
   exporter?: SpanExporter;
   /** More processors, called as spans start and end (the test kit records spans this way). */
   spanProcessors?: SpanProcessor[];
+  /** Where diag messages go, filtered by OTEL_LOG_LEVEL (default: the console, i.e. the function's log). */
+  logger?: DiagLogger;
 }
 
 let active: Telemetry | undefined;
@@ -61,6 +63,9 @@ export function getTelemetry(): Telemetry {
  * own `@opentelemetry/api` calls see the same current span.
  */
 export function startTelemetry(config: TelemetryConfig, options: StartTelemetryOptions = {}): Telemetry {
+  // The SDK and the kit report through diag, which drops everything until a logger is registered: without this,
+  // a failed export or a bad setting would never reach the function's log (CloudWatch Logs on AWS).
+  diag.setLogger(options.logger ?? new DiagConsoleLogger(), { logLevel: config.logLevel, suppressOverrideMessage: true });
   for (const warning of config.warnings) diag.warn(`traced-lambda: ${warning}`);
   if (active) {
     // Replaced (tests, a custom set-up): export what the previous one holds and release its connections.

@@ -149,6 +149,31 @@ describe('packaged functions under the Lambda runtime interface client', () => {
     expect(span).toBeDefined();
   });
 
+  it("says once in the function's log that spans cannot be exported, and answers as usual", async () => {
+    const closed = createServer();
+    await new Promise<void>((done) => closed.listen(0, '127.0.0.1', done));
+    const closedPort = (closed.address() as AddressInfo).port;
+    await new Promise((done) => closed.close(done));
+    const fn = functionResource('notify-customer');
+    const unreachable = await startPackagedFunction({
+      name: fn.FunctionName,
+      taskRoot: join(work, 'notify-customer'),
+      handler: fn.Handler,
+      nodePath,
+      environment: { ...plainVariables(fn.Environment.Variables), OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closedPort}` },
+    });
+    extra.push(unreachable);
+
+    for (let i = 0; i < 3; i++) {
+      const result = await unreachable.invoke({ orderId: `o-${i}`, customerEmail: 'ada@example.com', itemCount: 1 });
+      expect(result).toMatchObject({ ok: true, payload: { orderId: `o-${i}`, delivered: true } });
+    }
+    // The runtime writes console output as "<time>\t<request id>\t<LEVEL>\t<message>" (CloudWatch Logs lines).
+    const lines = unreachable.logs().split('\n').filter((line) => line.includes('could not export'));
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/\tWARN\ttraced-lambda: could not export 2 span\(s\): connect ECONNREFUSED/);
+  });
+
   it('gives a package nothing but the AWS SDK: a require of anything else fails at init, as on AWS', async () => {
     const taskRoot = join(work, 'probe');
     await mkdir(join(taskRoot, 'functions'), { recursive: true });
