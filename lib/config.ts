@@ -4,6 +4,7 @@
  */
 import { DiagLogLevel } from '@opentelemetry/api';
 import { diagLogLevelFromString } from '@opentelemetry/core';
+import { xraySigningRegion, type SigningConfig } from './sigv4';
 
 const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
 export type TracesExporterName = (typeof TRACES_EXPORTERS)[number];
@@ -30,6 +31,13 @@ export interface TelemetryConfig {
   otlpTracesUrl: string;
   sampler: SamplerConfig;
   otlpHeaders: Record<string, string>;
+  /** OTEL_EXPORTER_OTLP_(TRACES_)COMPRESSION: `gzip` or `none`. */
+  otlpCompression: 'gzip' | 'none';
+  /**
+   * SigV4 signing, set when the traces endpoint is CloudWatch's (`https://xray.<region>.amazonaws.com`): signed
+   * for `xray` in that region with the function's role credentials from the environment.
+   */
+  otlpSigning?: SigningConfig;
   /** Upper bound for one end-of-invocation flush; a slow backend must not hold the function. */
   flushTimeoutMs: number;
   /** What reaches the function's log through `diag` (OTEL_LOG_LEVEL; warnings and errors by default). */
@@ -57,10 +65,14 @@ type Env = Record<string, string | undefined>;
 export function readTelemetryConfig(env: Env): TelemetryConfig {
   const warnings: string[] = [];
   const lambda = readLambdaEnvironment(env);
+  const exporter = readExporter(env.OTEL_TRACES_EXPORTER, warnings);
+  const otlpTracesUrl = readOtlpTracesUrl(env, warnings);
   return {
     serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? lambda.functionName ?? 'unknown_service',
-    exporter: readExporter(env.OTEL_TRACES_EXPORTER, warnings),
-    otlpTracesUrl: readOtlpTracesUrl(env, warnings),
+    exporter,
+    otlpTracesUrl,
+    otlpCompression: readCompression(env, warnings),
+    otlpSigning: exporter === 'otlp' ? readSigning(otlpTracesUrl, env, warnings) : undefined,
     sampler: readSampler(env, warnings),
     otlpHeaders: readOtlpHeaders(nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) ?? env.OTEL_EXPORTER_OTLP_HEADERS),
     flushTimeoutMs: readPositiveInt(
@@ -71,6 +83,27 @@ export function readTelemetryConfig(env: Env): TelemetryConfig {
     warnings,
     lambda,
   };
+}
+
+function readCompression(env: Env, warnings: string[]): 'gzip' | 'none' {
+  const value = nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_COMPRESSION) ?? nonEmpty(env.OTEL_EXPORTER_OTLP_COMPRESSION);
+  if (value === undefined || value.toLowerCase() === 'none') return 'none';
+  if (value.toLowerCase() === 'gzip') return 'gzip';
+  warnings.push(`OTEL_EXPORTER_OTLP_COMPRESSION="${value}" is not gzip or none; sending uncompressed.`);
+  return 'none';
+}
+
+/** CloudWatch's OTLP endpoint takes SigV4-signed requests only: sign with the role credentials Lambda provides. */
+function readSigning(url: string, env: Env, warnings: string[]): SigningConfig | undefined {
+  const region = xraySigningRegion(url);
+  if (region === undefined) return undefined;
+  const accessKeyId = nonEmpty(env.AWS_ACCESS_KEY_ID);
+  const secretAccessKey = nonEmpty(env.AWS_SECRET_ACCESS_KEY);
+  if (!accessKeyId || !secretAccessKey) {
+    warnings.push(`${url} needs SigV4-signed requests, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set: spans cannot be exported.`);
+    return { service: 'xray', region, credentials: undefined };
+  }
+  return { service: 'xray', region, credentials: { accessKeyId, secretAccessKey, sessionToken: nonEmpty(env.AWS_SESSION_TOKEN) } };
 }
 
 const LOG_LEVELS = ['none', 'error', 'warn', 'info', 'debug', 'verbose', 'all'];

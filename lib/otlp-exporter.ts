@@ -3,11 +3,16 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import type { BoundedSpanExporter } from './invocation-span-processor';
+import { createRequestSigner, type RequestSigner, type SigningConfig } from './sigv4';
 
 export interface OtlpExporterOptions {
   url: string;
   headers: Record<string, string>;
   timeoutMs: number;
+  /** `gzip` compresses each request body (OTEL_EXPORTER_OTLP_COMPRESSION). */
+  compression?: 'gzip' | 'none';
+  /** Signs each request with SigV4 (an AWS endpoint, such as CloudWatch's OTLP traces endpoint). */
+  signing?: SigningConfig;
 }
 
 /**
@@ -23,6 +28,8 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
   /** Request options resolved once: the URL is not parsed again for every invocation. */
   private readonly target: { protocol: string; hostname: string; port: string; path: string };
   private readonly headers: Record<string, string>;
+  private readonly gzip: ((body: Uint8Array) => Uint8Array) | undefined;
+  private readonly sign: RequestSigner | undefined;
 
   constructor(options: OtlpExporterOptions) {
     const url = new URL(options.url);
@@ -40,12 +47,20 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
       path: `${url.pathname}${url.search}`,
     };
     this.headers = { ...options.headers, 'content-type': 'application/json' };
+    if (options.compression === 'gzip') {
+      // eslint-disable-next-line @typescript-eslint/no-require-imports
+      const { gzipSync } = require('node:zlib') as typeof import('node:zlib');
+      this.gzip = (body) => gzipSync(body);
+      this.headers['content-encoding'] = 'gzip';
+    }
+    this.sign = options.signing ? createRequestSigner(options.signing) : undefined;
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
     let body: Uint8Array | undefined;
     try {
       body = JsonTraceSerializer.serializeRequest(spans);
+      if (body && this.gzip) body = this.gzip(body);
     } catch (error) {
       resultCallback({ code: ExportResultCode.FAILED, error: error as Error });
       return;
@@ -55,47 +70,53 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
       return;
     }
     let settled = false;
-    let deadline: NodeJS.Timeout | undefined;
+    let request: ClientRequest | undefined;
+    // One deadline for the whole exchange, signing included (a backend that answers byte by byte is bounded
+    // too), unref'd so that a script's process can exit while an abandoned export is still open.
+    const deadline = setTimeout(() => {
+      const error = new Error(`no answer from the OTLP endpoint within ${this.settlesWithinMs} ms`);
+      settle({ code: ExportResultCode.FAILED, error });
+      request?.destroy(error);
+    }, this.settlesWithinMs).unref();
     const settle = (result: ExportResult) => {
       if (settled) return;
       settled = true;
       clearTimeout(deadline);
       resultCallback(result);
     };
-    let request: ClientRequest;
-    try {
-      request = this.send(
-        {
-          ...this.target,
-          method: 'POST',
-          agent: this.agent,
-          headers: { ...this.headers, 'content-length': String(body.byteLength) },
-        },
-        (response: IncomingMessage) => {
-          response.on('error', (error) => settle({ code: ExportResultCode.FAILED, error }));
-          // Drain the body so that the connection goes back to the pool for the next invocation.
-          response.on('data', () => undefined);
-          response.on('end', () => {
-            const status = response.statusCode ?? 0;
-            if (status >= 200 && status < 300) settle({ code: ExportResultCode.SUCCESS });
-            else settle({ code: ExportResultCode.FAILED, error: new Error(`the OTLP endpoint answered ${status}`) });
-          });
-        },
-      );
-    } catch (error) {
-      // Refused before anything is sent, e.g. a header from OTEL_EXPORTER_OTLP_HEADERS that HTTP cannot carry.
-      settle({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
+    const fail = (error: unknown) => settle({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
+    const headers = { ...this.headers, 'content-length': String(body.byteLength) };
+    const post = (sendHeaders: Record<string, string>) => {
+      if (settled) return;
+      try {
+        request = this.post(body, sendHeaders, settle);
+      } catch (error) {
+        // Refused before anything is sent, e.g. a header from OTEL_EXPORTER_OTLP_HEADERS that HTTP cannot carry.
+        fail(error);
+      }
+    };
+    if (!this.sign) {
+      post(headers);
       return;
     }
-    // One deadline for the whole exchange (a backend that answers byte by byte is bounded too), unref'd so that
-    // a script's process can exit while an abandoned export is still open.
-    deadline = setTimeout(() => {
-      const error = new Error(`no answer from the OTLP endpoint within ${this.settlesWithinMs} ms`);
-      settle({ code: ExportResultCode.FAILED, error });
-      request.destroy(error);
-    }, this.settlesWithinMs).unref();
+    const { protocol, hostname, port, path } = this.target;
+    this.sign({ method: 'POST', protocol, hostname, port: port ? Number(port) : undefined, path, headers, body }).then(post, fail);
+  }
+
+  private post(body: Uint8Array, headers: Record<string, string>, settle: (result: ExportResult) => void): ClientRequest {
+    const request = this.send({ ...this.target, method: 'POST', agent: this.agent, headers }, (response: IncomingMessage) => {
+      response.on('error', (error) => settle({ code: ExportResultCode.FAILED, error }));
+      // Drain the body so that the connection goes back to the pool for the next invocation.
+      response.on('data', () => undefined);
+      response.on('end', () => {
+        const status = response.statusCode ?? 0;
+        if (status >= 200 && status < 300) settle({ code: ExportResultCode.SUCCESS });
+        else settle({ code: ExportResultCode.FAILED, error: new Error(`the OTLP endpoint answered ${status}`) });
+      });
+    });
     request.on('error', (error) => settle({ code: ExportResultCode.FAILED, error }));
     request.end(body);
+    return request;
   }
 
   async shutdown(): Promise<void> {

@@ -104,6 +104,8 @@ function createExporter(config: TelemetryConfig): SpanExporter {
     url: config.otlpTracesUrl,
     headers: config.otlpHeaders,
     timeoutMs: config.flushTimeoutMs,
+    compression: config.otlpCompression,
+    signing: config.otlpSigning,
   });
 }
 

@@ -10,24 +10,41 @@ const ROOT = resolve(__dirname, '..');
 // Its own build folder: the offline end-to-end test may be building in the default one at the same time.
 const WORK_FOLDER = '.esbuild-package-test';
 type Resource = { Type: string; Properties: Record<string, any>; DependsOn?: unknown };
+interface Template {
+  Resources: Record<string, Resource>;
+  Conditions: Record<string, unknown>;
+}
+let template: Template;
 let resources: Record<string, Resource>;
 let outDir: string;
 
+/** `serverless package --stage dev` into `dir`, with no AWS credentials and only the given OTEL_* variables. */
+async function packageService(dir: string, otel: Record<string, string> = {}): Promise<Template> {
+  const env: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: 'no-such-profile', ESBUILD_WORK_FOLDER: WORK_FOLDER };
+  for (const name of Object.keys(env)) if (name.startsWith('OTEL_')) delete env[name];
+  await promisify(execFile)(process.execPath, [require.resolve('osls/bin/serverless.js'), 'package', '--stage', 'dev', '--package', dir], {
+    cwd: ROOT,
+    env: { ...env, ...otel },
+    timeout: 120_000,
+  });
+  return JSON.parse(await readFile(join(dir, 'cloudformation-template-update-stack.json'), 'utf8'));
+}
+
+/** What CloudFormation makes of a condition in eu-west-1 (the intrinsic functions the template uses). */
+function evaluateCondition(node: unknown, conditions: Record<string, unknown>): unknown {
+  if (typeof node === 'string') return node;
+  const [[name, value]] = Object.entries(node as Record<string, any>);
+  if (name === 'Fn::Sub') return String(value).replaceAll('${AWS::Region}', 'eu-west-1');
+  if (name === 'Fn::Equals') return evaluateCondition(value[0], conditions) === evaluateCondition(value[1], conditions);
+  if (name === 'Fn::And') return value.every((item: unknown) => evaluateCondition(item, conditions) === true);
+  if (name === 'Fn::Or') return value.some((item: unknown) => evaluateCondition(item, conditions) === true);
+  if (name === 'Condition') return evaluateCondition(conditions[value], conditions);
+  throw new Error(`no evaluation for ${name}`);
+}
+
 beforeAll(async () => {
   outDir = await mkdtemp(join(tmpdir(), 'order-pipeline-package-'));
-  const env = {
-    ...process.env,
-    AWS_ACCESS_KEY_ID: '',
-    AWS_SECRET_ACCESS_KEY: '',
-    AWS_PROFILE: 'no-such-profile',
-    ESBUILD_WORK_FOLDER: WORK_FOLDER,
-  };
-  await promisify(execFile)(
-    process.execPath,
-    [require.resolve('osls/bin/serverless.js'), 'package', '--stage', 'dev', '--package', outDir],
-    { cwd: ROOT, env, timeout: 120_000 },
-  );
-  const template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
+  template = await packageService(outDir);
   resources = template.Resources;
 }, 150_000);
 
@@ -82,10 +99,14 @@ describe('serverless package', () => {
     expect(resources.HttpApiRoutePostOrders.Properties.RouteKey).toBe('POST /orders');
   });
 
-  it('scopes every IAM statement to the resources its function uses, never "*"', () => {
-    for (const [, role] of ofType('AWS::IAM::Role')) {
-      for (const policy of role.Properties.Policies) {
-        for (const statement of policy.PolicyDocument.Statement) expect(JSON.stringify(statement.Resource)).not.toContain('"*"');
+  it('scopes every IAM statement to the resources its function uses, never "*" but for writing spans to X-Ray', () => {
+    const xray = { Effect: 'Allow', Action: ['xray:PutSpans', 'xray:PutSpansForIndexing'], Resource: '*' };
+    for (const [name, role] of ofType('AWS::IAM::Role')) {
+      const statements = role.Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
+      // X-Ray's span actions take no resource ARN; the statement exists only while the functions export there.
+      expect(statements, name).toContainEqual({ 'Fn::If': ['ExportsToXRay', xray, { Ref: 'AWS::NoValue' }] });
+      for (const statement of statements.filter((statement: any) => !statement['Fn::If'])) {
+        expect(JSON.stringify(statement.Resource)).not.toContain('"*"');
       }
     }
     expect(statementsOf('CreateOrderRole')).toContainEqual({
@@ -99,9 +120,31 @@ describe('serverless package', () => {
         { Effect: 'Allow', Action: 'lambda:InvokeFunction', Resource: { 'Fn::GetAtt': ['NotifyDashcustomerLambdaFunction', 'Arn'] } },
       ]),
     );
-    const notifyActions = statementsOf('NotifyCustomerRole').flatMap((statement: any) => statement.Action);
-    expect(notifyActions).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents']);
+    const notifyActions = statementsOf('NotifyCustomerRole').flatMap((statement: any) => statement.Action ?? statement['Fn::If'][1].Action);
+    expect(notifyActions).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents', 'xray:PutSpans', 'xray:PutSpansForIndexing']);
   });
+
+  it("exports to CloudWatch's OTLP endpoint in the stack's region by default, and grants X-Ray only then", async () => {
+    for (const [, fn] of ofType('AWS::Lambda::Function')) {
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'https://xray.eu-west-1.amazonaws.com',
+        OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: '',
+      });
+    }
+    expect(evaluateCondition({ Condition: 'ExportsToXRay' }, template.Conditions)).toBe(true);
+
+    const elsewhere = await mkdtemp(join(tmpdir(), 'order-pipeline-package-otlp-'));
+    try {
+      const other = await packageService(elsewhere, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com' });
+      const [fn] = Object.values(other.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
+      expect(fn.Properties.Environment.Variables.OTEL_EXPORTER_OTLP_ENDPOINT).toBe('https://otlp.example.com');
+      expect(evaluateCondition({ Condition: 'ExportsToXRay' }, other.Conditions)).toBe(false);
+      const traces = await packageService(elsewhere, { OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://xray.eu-west-1.amazonaws.com/v1/traces' });
+      expect(evaluateCondition({ Condition: 'ExportsToXRay' }, traces.Conditions)).toBe(true);
+    } finally {
+      await rm(elsewhere, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it('ships one bundle per function with its source map, without the AWS SDK the runtime provides', async () => {
     for (const fn of ['create-order', 'process-order', 'notify-customer']) {
