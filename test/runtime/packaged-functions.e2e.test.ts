@@ -174,6 +174,27 @@ describe('packaged functions under the Lambda runtime interface client', () => {
     expect(lines[0]).toMatch(/\tWARN\ttraced-lambda: could not export 2 span\(s\): connect ECONNREFUSED/);
   });
 
+  it("signs for CloudWatch's OTLP endpoint with the signer bundled in the package", async () => {
+    // No network here: the export itself fails (no DNS, or AWS refusing the test credentials), but only after the
+    // signer was loaded from the zip and the request signed; a signer missing from the bundle fails before that.
+    const fn = functionResource('notify-customer');
+    const toXRay = await startPackagedFunction({
+      name: fn.FunctionName,
+      taskRoot: join(work, 'notify-customer'),
+      handler: fn.Handler,
+      nodePath,
+      environment: { ...plainVariables(fn.Environment.Variables), OTEL_EXPORTER_OTLP_TIMEOUT: '1000' },
+    });
+    extra.push(toXRay);
+    expect(plainVariables(fn.Environment.Variables).OTEL_EXPORTER_OTLP_ENDPOINT).toBe('https://xray.eu-west-1.amazonaws.com');
+
+    const result = await toXRay.invoke({ orderId: 'o-xray', customerEmail: 'ada@example.com', itemCount: 1 });
+    expect(result).toMatchObject({ ok: true, payload: { orderId: 'o-xray', delivered: true } });
+    const [line] = toXRay.logs().split('\n').filter((text) => text.includes('could not export'));
+    expect(line).toMatch(/\tWARN\ttraced-lambda: could not export 2 span\(s\): (getaddrinfo|no answer|the OTLP endpoint answered 40[13])/);
+    expect(toXRay.logs()).not.toMatch(/Cannot find module|needs AWS credentials/);
+  });
+
   it('gives a package nothing but the AWS SDK: a require of anything else fails at init, as on AWS', async () => {
     const taskRoot = join(work, 'probe');
     await mkdir(join(taskRoot, 'functions'), { recursive: true });
