@@ -1,9 +1,10 @@
 /**
  * AWS Signature Version 4 for OTLP requests to an AWS endpoint (CloudWatch's `https://xray.<region>.amazonaws.com/
  * v1/traces`), with AWS's own signer: `@smithy/signature-v4` and the SHA-256 of `@smithy/core`, the code the AWS
- * SDK v3 signs its own requests with. Both are loaded when the first export is signed, not when the function
- * starts.
+ * SDK v3 signs its own requests with. The signer is bundled (the Lambda runtime's copy of the SDK does not promise
+ * it) and evaluated when the first export is signed, not when the function starts.
  */
+import { Hash } from '@smithy/core/serde';
 
 /** The function's role credentials, as the Lambda runtime puts them in the environment. */
 export interface AwsCredentials {
@@ -40,10 +41,10 @@ export function createRequestSigner({ service, region, credentials }: SigningCon
     );
     return () => Promise.reject(missing);
   }
-  /* eslint-disable @typescript-eslint/no-require-imports */
+  // A require, not an import: esbuild then evaluates the signer's modules on this first call only. (The hash is
+  // imported: a require would keep the whole of @smithy/core/serde, ~40 KB, in every bundle.)
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
   const { SignatureV4 } = require('@smithy/signature-v4') as typeof import('@smithy/signature-v4');
-  const { Hash } = require('@smithy/core/serde') as typeof import('@smithy/core/serde');
-  /* eslint-enable @typescript-eslint/no-require-imports */
   const signer = new SignatureV4({ service, region, credentials, sha256: Hash.bind(null, 'sha256'), uriEscapePath: true });
   return async ({ hostname, port, headers, ...request }) => {
     const host = port ? `${hostname}:${port}` : hostname;
