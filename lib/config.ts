@@ -3,7 +3,7 @@
  * Nothing else in lib/ reads `process.env`.
  */
 import { DiagLogLevel } from '@opentelemetry/api';
-import { diagLogLevelFromString } from '@opentelemetry/core';
+import { diagLogLevelFromString, parseKeyPairsIntoRecord } from '@opentelemetry/core';
 import { xraySigningRegion, type SigningConfig } from './sigv4';
 
 const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
@@ -24,8 +24,28 @@ export interface SamplerConfig {
   ratio: number;
 }
 
+const PROPAGATORS = ['tracecontext', 'baggage', 'xray'] as const;
+export type PropagatorName = (typeof PROPAGATORS)[number];
+
+/** The span limits of the SDK, from the OTEL_*_LIMIT variables (unset ones keep the SDK's defaults). */
+export interface SpanLimitsConfig {
+  attributeCountLimit?: number;
+  attributeValueLengthLimit?: number;
+  eventCountLimit?: number;
+  linkCountLimit?: number;
+  attributePerEventCountLimit?: number;
+  attributePerLinkCountLimit?: number;
+}
+
 export interface TelemetryConfig {
+  /** OTEL_SDK_DISABLED=true: no spans, no export, no context forwarded; handlers run as they are. */
+  disabled: boolean;
   serviceName: string;
+  /** OTEL_RESOURCE_ATTRIBUTES, over the attributes the kit detects (service.name follows OTEL_SERVICE_NAME). */
+  resourceAttributes: Record<string, string>;
+  /** OTEL_PROPAGATORS, in order (default tracecontext, baggage); empty for `none`. */
+  propagators: PropagatorName[];
+  spanLimits: SpanLimitsConfig;
   exporter: TracesExporterName;
   /** Full URL of the OTLP/HTTP traces endpoint (…/v1/traces). */
   otlpTracesUrl: string;
@@ -67,14 +87,20 @@ export function readTelemetryConfig(env: Env): TelemetryConfig {
   const lambda = readLambdaEnvironment(env);
   const exporter = readExporter(env.OTEL_TRACES_EXPORTER, warnings);
   const otlpTracesUrl = readOtlpTracesUrl(env, warnings);
+  const resourceAttributes = parseKeyPairsIntoRecord(env.OTEL_RESOURCE_ATTRIBUTES);
   return {
-    serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? lambda.functionName ?? 'unknown_service',
+    disabled: readBoolean('OTEL_SDK_DISABLED', env, warnings),
+    serviceName: nonEmpty(env.OTEL_SERVICE_NAME) ?? resourceAttributes['service.name'] ?? lambda.functionName ?? 'unknown_service',
+    resourceAttributes,
+    propagators: readPropagators(env.OTEL_PROPAGATORS, warnings),
+    spanLimits: readSpanLimits(env, warnings),
     exporter,
     otlpTracesUrl,
     otlpCompression: readCompression(env, warnings),
     otlpSigning: exporter === 'otlp' ? readSigning(otlpTracesUrl, env, warnings) : undefined,
     sampler: readSampler(env, warnings),
-    otlpHeaders: readOtlpHeaders(nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) ?? env.OTEL_EXPORTER_OTLP_HEADERS),
+    // The spec: the generic headers, then the traces-specific ones over them, key by key.
+    otlpHeaders: { ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) },
     flushTimeoutMs: readPositiveInt(
       nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) ?? env.OTEL_EXPORTER_OTLP_TIMEOUT,
       DEFAULT_FLUSH_TIMEOUT_MS,
@@ -83,6 +109,47 @@ export function readTelemetryConfig(env: Env): TelemetryConfig {
     warnings,
     lambda,
   };
+}
+
+/** A boolean variable as the spec reads it: `true` (any case) is true; anything but `false` or empty is reported. */
+function readBoolean(name: string, env: Env, warnings: string[]): boolean {
+  const value = nonEmpty(env[name])?.toLowerCase();
+  if (value === 'true') return true;
+  if (value !== undefined && value !== 'false') warnings.push(`${name}="${env[name]}" is not true or false; using false.`);
+  return false;
+}
+
+function readPropagators(value: string | undefined, warnings: string[]): PropagatorName[] {
+  const names = (value ?? '').split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  if (names.length === 0) return ['tracecontext', 'baggage'];
+  if (names.includes('none')) return [];
+  const known = names.filter((name): name is PropagatorName => (PROPAGATORS as readonly string[]).includes(name));
+  const unknown = names.filter((name) => !known.includes(name as PropagatorName));
+  if (unknown.length > 0) warnings.push(`OTEL_PROPAGATORS: ${unknown.join(', ')} not supported (supported: ${PROPAGATORS.join(', ')}, none); ignored.`);
+  return [...new Set(known)];
+}
+
+/** OTEL_SPAN_* limits first, then the general OTEL_ATTRIBUTE_* ones, as the spec orders them. */
+function readSpanLimits(env: Env, warnings: string[]): SpanLimitsConfig {
+  const limit = (...names: string[]) => {
+    for (const name of names) {
+      const value = nonEmpty(env[name]);
+      if (value === undefined) continue;
+      const parsed = Number(value);
+      if (Number.isInteger(parsed) && parsed >= 0) return parsed;
+      warnings.push(`${name}="${value}" is not a whole number; using the SDK's default.`);
+    }
+    return undefined;
+  };
+  const limits: SpanLimitsConfig = {
+    attributeCountLimit: limit('OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT', 'OTEL_ATTRIBUTE_COUNT_LIMIT'),
+    attributeValueLengthLimit: limit('OTEL_SPAN_ATTRIBUTE_VALUE_LENGTH_LIMIT', 'OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT'),
+    eventCountLimit: limit('OTEL_SPAN_EVENT_COUNT_LIMIT'),
+    linkCountLimit: limit('OTEL_SPAN_LINK_COUNT_LIMIT'),
+    attributePerEventCountLimit: limit('OTEL_EVENT_ATTRIBUTE_COUNT_LIMIT'),
+    attributePerLinkCountLimit: limit('OTEL_LINK_ATTRIBUTE_COUNT_LIMIT'),
+  };
+  return Object.fromEntries(Object.entries(limits).filter(([, value]) => value !== undefined));
 }
 
 function readCompression(env: Env, warnings: string[]): 'gzip' | 'none' {

@@ -1,4 +1,6 @@
-import { context, diag, DiagConsoleLogger, propagation, trace, type DiagLogger, type Tracer } from '@opentelemetry/api';
+import { context, diag, DiagConsoleLogger, propagation, trace, type DiagLogger, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
+import { CompositePropagator, W3CBaggagePropagator } from '@opentelemetry/core';
+import { AWSXRayPropagator } from '@opentelemetry/propagator-aws-xray';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
 import { defaultResource, resourceFromAttributes } from '@opentelemetry/resources';
 import {
@@ -74,6 +76,13 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
     context.disable();
     propagation.disable();
   }
+  if (config.disabled) {
+    // OTEL_SDK_DISABLED: nothing registered, so the API's no-op tracer makes non-recording spans and no
+    // propagator writes a context into what the functions send.
+    diag.info('traced-lambda: OTEL_SDK_DISABLED=true; tracing is off.');
+    active = { config, tracer: trace.getTracer(TRACER_NAME), flush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
+    return active;
+  }
 
   const spanProcessors: SpanProcessor[] = [...(options.spanProcessors ?? [])];
   const exporting =
@@ -82,10 +91,16 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
       : undefined;
   if (exporting) spanProcessors.push(exporting);
   // The SDK's TracerProvider reads no environment variables: it gets what readTelemetryConfig already read.
-  const provider = new TracerProvider({ resource: createResource(config), spanProcessors, sampler: createSampler(config.sampler) });
+  const provider = new TracerProvider({
+    resource: createResource(config),
+    spanProcessors,
+    sampler: createSampler(config.sampler),
+    spanLimits: config.spanLimits,
+  });
 
   context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
-  propagation.setGlobalPropagator(new TraceContextPropagator());
+  const propagator = createPropagator(config.propagators);
+  if (propagator) propagation.setGlobalPropagator(propagator);
   trace.setGlobalTracerProvider(provider);
 
   const telemetry: Telemetry = {
@@ -118,6 +133,15 @@ function flushAll(exporting: InvocationSpanProcessor | undefined, others: SpanPr
     Promise.all([flushExporting(maxWaitMs), ...others.map((processor) => processor.forceFlush())]).then(() => undefined);
 }
 
+/** OTEL_PROPAGATORS in order; `tracecontext` is the W3C propagator that keeps the level 2 random flag. */
+function createPropagator(names: TelemetryConfig['propagators']): TextMapPropagator | undefined {
+  const propagators = names.map((name) =>
+    name === 'tracecontext' ? new TraceContextPropagator() : name === 'baggage' ? new W3CBaggagePropagator() : new AWSXRayPropagator(),
+  );
+  if (propagators.length <= 1) return propagators[0];
+  return new CompositePropagator({ propagators });
+}
+
 function createSampler({ name, ratio }: TelemetryConfig['sampler']): Sampler {
   const root = name.endsWith('always_off') ? new AlwaysOffSampler() : name.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
   return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
@@ -135,5 +159,7 @@ function createResource(config: TelemetryConfig) {
   if (lambda.functionVersion) attributes[ATTR_FAAS_VERSION] = lambda.functionVersion;
   if (lambda.logStreamName) attributes[ATTR_FAAS_INSTANCE] = lambda.logStreamName;
   if (lambda.memoryMb) attributes[ATTR_FAAS_MAX_MEMORY] = lambda.memoryMb * 1024 * 1024;
+  // OTEL_RESOURCE_ATTRIBUTES over what the kit detects; service.name as resolved (OTEL_SERVICE_NAME first).
+  Object.assign(attributes, config.resourceAttributes, { [ATTR_SERVICE_NAME]: config.serviceName });
   return defaultResource().merge(resourceFromAttributes(attributes));
 }
