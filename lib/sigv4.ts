@@ -1,10 +1,12 @@
 /**
  * AWS Signature Version 4 for OTLP requests to an AWS endpoint (CloudWatch's `https://xray.<region>.amazonaws.com/
- * v1/traces`), with AWS's own signer: `@smithy/signature-v4` and the SHA-256 of `@smithy/core`, the code the AWS
- * SDK v3 signs its own requests with. The signer is bundled (the Lambda runtime's copy of the SDK does not promise
- * it) and evaluated when the first export is signed, not when the function starts.
+ * v1/traces`), with AWS's own signer, `@smithy/signature-v4`, the code the AWS SDK v3 signs its own requests with,
+ * over Node.js's SHA-256. The signer is bundled (the Lambda runtime's copy of the SDK does not promise it) and
+ * evaluated, with node:crypto, when the first export is signed, not when the function starts.
  */
-import { Hash } from '@smithy/core/serde';
+
+/** What the signer hashes: text or bytes. */
+type SourceData = string | ArrayBuffer | ArrayBufferView;
 
 /** The function's role credentials, as the Lambda runtime puts them in the environment. */
 export interface AwsCredentials {
@@ -41,16 +43,44 @@ export function createRequestSigner({ service, region, credentials }: SigningCon
     );
     return () => Promise.reject(missing);
   }
-  // A require, not an import: esbuild then evaluates the signer's modules on this first call only. (The hash is
-  // imported: a require would keep the whole of @smithy/core/serde, ~40 KB, in every bundle.)
-  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  // Requires, not imports: esbuild then evaluates the signer's modules, and Node.js loads node:crypto (several
+  // milliseconds at a cold start), on this first call only.
+  /* eslint-disable @typescript-eslint/no-require-imports */
   const { SignatureV4 } = require('@smithy/signature-v4') as typeof import('@smithy/signature-v4');
-  const signer = new SignatureV4({ service, region, credentials, sha256: Hash.bind(null, 'sha256'), uriEscapePath: true });
+  const { createHash, createHmac } = require('node:crypto') as typeof import('node:crypto');
+  /* eslint-enable @typescript-eslint/no-require-imports */
+  // The signer's hash interface over Node.js's SHA-256 and HMAC-SHA-256 (what @smithy/core's Hash does; importing
+  // that one would load node:crypto at start-up, requiring it would bundle all of @smithy/core/serde).
+  class Sha256 {
+    private hash;
+    constructor(private readonly secret?: SourceData) {
+      this.hash = this.start();
+    }
+    update(data: SourceData): void {
+      this.hash.update(toBytes(data));
+    }
+    async digest(): Promise<Uint8Array> {
+      return new Uint8Array(this.hash.digest());
+    }
+    reset(): void {
+      this.hash = this.start();
+    }
+    private start() {
+      return this.secret === undefined ? createHash('sha256') : createHmac('sha256', toBytes(this.secret));
+    }
+  }
+  const signer = new SignatureV4({ service, region, credentials, sha256: Sha256, uriEscapePath: true });
   return async ({ hostname, port, headers, ...request }) => {
     const host = port ? `${hostname}:${port}` : hostname;
     const signed = await signer.sign({ ...request, hostname, port, query: {}, headers: { ...headers, host } });
     return signed.headers;
   };
+}
+
+function toBytes(data: SourceData): Uint8Array | string {
+  if (typeof data === 'string') return data;
+  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+  return new Uint8Array(data);
 }
 
 /** `xray.<region>.amazonaws.com` (and the China partition's `.com.cn`): the CloudWatch OTLP traces endpoint. */
