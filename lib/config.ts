@@ -4,6 +4,7 @@
  */
 import { DiagLogLevel } from '@opentelemetry/api';
 import { diagLogLevelFromString, parseKeyPairsIntoRecord } from '@opentelemetry/core';
+import type { SecretHeaderSource } from './secret-headers';
 import { xraySigningRegion, type SigningConfig } from './sigv4';
 
 const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
@@ -58,6 +59,11 @@ export interface TelemetryConfig {
    * for `xray` in that region with the function's role credentials from the environment.
    */
   otlpSigning?: SigningConfig;
+  /**
+   * A header whose value the function reads from SSM Parameter Store or Secrets Manager (OTLP_SECRET_HEADER with
+   * OTLP_SECRET_SSM_PARAMETER or OTLP_SECRET_ARN): never in the environment, only where it is kept.
+   */
+  otlpSecretHeader?: SecretHeaderSource;
   /** Upper bound for one end-of-invocation flush; a slow backend must not hold the function. */
   flushTimeoutMs: number;
   /** What reaches the function's log through `diag` (OTEL_LOG_LEVEL; warnings and errors by default). */
@@ -98,6 +104,7 @@ export function readTelemetryConfig(env: Env): TelemetryConfig {
     otlpTracesUrl,
     otlpCompression: readCompression(env, warnings),
     otlpSigning: exporter === 'otlp' ? readSigning(otlpTracesUrl, env, warnings) : undefined,
+    otlpSecretHeader: readSecretHeader(env, warnings),
     sampler: readSampler(env, warnings),
     // The spec: the generic headers, then the traces-specific ones over them, key by key.
     otlpHeaders: { ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) },
@@ -158,6 +165,15 @@ function readCompression(env: Env, warnings: string[]): 'gzip' | 'none' {
   if (value.toLowerCase() === 'gzip') return 'gzip';
   warnings.push(`OTEL_EXPORTER_OTLP_COMPRESSION="${value}" is not gzip or none; sending uncompressed.`);
   return 'none';
+}
+
+function readSecretHeader(env: Env, warnings: string[]): SecretHeaderSource | undefined {
+  const parameter = nonEmpty(env.OTLP_SECRET_SSM_PARAMETER);
+  const secret = nonEmpty(env.OTLP_SECRET_ARN);
+  if (!parameter && !secret) return undefined;
+  const header = nonEmpty(env.OTLP_SECRET_HEADER) ?? 'x-api-key';
+  if (parameter && secret) warnings.push('OTLP_SECRET_SSM_PARAMETER and OTLP_SECRET_ARN are both set; reading the SSM parameter.');
+  return parameter ? { header, from: 'ssm', id: parameter } : { header, from: 'secretsmanager', id: secret! };
 }
 
 /** CloudWatch's OTLP endpoint takes SigV4-signed requests only: sign with the role credentials Lambda provides. */

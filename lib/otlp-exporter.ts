@@ -13,6 +13,8 @@ export interface OtlpExporterOptions {
   compression?: 'gzip' | 'none';
   /** Signs each request with SigV4 (an AWS endpoint, such as CloudWatch's OTLP traces endpoint). */
   signing?: SigningConfig;
+  /** Headers read when the first request is sent (a secret from SSM or Secrets Manager), added to every request. */
+  secretHeaders?: () => Promise<Record<string, string>>;
 }
 
 /**
@@ -30,6 +32,7 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
   private readonly headers: Record<string, string>;
   private readonly gzip: ((body: Uint8Array) => Uint8Array) | undefined;
   private readonly sign: RequestSigner | undefined;
+  private readonly secretHeaders: (() => Promise<Record<string, string>>) | undefined;
 
   constructor(options: OtlpExporterOptions) {
     const url = new URL(options.url);
@@ -54,6 +57,7 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
       this.headers['content-encoding'] = 'gzip';
     }
     this.sign = options.signing ? createRequestSigner(options.signing) : undefined;
+    this.secretHeaders = options.secretHeaders;
   }
 
   export(spans: ReadableSpan[], resultCallback: (result: ExportResult) => void): void {
@@ -95,12 +99,19 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
         fail(error);
       }
     };
-    if (!this.sign) {
+    if (!this.sign && !this.secretHeaders) {
       post(headers);
       return;
     }
+    this.prepare(headers, body).then(post, fail);
+  }
+
+  /** Adds the secret headers, then signs (the signature covers them). */
+  private async prepare(headers: Record<string, string>, body: Uint8Array): Promise<Record<string, string>> {
+    const withSecrets = this.secretHeaders ? { ...headers, ...(await this.secretHeaders()) } : headers;
+    if (!this.sign) return withSecrets;
     const { protocol, hostname, port, path } = this.target;
-    this.sign({ method: 'POST', protocol, hostname, port: port ? Number(port) : undefined, path, headers, body }).then(post, fail);
+    return this.sign({ method: 'POST', protocol, hostname, port: port ? Number(port) : undefined, path, headers: withSecrets, body });
   }
 
   private post(body: Uint8Array, headers: Record<string, string>, settle: (result: ExportResult) => void): ClientRequest {

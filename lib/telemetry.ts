@@ -17,6 +17,7 @@ import {
 import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './invocation-span-processor';
 import { OtlpHttpSpanExporter } from './otlp-exporter';
+import { secretHeaderLoader } from './secret-headers';
 import { TraceContextPropagator } from './propagator';
 import {
   ATTR_CLOUD_PLATFORM,
@@ -121,6 +122,7 @@ function createExporter(config: TelemetryConfig): SpanExporter {
     timeoutMs: config.flushTimeoutMs,
     compression: config.otlpCompression,
     signing: config.otlpSigning,
+    secretHeaders: config.otlpSecretHeader ? secretHeaderLoader(config.otlpSecretHeader, config.lambda.region) : undefined,
   });
 }
 

@@ -37,6 +37,7 @@ function evaluateCondition(node: unknown, conditions: Record<string, unknown>): 
   if (name === 'Fn::Sub') return String(value).replaceAll('${AWS::Region}', 'eu-west-1');
   if (name === 'Fn::Equals') return evaluateCondition(value[0], conditions) === evaluateCondition(value[1], conditions);
   if (name === 'Fn::And') return value.every((item: unknown) => evaluateCondition(item, conditions) === true);
+  if (name === 'Fn::Not') return evaluateCondition(value[0], conditions) !== true;
   if (name === 'Fn::Or') return value.some((item: unknown) => evaluateCondition(item, conditions) === true);
   if (name === 'Condition') return evaluateCondition(conditions[value], conditions);
   throw new Error(`no evaluation for ${name}`);
@@ -105,6 +106,11 @@ describe('serverless package', () => {
       const statements = role.Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
       // X-Ray's span actions take no resource ARN; the statement exists only while the functions export there.
       expect(statements, name).toContainEqual({ 'Fn::If': ['ExportsToXRay', xray, { Ref: 'AWS::NoValue' }] });
+      expect(statements.filter((statement: any) => statement['Fn::If']).map((statement: any) => statement['Fn::If'][0]), name).toEqual([
+        'ExportsToXRay',
+        'ReadsOtlpSecretFromSsm',
+        'ReadsOtlpSecretFromSecretsManager',
+      ]);
       for (const statement of statements.filter((statement: any) => !statement['Fn::If'])) {
         expect(JSON.stringify(statement.Resource)).not.toContain('"*"');
       }
@@ -121,8 +127,48 @@ describe('serverless package', () => {
       ]),
     );
     const notifyActions = statementsOf('NotifyCustomerRole').flatMap((statement: any) => statement.Action ?? statement['Fn::If'][1].Action);
-    expect(notifyActions).toEqual(['logs:CreateLogStream', 'logs:PutLogEvents', 'xray:PutSpans', 'xray:PutSpansForIndexing']);
+    expect(notifyActions).toEqual([
+      'logs:CreateLogStream',
+      'logs:PutLogEvents',
+      'xray:PutSpans',
+      'xray:PutSpansForIndexing',
+      'ssm:GetParameter',
+      'secretsmanager:GetSecretValue',
+    ]);
+    // With no secret configured, neither read is granted.
+    expect(evaluateCondition({ Condition: 'ReadsOtlpSecretFromSsm' }, template.Conditions)).toBe(false);
+    expect(evaluateCondition({ Condition: 'ReadsOtlpSecretFromSecretsManager' }, template.Conditions)).toBe(false);
   });
+
+  it("gives the functions only where a backend's API key is kept, and the right to read that one parameter or secret", async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'order-pipeline-package-secret-'));
+    try {
+      const parameter = '/order-pipeline/otlp-api-key';
+      const fromSsm = await packageService(dir, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com', OTLP_SECRET_SSM_PARAMETER: parameter });
+      const [fn] = Object.values(fromSsm.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
+      expect(fn.Properties.Environment.Variables).toMatchObject({ OTLP_SECRET_HEADER: 'x-api-key', OTLP_SECRET_SSM_PARAMETER: parameter, OTEL_EXPORTER_OTLP_HEADERS: '' });
+      expect(evaluateCondition({ Condition: 'ReadsOtlpSecretFromSsm' }, fromSsm.Conditions)).toBe(true);
+      expect(evaluateCondition({ Condition: 'ReadsOtlpSecretFromSecretsManager' }, fromSsm.Conditions)).toBe(false);
+      const read = fromSsm.Resources.CreateOrderRole.Properties.Policies[0].PolicyDocument.Statement.find(
+        (statement: any) => statement['Fn::If']?.[0] === 'ReadsOtlpSecretFromSsm',
+      )['Fn::If'][1];
+      expect(read).toEqual({
+        Effect: 'Allow',
+        Action: 'ssm:GetParameter',
+        Resource: { 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:parameter${parameter}` },
+      });
+
+      const arn = 'arn:aws:secretsmanager:eu-west-1:123456789012:secret:otlp-api-key-AbCdEf';
+      const fromSecrets = await packageService(dir, { OTLP_SECRET_ARN: arn, OTLP_SECRET_HEADER: 'x-honeycomb-team' });
+      expect(evaluateCondition({ Condition: 'ReadsOtlpSecretFromSecretsManager' }, fromSecrets.Conditions)).toBe(true);
+      const readSecret = fromSecrets.Resources.NotifyCustomerRole.Properties.Policies[0].PolicyDocument.Statement.find(
+        (statement: any) => statement['Fn::If']?.[0] === 'ReadsOtlpSecretFromSecretsManager',
+      )['Fn::If'][1];
+      expect(readSecret).toEqual({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: arn });
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
 
   it("exports to CloudWatch's OTLP endpoint in the stack's region by default, and grants X-Ray only then", async () => {
     for (const [, fn] of ofType('AWS::Lambda::Function')) {
