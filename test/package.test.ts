@@ -140,6 +140,33 @@ describe('serverless package', () => {
     expect(evaluateCondition({ Condition: 'ReadsOtlpSecretFromSecretsManager' }, template.Conditions)).toBe(false);
   });
 
+  it('adds the OpenTelemetry collector layer with one switch, the functions exporting to it and its configuration in the zip', async () => {
+    for (const [, fn] of ofType('AWS::Lambda::Function')) {
+      expect(fn.Properties.Layers ?? []).toEqual([]);
+      expect(fn.Properties.Environment.Variables.OPENTELEMETRY_COLLECTOR_CONFIG_URI).toBe('');
+    }
+    const dir = await mkdtemp(join(tmpdir(), 'order-pipeline-package-collector-'));
+    try {
+      const collector = await packageService(dir, { OTEL_COLLECTOR_LAYER: 'true', OTEL_COLLECTOR_EXPORT_ENDPOINT: 'https://otlp.example.com' });
+      for (const fn of Object.values(collector.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function')) {
+        expect(fn.Properties.Layers).toEqual(['arn:aws:lambda:eu-west-1:184161586896:layer:opentelemetry-collector-arm64-0_23_0:1']);
+        expect(fn.Properties.Environment.Variables).toMatchObject({
+          OTEL_EXPORTER_OTLP_ENDPOINT: 'http://localhost:4318',
+          OPENTELEMETRY_COLLECTOR_CONFIG_URI: '/var/task/collector/collector.yaml',
+          OTEL_COLLECTOR_EXPORT_ENDPOINT: 'https://otlp.example.com',
+        });
+      }
+      expect(evaluateCondition({ Condition: 'ExportsToXRay' }, collector.Conditions)).toBe(false);
+      // The configuration the layer reads: the functions' OTLP/HTTP in, the chosen endpoint out.
+      const config = await readFile(join(ROOT, 'collector', 'collector.yaml'), 'utf8');
+      expect(config).toMatch(/receivers:\n {2}otlp:\n {4}protocols:\n {6}http:\n {8}endpoint: localhost:4318/);
+      expect(config).toContain('endpoint: ${env:OTEL_COLLECTOR_EXPORT_ENDPOINT}');
+      expect(config).toMatch(/traces:\n {6}receivers: \[otlp\]\n {6}exporters: \[otlphttp\]/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
   it("gives the functions only where a backend's API key is kept, and the right to read that one parameter or secret", async () => {
     const dir = await mkdtemp(join(tmpdir(), 'order-pipeline-package-secret-'));
     try {
@@ -195,7 +222,7 @@ describe('serverless package', () => {
   it('ships one bundle per function with its source map, without the AWS SDK the runtime provides', async () => {
     for (const fn of ['create-order', 'process-order', 'notify-customer']) {
       const names = zipEntryNames(await readFile(join(outDir, `${fn}.zip`)));
-      expect(names.sort()).toEqual([`functions/${fn}.js`, `functions/${fn}.js.map`]);
+      expect(names.sort()).toEqual(['collector/collector.yaml', `functions/${fn}.js`, `functions/${fn}.js.map`]);
     }
   });
 
