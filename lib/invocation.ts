@@ -60,16 +60,33 @@ export function invocationAttributes(
   return attributes;
 }
 
-/** Marks a span failed by `error` (kept as an exception event); the error itself is left for the caller to rethrow. */
+/**
+ * Marks a span failed by `error` (kept as an exception event); the error itself is left for the caller to
+ * rethrow. Never throws, whatever was thrown: a value that cannot be turned into a string (an object with no
+ * prototype) is described by its type.
+ */
 export function recordFailure(span: Span, error: unknown): void {
-  if (error instanceof Error) {
-    span.recordException(error);
-    span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
-    span.setAttribute(ATTR_ERROR_TYPE, error.name || 'Error');
-  } else {
-    span.recordException(String(error));
-    span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
-    span.setAttribute(ATTR_ERROR_TYPE, typeof error);
+  try {
+    if (error instanceof Error) {
+      span.recordException(error);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: error.message });
+      span.setAttribute(ATTR_ERROR_TYPE, error.name || 'Error');
+    } else {
+      const text = describeThrown(error);
+      span.recordException(text);
+      span.setStatus({ code: SpanStatusCode.ERROR, message: text });
+      span.setAttribute(ATTR_ERROR_TYPE, typeof error);
+    }
+  } catch {
+    span.setStatus({ code: SpanStatusCode.ERROR });
+  }
+}
+
+function describeThrown(value: unknown): string {
+  try {
+    return String(value);
+  } catch {
+    return Object.prototype.toString.call(value);
   }
 }
 

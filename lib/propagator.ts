@@ -41,7 +41,13 @@ export class TraceContextPropagator implements TextMapPropagator {
   }
 
   extract(ctx: Context, carrier: unknown, getter: TextMapGetter): Context {
-    const extracted = this.w3c.extract(ctx, carrier, getter);
+    const extracted = this.w3c.extract(ctx, carrier, {
+      keys: (from) => getter.keys(from),
+      get: (from, key) => {
+        const value = getter.get(from, key);
+        return key === 'traceparent' ? plainHeaderValue(value) : value;
+      },
+    });
     const parent = trace.getSpanContext(extracted);
     return parent && parent !== trace.getSpanContext(ctx) && parent.traceFlags & RANDOM_TRACE_FLAG
       ? markRandomTrace(extracted, parent.traceId)
@@ -51,6 +57,18 @@ export class TraceContextPropagator implements TextMapPropagator {
   fields(): string[] {
     return this.w3c.fields();
   }
+}
+
+/**
+ * A traceparent is printable ASCII between HTTP's optional white space, which is space and tab only (any amount):
+ * that white space is removed here, and a value with anything else around or in it (a line feed, U+00A0, U+2028,
+ * U+FEFF, which the SDK's parser would trim) is no traceparent, so the invocation starts a new root.
+ */
+function plainHeaderValue(value: string | string[] | undefined): string | string[] | undefined {
+  if (value === undefined) return undefined;
+  const values = (Array.isArray(value) ? value : [value]).map((one) => one.replace(/^[ \t]+|[ \t]+$/g, ''));
+  if (!values.every((one) => /^[\x21-\x7e]*$/.test(one))) return undefined;
+  return Array.isArray(value) ? values : values[0];
 }
 
 /** `00-<trace>-<span>-01` → `00-<trace>-<span>-03` */

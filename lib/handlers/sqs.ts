@@ -92,7 +92,8 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
     try {
       const fifo = records.some(isFifo);
       const failed = fifo || concurrency <= 1 ? await inOrder(records.length, runRecord, fifo) : await atOnce(records.length, concurrency, runRecord);
-      return { batchItemFailures: failed.map((index) => ({ itemIdentifier: records[index].messageId })) };
+      // A record with no id (never from AWS) is reported with an empty one: Lambda then retries the whole batch.
+      return { batchItemFailures: failed.map((index) => ({ itemIdentifier: records[index]?.messageId ?? '' })) };
     } finally {
       batch?.span.end();
       await telemetry?.flush(flushBudgetMs(lambdaContext));
@@ -194,7 +195,7 @@ async function processRecord(
   } catch (error) {
     if (started) recordFailure(started.span, error);
     // The error stops here (the record is reported for retry), so make it visible in the function's log.
-    console.error(`SQS message ${record.messageId} failed and is reported in batchItemFailures:`, error);
+    console.error(`SQS message ${record?.messageId} failed and is reported in batchItemFailures:`, error);
     return true;
   } finally {
     started?.span.end();
@@ -208,11 +209,13 @@ let lastQueue: string | undefined;
 function queueNameFromArn(arn: string | undefined): string | undefined {
   if (arn !== lastArn) {
     lastArn = arn;
-    lastQueue = arn?.split(':')[5] || undefined;
+    lastQueue = typeof arn === 'string' ? arn.split(':')[5] || undefined : undefined;
   }
   return lastQueue;
 }
 
-function isFifo(record: SQSRecord): boolean {
-  return record.eventSourceARN?.endsWith('.fifo') ?? false;
+/** Read from each record as it came: a record that is not an object, or an ARN that is not a string, is not FIFO. */
+function isFifo(record: SQSRecord | null | undefined): boolean {
+  const arn: unknown = record?.eventSourceARN;
+  return typeof arn === 'string' && arn.endsWith('.fifo');
 }
