@@ -54,7 +54,15 @@ async function sendOrderAndPrintTrace(stack: OfflineStack, run: Run, externalBac
     return 1;
   }
   if (!stack.receiver) {
-    console.log(`Spans were sent to ${externalBackend}: look up trace ${body.traceId} there.`);
+    // The backend cannot be asked which spans it has: wait until the message has been through process-order
+    // (and so notify-customer), whose spans are exported before each returns, then stop the stack.
+    try {
+      await stack.waitForQueueDrained(TRACE_TIMEOUT_MS);
+    } catch (error) {
+      console.error(`${(error as Error).message}: the order did not go through.\nserverless offline said:\n${stack.output()}`);
+      return 1;
+    }
+    console.log(`The order went through all ${FUNCTIONS.length} functions; their spans were sent to ${externalBackend}: look up trace ${body.traceId} there.`);
     return 0;
   }
 

@@ -53,6 +53,12 @@ export interface OfflineStack {
   receiver?: OtlpReceiver;
   /** What serverless offline printed (handlers' logs included), for diagnosis. */
   output(): string;
+  /**
+   * Resolves once the orders queue holds no message, visible or in flight: serverless-offline-sqs deletes a batch
+   * after process-order has returned, and process-order returns after notify-customer has answered, each having
+   * flushed its spans by then. Rejects after `timeoutMs`.
+   */
+  waitForQueueDrained(timeoutMs: number): Promise<void>;
   /** Resolves once serverless offline has printed `text` (logs cross a worker thread and a pipe first). */
   waitForOutput(text: string, timeoutMs: number): Promise<void>;
   stop(): Promise<void>;
@@ -110,6 +116,7 @@ export async function startOfflineStack(options: StackOptions = {}): Promise<Off
       queueUrl: `${sqsEndpoint}/${ACCOUNT_ID}/${SERVICE}-${STAGE}-orders`,
       receiver,
       output: offline.output,
+      waitForQueueDrained: (timeoutMs) => waitForEmptyQueue(sqsEndpoint, `${sqsEndpoint}/${ACCOUNT_ID}/${SERVICE}-${STAGE}-orders`, timeoutMs),
       waitForOutput: async (text, timeoutMs) => {
         const deadline = Date.now() + timeoutMs;
         while (!offline.output().includes(text)) {
@@ -122,6 +129,24 @@ export async function startOfflineStack(options: StackOptions = {}): Promise<Off
   } catch (error) {
     await stop();
     throw error;
+  }
+}
+
+async function waitForEmptyQueue(endpoint: string, queueUrl: string, timeoutMs: number): Promise<void> {
+  const { SQSClient, GetQueueAttributesCommand } = await import('@aws-sdk/client-sqs');
+  const client = new SQSClient({ endpoint, region: 'eu-west-1', credentials: { accessKeyId: 'offline', secretAccessKey: 'offline' } });
+  const deadline = Date.now() + timeoutMs;
+  try {
+    for (;;) {
+      const { Attributes = {} } = await client.send(
+        new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+      );
+      if (Number(Attributes.ApproximateNumberOfMessages) === 0 && Number(Attributes.ApproximateNumberOfMessagesNotVisible) === 0) return;
+      if (Date.now() > deadline) throw new Error(`the orders queue still held messages after ${timeoutMs} ms`);
+      await sleep(200);
+    }
+  } finally {
+    client.destroy();
   }
 }
 
