@@ -5,7 +5,6 @@ import { envelopeFieldsGetter, type TraceFields } from './carriers/invoke-payloa
 import { clientContextGetter } from './carriers/lambda-client-context';
 import { snsAttributesGetter, snsEnvelopeOf } from './carriers/sns-message-attributes';
 import { sqsRecordAttributesGetter } from './carriers/sqs-message-attributes';
-import { isValidTraceState } from './carriers/trace-state';
 import { extractXRayTraceHeader } from './carriers/xray-trace-header';
 
 /** Where a handler found its parent trace context. */
@@ -83,19 +82,11 @@ export function extractParentFromEventBridgeEvent(event: EventBridgeEvent<string
 }
 
 /**
- * Runs the registered propagator over one carrier, then drops a `tracestate` that breaks the W3C rules.
+ * Runs the registered propagator over one carrier (ours reads `tracestate` by the current W3C rules).
  * Never throws: an unreadable or malformed carrier gives no parent, and the span starts a new root.
  */
 function extractWith<C>(carrier: C, getter: TextMapGetter<C>, source: ParentSource): ParentLookup {
-  return lookupFrom(() => {
-    const extracted = propagation.extract(ROOT_CONTEXT, carrier, getter);
-    const parent = trace.getSpanContext(extracted);
-    if (!parent?.traceState) return extracted;
-    const rawTraceState = getter.get(carrier, 'tracestate');
-    const raw = Array.isArray(rawTraceState) ? rawTraceState.join(',') : rawTraceState;
-    if (raw === undefined || isValidTraceState(raw)) return extracted;
-    return trace.setSpanContext(extracted, { ...parent, traceState: undefined });
-  }, source);
+  return lookupFrom(() => propagation.extract(ROOT_CONTEXT, carrier, getter), source);
 }
 
 function lookupFrom(extract: () => Context, source: ParentSource): ParentLookup {

@@ -7,6 +7,7 @@ import {
   type TextMapSetter,
 } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
+import { parseTraceState } from './carriers/trace-state';
 
 /** W3C Trace Context level 2: the trace id's right-most 7 bytes are random. */
 const RANDOM_TRACE_FLAG = 0x02;
@@ -41,14 +42,24 @@ export class TraceContextPropagator implements TextMapPropagator {
   }
 
   extract(ctx: Context, carrier: unknown, getter: TextMapGetter): Context {
-    const extracted = this.w3c.extract(ctx, carrier, {
+    let extracted = this.w3c.extract(ctx, carrier, {
       keys: (from) => getter.keys(from),
       get: (from, key) => {
         const value = getter.get(from, key);
         return key === 'traceparent' ? plainHeaderValue(value) : value;
       },
     });
-    const parent = trace.getSpanContext(extracted);
+    let parent = trace.getSpanContext(extracted);
+    if (parent && parent !== trace.getSpanContext(ctx)) {
+      // The tracestate as the current spec reads it, in place of the SDK's reading (see carriers/trace-state).
+      const raw = getter.get(carrier, 'tracestate');
+      const header = Array.isArray(raw) ? raw.join(',') : raw;
+      const traceState = header === undefined ? undefined : parseTraceState(header);
+      if (traceState !== parent.traceState) {
+        parent = { ...parent, traceState };
+        extracted = trace.setSpanContext(extracted, parent);
+      }
+    }
     return parent && parent !== trace.getSpanContext(ctx) && parent.traceFlags & RANDOM_TRACE_FLAG
       ? markRandomTrace(extracted, parent.traceId)
       : extracted;

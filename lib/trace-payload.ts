@@ -1,6 +1,5 @@
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags, type Context, type SpanContext } from '@opentelemetry/api';
-import { createTraceState } from '@opentelemetry/api';
-import { isValidTraceState } from './carriers/trace-state';
+import { parseTraceState } from './carriers/trace-state';
 
 /** The current trace context as plain values: for logs, responses and custom transports. */
 export interface TracePayload {
@@ -41,15 +40,8 @@ export function continueFromPayload(payload: Partial<TracePayload> | undefined |
   const spanId = payload.spanId.toLowerCase();
   if (!TRACE_ID.test(traceId) || !SPAN_ID.test(spanId)) return ROOT_CONTEXT;
   const flags = Number.isInteger(payload.traceFlags) ? (payload.traceFlags as number) & 0xff : TraceFlags.SAMPLED;
-  const parent: SpanContext = {
-    traceId,
-    spanId,
-    traceFlags: flags,
-    isRemote: true,
-    ...(typeof payload.traceState === 'string' && isValidTraceState(payload.traceState)
-      ? { traceState: createTraceState(payload.traceState) }
-      : {}),
-  };
+  const traceState = typeof payload.traceState === 'string' ? parseTraceState(payload.traceState) : undefined;
+  const parent: SpanContext = { traceId, spanId, traceFlags: flags, isRemote: true, ...(traceState ? { traceState } : {}) };
   return trace.isSpanContextValid(parent) ? trace.setSpanContext(ROOT_CONTEXT, parent) : ROOT_CONTEXT;
 }
 

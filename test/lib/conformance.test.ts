@@ -9,6 +9,7 @@ import {
   traceHttpHandler,
 } from '../../lib';
 import {
+  apiGatewayV1Event,
   apiGatewayV2Event,
   captureSpans,
   eventBridgeEvent,
@@ -92,17 +93,54 @@ describe('W3C tracestate', () => {
   it.each([
     ['an upper-case key', 'Rojo=1'],
     ['a key of 257 characters', `${'a'.repeat(257)}=1`],
-    ['a vendor part too long', `t@${'v'.repeat(15)}=1`],
+    ['a key that starts with "@"', '@foo=1,bar=2'],
+    ['a key with a space before "="', 'foo =1'],
+    ['a key with a dot', 'foo.bar=1'],
+    ['an empty value', 'foo=,bar=3'],
     ['a value with a comma-free but illegal character', 'rojo=a\u0001b'],
     ['a value with "="', 'rojo=a=b'],
     ['a member without "="', 'rojo'],
-    ['a duplicated key', 'rojo=1,congo=2,rojo=3'],
     ['33 members', Array.from({ length: 33 }, (_, i) => `k${i}=v`).join(',')],
   ])('drops a tracestate with %s and keeps the parent', (_, tracestate) => {
     const found = fromHeaders({ traceparent: TRACEPARENT, tracestate });
 
     expect(found.parent?.spanId).toBe(SPAN_ID);
     expect(found.parent?.traceState).toBeUndefined();
+  });
+
+  // The key grammar of the current specification (and of the W3C test suite): "@" anywhere after the first
+  // character, no tenant/vendor split and no vendor length limit of its own, 256 characters in all.
+  it.each([
+    ['a key ending in "@"', 'foo@=1,bar=2'],
+    ['a key with "@@"', 'foo@@bar=1,bar=2'],
+    ['a key with two "@"', 'foo@bar@baz=1,bar=2'],
+    ['a 256-character key with "@" near the end', `${'t'.repeat(242)}@v=1`],
+    ['a vendor part of 15 characters', `t@${'v'.repeat(15)}=1`],
+    ['a key of 256 characters', `${'z'.repeat(256)}=1`],
+    ['a key that starts with a digit', '0tenant=1'],
+  ])('keeps %s, on REST and HTTP API events', (_, tracestate) => {
+    for (const event of [apiGatewayV2Event({ headers: { traceparent: TRACEPARENT, tracestate } }), apiGatewayV1Event({ headers: { TraceParent: TRACEPARENT, TraceState: tracestate } })]) {
+      expect(extractParentFromHttpEvent(event).parent?.traceState?.serialize()).toBe(tracestate);
+    }
+  });
+
+  it('keeps a tracestate with a duplicated key, with the first value, whether in one header or two', () => {
+    expect(fromHeaders({ traceparent: TRACEPARENT, tracestate: 'foo=1,congo=2,foo=3' }).parent?.traceState?.serialize()).toBe('foo=1,congo=2');
+    // HTTP API (payload 2.0) joins repeated headers with commas; REST keeps each copy in multiValueHeaders.
+    const rest = apiGatewayV1Event({ headers: { traceparent: TRACEPARENT } });
+    rest.multiValueHeaders = { traceparent: [TRACEPARENT], tracestate: ['foo=1', 'foo=2'] };
+    expect(extractParentFromHttpEvent(rest).parent?.traceState?.serialize()).toBe('foo=1');
+  });
+
+  it('puts a key it updates first and keeps at most 32 members', () => {
+    const traceState = fromHeaders({ traceparent: TRACEPARENT, tracestate: Array.from({ length: 32 }, (_, i) => `k${i}=v`).join(',') }).parent!
+      .traceState!;
+    const updated = traceState.set('k5', 'new').set('ours', 'x');
+    expect(updated.serialize().split(',').slice(0, 2)).toEqual(['ours=x', 'k5=new']);
+    expect(updated.serialize().split(',')).toHaveLength(32);
+    expect(updated.get('k31')).toBeUndefined();
+    expect(updated.unset('ours').get('ours')).toBeUndefined();
+    expect(traceState.set('Bad Key', 'x')).toBe(traceState);
   });
 
   it('accepts 32 members and empty list members', () => {
