@@ -1,3 +1,4 @@
+import { request } from 'node:http';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SendMessageBatchCommand, SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -51,6 +52,41 @@ function waitForTrace(traceId: string, count: number, functions: string[]): Prom
 const byName = (spans: ReceivedSpan[], name: string) => spans.filter((span) => span.name === name);
 const QUEUE = `${FUNCTION_PREFIX}orders`;
 const CONSUMERS = [PRODUCER, functionName('process-order'), functionName('notify-customer')];
+
+/** POSTs an order with the given raw header lines (a name may repeat) and answers the 202's trace id. */
+function postOrderWithHeaders(url: string, headers: [string, string][]): Promise<{ status: number; traceId?: string }> {
+  const body = JSON.stringify({ customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 1 }] });
+  return new Promise((resolve, reject) => {
+    // Given as raw lines, a request gets no default headers from Node.js: Host is written here.
+    const raw = [['host', new URL(url).host], ...headers, ['content-type', 'application/json']].flat();
+    const sent = request(url, { method: 'POST', headers: raw, timeout: 15_000 }, (response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => resolve({ status: response.statusCode ?? 0, traceId: JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}').traceId }));
+    });
+    sent.on('timeout', () => sent.destroy(new Error('no answer within 15 s')));
+    sent.on('error', reject);
+    sent.end(body);
+  });
+}
+
+describe('repeated traceparent headers', () => {
+  const first = '00-11111111111111111111111111111111-1111111111111111-01';
+  const second = '00-22222222222222222222222222222222-2222222222222222-01';
+
+  it('start a new trace on both routes when they differ (HTTP API: joined with commas, as API Gateway does)', { timeout: 30_000 }, async () => {
+    for (const url of [stack.httpApiUrl, stack.restApiUrl]) {
+      const answer = await postOrderWithHeaders(url, [['traceparent', first], ['traceparent', second]]);
+      expect(answer.status, url).toBe(202);
+      expect(answer.traceId, url).toMatch(/^[0-9a-f]{32}$/);
+      expect([first.slice(3, 35), second.slice(3, 35)], url).not.toContain(answer.traceId);
+    }
+    // One copy is continued, on both routes.
+    for (const url of [stack.httpApiUrl, stack.restApiUrl]) {
+      expect((await postOrderWithHeaders(url, [['traceparent', first]])).traceId, url).toBe(first.slice(3, 35));
+    }
+  });
+});
 
 describe('propagation paths offline', () => {
   it('continues each message of one batch in its own trace', { timeout: 90_000 }, async () => {
