@@ -12,9 +12,9 @@ const sqs = new SQSClient(awsClientOptions(config.sqsEndpoint));
 export const handler = traceHttpHandler(
   async (event: APIGatewayProxyEvent | APIGatewayProxyEventV2): Promise<APIGatewayProxyResult> => {
     const body = parseJsonBody(event);
-    if (!body.ok) return json(400, { message: body.message });
+    if (!body.ok) return json(400, { message: body.message, traceId: currentTracePayload()?.traceId });
     const request = validateOrderRequest(body.value);
-    if (!request.ok) return json(400, { message: 'the order is not valid', errors: request.errors });
+    if (!request.ok) return json(400, { message: 'the order is not valid', errors: request.errors, traceId: currentTracePayload()?.traceId });
 
     const order: Order = { orderId: randomUUID(), createdAt: new Date().toISOString(), ...request.value };
     await sendMessage(sqs, {

@@ -11,6 +11,8 @@ export interface ReceivedSpan {
   startNs: bigint;
   endNs: bigint;
   status: 'UNSET' | 'OK' | 'ERROR';
+  /** The status description, set with ERROR (the error's message). */
+  statusMessage?: string;
   attributes: Record<string, unknown>;
   resource: Record<string, unknown>;
 }
@@ -143,6 +145,7 @@ export function decodeTracesRequest(body: unknown): ReceivedSpan[] {
           startNs: BigInt(span.startTimeUnixNano ?? 0),
           endNs: BigInt(span.endTimeUnixNano ?? 0),
           status: STATUSES[Number(span.status?.code) || 0] ?? 'UNSET',
+          statusMessage: span.status?.message ? String(span.status.message) : undefined,
           attributes: toRecord(span.attributes),
           resource,
         });

@@ -42,7 +42,7 @@ export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color
       functionOf(span).startsWith(prefix) ? functionOf(span).slice(prefix.length) : functionOf(span),
       `+${ms(span.startNs - start)}`,
       ms(span.endNs - span.startNs),
-      span.status === 'ERROR' ? paint('31', 'ERROR') : '',
+      outcomeOf(span, paint),
     ]);
     const children = byStart.filter((child) => child.parentSpanId === span.spanId);
     const nextLead = depth === 0 ? '' : `${lead}${last ? '   ' : '│  '}`;
@@ -51,7 +51,7 @@ export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color
   const roots = byStart.filter((span) => !span.parentSpanId || !ids.has(span.parentSpanId));
   roots.forEach((root) => walk(root, '', true, 0));
 
-  const header = ['span', 'kind', 'function', 'start', 'duration', ''];
+  const header = ['span', 'kind', 'function', 'start', 'duration', 'outcome'];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => visible(row[column]).length)));
   const line = (row: string[]) =>
     row.map((cell, column) => (column >= 3 && column <= 4 ? cell.padStart(widths[column]) : pad(cell, widths[column]))).join('  ').trimEnd();
@@ -63,6 +63,17 @@ export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color
     paint('2', line(header)),
     ...rows.map(line),
   ].join('\n');
+}
+
+/** The HTTP status a SERVER or CLIENT span recorded, and for a failed span why: `500 ERROR TypeError: …`. */
+function outcomeOf(span: ReceivedSpan, paint: (code: string, text: string) => string): string {
+  const status = span.attributes['http.response.status_code'];
+  const parts = status === undefined ? [] : [String(status)];
+  if (span.status === 'ERROR') {
+    const reason = [span.attributes['error.type'], span.statusMessage].filter((part) => part !== undefined && part !== '').join(': ');
+    parts.push(paint('31', reason ? `ERROR ${reason}` : 'ERROR'));
+  }
+  return parts.join(' ');
 }
 
 function count(n: number, noun: string): string {

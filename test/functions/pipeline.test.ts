@@ -76,7 +76,10 @@ describe('create-order', () => {
     expect(response.statusCode).toBe(400);
     expect(JSON.parse(response.body).message).toMatch(message);
     expect(sqsMock).not.toHaveReceivedCommand(SendMessageCommand);
-    expect(capture.span('POST /orders').attributes['http.response.status_code']).toBe(400);
+    const span = capture.span('POST /orders');
+    expect(span.attributes['http.response.status_code']).toBe(400);
+    // A rejected request can be looked up too: the answer names its trace.
+    expect(JSON.parse(response.body).traceId).toBe(span.spanContext().traceId);
   });
 
   it('lists every problem of an invalid order', async () => {

@@ -33,7 +33,7 @@ describe('the local OTLP receiver and the trace tree', () => {
 
     expect(lines[0]).toMatch(/^trace [0-9a-f]{32} · 3 spans · 1 service · /);
     expect(lines.slice(2).map((line) => line.replace(/\s+[+\d.]+ ms\s+[\d.]+ ms/, '').trimEnd())).toEqual([
-      'npm start          INTERNAL  create-order  ERROR',
+      'npm start          INTERNAL  create-order  ERROR Error: stopped',
       '└─ POST /orders    INTERNAL  create-order',
       '   └─ send orders  INTERNAL  create-order',
     ]);
@@ -41,6 +41,24 @@ describe('the local OTLP receiver and the trace tree', () => {
     const withoutMiddle = received.filter((span) => span.name !== 'POST /orders');
     expect(isConnectedTrace(withoutMiddle, ['order-pipeline-offline-create-order'])).toBe(false);
     expect(isConnectedTrace(received, ['order-pipeline-offline-notify-customer'])).toBe(false);
+  });
+
+  it('shows the HTTP status a SERVER span answered with, and why a span failed', () => {
+    const common = { traceId: 'a'.repeat(32), startNs: 0n, endNs: 2_000_000n, resource: { 'faas.name': 'order-pipeline-offline-create-order' } };
+    const lines = renderTraceTree(
+      [
+        { ...common, spanId: '1', name: 'POST /orders', kind: 'SERVER', status: 'ERROR', statusMessage: 'Internal Server Error', attributes: { 'http.response.status_code': 500 } },
+        { ...common, spanId: '2', parentSpanId: '1', name: 'send orders', kind: 'PRODUCER', status: 'ERROR', statusMessage: 'The queue does not exist', attributes: { 'error.type': 'QueueDoesNotExist' } },
+        { ...common, spanId: '3', name: 'POST /orders', kind: 'SERVER', status: 'UNSET', attributes: { 'http.response.status_code': 202 } },
+      ],
+      { functionPrefix: 'order-pipeline-offline-' },
+    ).split('\n');
+
+    expect(lines.slice(2).map((line) => line.replace(/\s+[+\d.]+ ms\s+[\d.]+ ms\s+/, ' | ').trimEnd())).toEqual([
+      'POST /orders    SERVER    create-order | 500 ERROR Internal Server Error',
+      '└─ send orders  PRODUCER  create-order | ERROR QueueDoesNotExist: The queue does not exist',
+      'POST /orders    SERVER    create-order | 202',
+    ]);
   });
 
   it('rejects a body that is not an OTLP traces request', () => {
