@@ -2,7 +2,17 @@ import { SpanKind } from '@opentelemetry/api';
 import type { EventBridgeEvent, SNSEvent, SNSEventRecord } from 'aws-lambda';
 import { extractParentFromEventBridgeEvent, extractParentFromSnsRecord } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
-import { invocationAttributes, runInvocation, startEntrySpan, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
+import {
+  entryContext,
+  flushBudgetMs,
+  invocationAttributes,
+  runInSpan,
+  runInvocation,
+  startEntrySpan,
+  startTelemetrySafely,
+  takeColdStart,
+  type LambdaFn,
+} from '../invocation';
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
@@ -12,7 +22,7 @@ import {
   FAAS_TRIGGER,
   MESSAGING_SYSTEM_AWS_SNS,
 } from '../semconv';
-import { getTelemetry } from '../telemetry';
+import { getTelemetry, type Telemetry } from '../telemetry';
 
 export interface EventHandlerOptions {
   /** What to do with the publisher's trace context (default `continue`); see `InboundPolicy`. */
@@ -30,30 +40,43 @@ export function traceSnsRecords(
 ): LambdaFn<SNSEvent, void> {
   return async (event, lambdaContext) => {
     const records = Array.isArray(event?.Records) ? event.Records : [];
-    for (const [index, record] of records.entries()) {
-      const started = startTelemetrySafely(() => {
-        const telemetry = getTelemetry();
-        const topic = record.Sns?.TopicArn?.split(':')[5];
-        const coldStart = index === 0 && takeColdStart(telemetry.config.lambda.initializationType);
-        return startEntrySpan(telemetry, {
-          name: topic ? `process ${topic}` : 'process',
-          kind: SpanKind.CONSUMER,
-          attributes: {
-            ...invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, coldStart),
-            [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_AWS_SNS,
-            [ATTR_MESSAGING_OPERATION_TYPE]: 'process',
-            [ATTR_MESSAGING_OPERATION_NAME]: 'process',
-            ...(topic ? { [ATTR_MESSAGING_DESTINATION_NAME]: topic } : {}),
-            ...(record.Sns?.MessageId ? { [ATTR_MESSAGING_MESSAGE_ID]: record.Sns.MessageId } : {}),
-          },
-          lookup: extractParentFromSnsRecord(record),
-          inbound: options.inbound,
-        });
-      });
-      if (!started) await handleRecord(record, lambdaContext);
-      else await runInvocation(started, lambdaContext, () => handleRecord(record, lambdaContext));
+    const telemetry = startTelemetrySafely(getTelemetry);
+    try {
+      for (const [index, record] of records.entries()) {
+        const started = telemetry ? startTelemetrySafely(() => startSnsRecordSpan(telemetry, record, index, lambdaContext, options)) : undefined;
+        if (!started) await handleRecord(record, lambdaContext);
+        else await runInSpan(started.span, entryContext(started.parentContext, started.span), () => handleRecord(record, lambdaContext));
+      }
+    } finally {
+      // One export for the whole invocation, not one per record.
+      await telemetry?.flush(flushBudgetMs(lambdaContext));
     }
   };
+}
+
+function startSnsRecordSpan(
+  telemetry: Telemetry,
+  record: SNSEventRecord,
+  index: number,
+  lambdaContext: Parameters<LambdaFn<SNSEvent, void>>[1],
+  options: EventHandlerOptions,
+) {
+  const topic = record.Sns?.TopicArn?.split(':')[5];
+  const coldStart = index === 0 && takeColdStart(telemetry.config.lambda.initializationType);
+  return startEntrySpan(telemetry, {
+    name: topic ? `process ${topic}` : 'process',
+    kind: SpanKind.CONSUMER,
+    attributes: {
+      ...invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, coldStart),
+      [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_AWS_SNS,
+      [ATTR_MESSAGING_OPERATION_TYPE]: 'process',
+      [ATTR_MESSAGING_OPERATION_NAME]: 'process',
+      ...(topic ? { [ATTR_MESSAGING_DESTINATION_NAME]: topic } : {}),
+      ...(record.Sns?.MessageId ? { [ATTR_MESSAGING_MESSAGE_ID]: record.Sns.MessageId } : {}),
+    },
+    lookup: extractParentFromSnsRecord(record),
+    inbound: options.inbound,
+  });
 }
 
 /**

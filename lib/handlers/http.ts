@@ -25,6 +25,11 @@ import { getTelemetry } from '../telemetry';
 export interface HttpHandlerOptions {
   /** What to do with a caller's `traceparent` (default `continue`); see `InboundPolicy`. */
   inbound?: InboundPolicy;
+  /**
+   * The route template this function serves (`/orders/{orderId}`), for events that carry none: an ALB's (its
+   * listener rule is not in the event). API Gateway events carry their own, which comes first.
+   */
+  route?: string;
 }
 
 export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>, options: HttpHandlerOptions = {}): LambdaFn<E, R> {
@@ -33,7 +38,7 @@ export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>
     const started = startTelemetrySafely(() => {
       const telemetry = getTelemetry();
       const attributes = invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType));
-      const { method, route } = addRequestAttributes(attributes, event);
+      const { method, route } = addRequestAttributes(attributes, event, options.route);
       return startEntrySpan(telemetry, {
         name: route ? `${method} ${route}` : method,
         kind: SpanKind.SERVER,
@@ -48,11 +53,11 @@ export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>
 }
 
 /** Adds the request's HTTP attributes to `attributes` (one object, no copies: this runs on every request). */
-function addRequestAttributes(attributes: Attributes, event: HttpEvent): { method: string; route?: string } {
+function addRequestAttributes(attributes: Attributes, event: HttpEvent, fallbackRoute: string | undefined): { method: string; route?: string } {
   try {
     const v2 = isHttpApiV2(event) ? event : undefined;
     const method = (v2 ? v2.requestContext?.http?.method : (event as { httpMethod?: string }).httpMethod) || 'HTTP';
-    const route = v2 ? routeFromRouteKey(v2.routeKey) : (event as { resource?: string }).resource || undefined;
+    const route = (v2 ? routeFromRouteKey(v2.routeKey) : (event as { resource?: string }).resource || undefined) ?? fallbackRoute;
     const path = v2 ? v2.rawPath : (event as { path?: string }).path;
     const clientAddress = v2
       ? v2.requestContext?.http?.sourceIp

@@ -7,6 +7,7 @@ import {
   startTelemetry,
   traceHttpHandler,
   traceInvokeHandler,
+  traceSnsRecords,
   traceSqsRecords,
   withSpan,
 } from '../../lib';
@@ -16,6 +17,7 @@ import {
   captureSpans,
   lambdaContext,
   MemorySpanExporter,
+  snsRecord,
   sqsEvent,
   sqsRecord,
   traceShape,
@@ -88,6 +90,26 @@ describe('traceHttpHandler', () => {
     expect(span.parentSpanContext?.spanId).toBe(SPAN_ID);
     expect(span.attributes).toMatchObject({ 'url.path': '/orders/o-1', 'url.scheme': 'http', 'server.address': 'orders.example.com' });
     expect(span.attributes['http.route']).toBeUndefined();
+
+    // The route the function serves, given to the wrapper: the span is named after it, as on API Gateway.
+    await traceHttpHandler(async () => ({ statusCode: 200 }), { route: '/orders/{orderId}' })(albEvent, lambdaContext());
+    expect(capture.span('GET /orders/{orderId}').attributes['http.route']).toBe('/orders/{orderId}');
+  });
+
+  it('exports the spans of an SNS delivery once per invocation, not once per record', async () => {
+    const exporter = new MemorySpanExporter();
+    let exports = 0;
+    startTelemetry(readTelemetryConfig({}), {
+      exporter: { export: (spans, done) => (exports++, exporter.export(spans, done)), shutdown: async () => undefined },
+    });
+    const handled: string[] = [];
+    await traceSnsRecords(async (record) => {
+      handled.push(record.Sns.MessageId);
+    })({ Records: [snsRecord({ message: 'a' }), snsRecord({ message: 'b' }), snsRecord({ message: 'c' })] }, lambdaContext());
+
+    expect(handled).toHaveLength(3);
+    expect(exports).toBe(1);
+    expect(exporter.spans.map((span) => span.name)).toEqual(['process order-events', 'process order-events', 'process order-events']);
   });
 
   it('starts a new root when no traceparent arrives', async () => {
