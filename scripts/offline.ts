@@ -30,7 +30,7 @@ The order pipeline runs offline (Ctrl-C stops it):
 
 Try:
   curl -s -X POST ${stack.httpApiUrl} -H 'content-type: application/json' \\
-    -H 'traceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' \\
+    -H "traceparent: 00-$(openssl rand -hex 16)-$(openssl rand -hex 8)-01" \\
     -d '{"customerEmail":"ada@example.com","items":[{"sku":"BOOK-42","quantity":1}]}'
 `);
 
