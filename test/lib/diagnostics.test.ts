@@ -1,13 +1,12 @@
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { DiagLogger } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { traceInvokeHandler } from '../../lib';
 import { readTelemetryConfig } from '../../lib/config';
 import { startTelemetry } from '../../lib/telemetry';
 import { lambdaContext } from '../../lib/testing';
+import { closedPort } from '../closed-port';
 
 // What reaches the function's log when tracing has trouble: the kit registers the diag logger itself (the
 // console by default: test/runtime checks that path in a packaged function's real output); here a recording one.
@@ -31,17 +30,9 @@ const answering = (...results: ExportResult['code'][]): SpanExporter => {
 };
 
 describe("the function's log", () => {
-  let closedPort: number;
-  beforeAll(async () => {
-    const probe: Server = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    closedPort = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
-  });
-
   it('says once, not at every invocation, that spans cannot reach an unreachable endpoint', async () => {
     const { lines, logger } = recording();
-    startTelemetry(readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closedPort}` }), { logger });
+    startTelemetry(readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await closedPort()}` }), { logger });
 
     await invocations(3);
 

@@ -6,19 +6,11 @@ import { readTelemetryConfig } from '../../lib/config';
 import { traceHttpHandler, traceInvokeHandler, traceSqsRecords } from '../../lib';
 import { startTelemetry } from '../../lib/telemetry';
 import { apiGatewayV2Event, captureSpans, lambdaContext, MemorySpanExporter } from '../../lib/testing';
+import { closedPort } from '../closed-port';
 
 describe('telemetry never changes the result', () => {
-  let closedPort: number;
-  beforeAll(async () => {
-    // A port that was just free: nothing listens there, so the exporter's connection is refused.
-    const probe: Server = createServer();
-    await new Promise<void>((resolve) => probe.listen(0, '127.0.0.1', resolve));
-    closedPort = (probe.address() as AddressInfo).port;
-    await new Promise((resolve) => probe.close(resolve));
-  });
-
   it('answers as usual when the OTLP endpoint refuses connections', async () => {
-    startTelemetry(readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closedPort}` }));
+    startTelemetry(readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await closedPort()}` }));
     const handler = traceHttpHandler(async () => ({ statusCode: 201, body: 'created' }));
 
     await expect(handler(apiGatewayV2Event(), lambdaContext())).resolves.toEqual({ statusCode: 201, body: 'created' });

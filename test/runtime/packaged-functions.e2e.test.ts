@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiGatewayV2Event } from '../../lib/testing';
 import { startOtlpReceiver, type OtlpReceiver } from '../../scripts/offline/otlp-receiver';
 import { renderTraceTree, spansOfTrace, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
+import { closedPort } from '../closed-port';
 import { TRACE_ID, TRACEPARENT } from '../trace-ids';
 import { startPackagedFunction, type InvokeResult, type PackagedFunction } from './lambda-runtime';
 
@@ -150,19 +151,7 @@ describe('packaged functions under the Lambda runtime interface client', () => {
   });
 
   it("says once in the function's log that spans cannot be exported, and answers as usual", async () => {
-    const closed = createServer();
-    await new Promise<void>((done) => closed.listen(0, '127.0.0.1', done));
-    const closedPort = (closed.address() as AddressInfo).port;
-    await new Promise((done) => closed.close(done));
-    const fn = functionResource('notify-customer');
-    const unreachable = await startPackagedFunction({
-      name: fn.FunctionName,
-      taskRoot: join(work, 'notify-customer'),
-      handler: fn.Handler,
-      nodePath,
-      environment: { ...plainVariables(fn.Environment.Variables), OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${closedPort}` },
-    });
-    extra.push(unreachable);
+    const unreachable = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await closedPort()}` });
 
     for (let i = 0; i < 3; i++) {
       const result = await unreachable.invoke({ orderId: `o-${i}`, customerEmail: 'ada@example.com', itemCount: 1 });
@@ -177,16 +166,8 @@ describe('packaged functions under the Lambda runtime interface client', () => {
   it("signs for CloudWatch's OTLP endpoint with the signer bundled in the package", async () => {
     // No network here: the export itself fails (no DNS, or AWS refusing the test credentials), but only after the
     // signer was loaded from the zip and the request signed; a signer missing from the bundle fails before that.
-    const fn = functionResource('notify-customer');
-    const toXRay = await startPackagedFunction({
-      name: fn.FunctionName,
-      taskRoot: join(work, 'notify-customer'),
-      handler: fn.Handler,
-      nodePath,
-      environment: { ...plainVariables(fn.Environment.Variables), OTEL_EXPORTER_OTLP_TIMEOUT: '1000' },
-    });
-    extra.push(toXRay);
-    expect(plainVariables(fn.Environment.Variables).OTEL_EXPORTER_OTLP_ENDPOINT).toBe('https://xray.eu-west-1.amazonaws.com');
+    const toXRay = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_TIMEOUT: '1000' });
+    expect(plainVariables(functionResource('notify-customer').Environment.Variables).OTEL_EXPORTER_OTLP_ENDPOINT).toBe('https://xray.eu-west-1.amazonaws.com');
 
     const result = await toXRay.invoke({ orderId: 'o-xray', customerEmail: 'ada@example.com', itemCount: 1 });
     expect(result).toMatchObject({ ok: true, payload: { orderId: 'o-xray', delivered: true } });
@@ -214,6 +195,20 @@ describe('packaged functions under the Lambda runtime interface client', () => {
     await expect(misnamed.invoke({})).rejects.toThrow(/init error Runtime\.HandlerNotFound/);
   });
 });
+
+/** Another runtime on notify-customer's package, with its template environment and `overrides` over it. */
+async function startNotifyCustomerWith(overrides: Record<string, string>): Promise<PackagedFunction> {
+  const fn = functionResource('notify-customer');
+  const started = await startPackagedFunction({
+    name: fn.FunctionName,
+    taskRoot: join(work, 'notify-customer'),
+    handler: fn.Handler,
+    nodePath,
+    environment: { ...plainVariables(fn.Environment.Variables), ...overrides },
+  });
+  extra.push(started);
+  return started;
+}
 
 async function invoke(key: FunctionKey, event: unknown, options?: Parameters<PackagedFunction['invoke']>[1]): Promise<InvokeResult> {
   const result = await running.get(key)!.invoke(event, options);
