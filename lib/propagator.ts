@@ -42,16 +42,10 @@ export class TraceContextPropagator implements TextMapPropagator {
   }
 
   extract(ctx: Context, carrier: unknown, getter: TextMapGetter): Context {
-    let extracted = this.w3c.extract(ctx, carrier, {
-      keys: (from) => getter.keys(from),
-      get: (from, key) => {
-        const value = getter.get(from, key);
-        return key === 'traceparent' ? plainHeaderValue(value) : value;
-      },
-    });
+    let extracted = this.w3c.extract(ctx, carrier, plainGetter(getter));
     let parent = trace.getSpanContext(extracted);
     if (parent && parent !== trace.getSpanContext(ctx)) {
-      // The tracestate as the current spec reads it, in place of the SDK's reading (see carriers/trace-state).
+      // The tracestate as the current spec reads it (see carriers/trace-state); the SDK's reading is skipped.
       const raw = getter.get(carrier, 'tracestate');
       const header = Array.isArray(raw) ? raw.join(',') : raw;
       const traceState = header === undefined ? undefined : parseTraceState(header);
@@ -71,15 +65,39 @@ export class TraceContextPropagator implements TextMapPropagator {
 }
 
 /**
+ * The getter the SDK's W3C propagator reads through: `traceparent` as plain header values (see below), and no
+ * `tracestate`, which this propagator reads itself. One per carrier getter (they are module constants).
+ */
+const plainGetters = new WeakMap<TextMapGetter, TextMapGetter>();
+function plainGetter(getter: TextMapGetter): TextMapGetter {
+  let plain = plainGetters.get(getter);
+  if (!plain) {
+    plain = {
+      keys: (carrier) => getter.keys(carrier),
+      get: (carrier, key) =>
+        key === 'traceparent' ? plainHeaderValue(getter.get(carrier, key)) : key === 'tracestate' ? undefined : getter.get(carrier, key),
+    };
+    plainGetters.set(getter, plain);
+  }
+  return plain;
+}
+
+/**
  * A traceparent is printable ASCII between HTTP's optional white space, which is space and tab only (any amount):
  * that white space is removed here, and a value with anything else around or in it (a line feed, U+00A0, U+2028,
  * U+FEFF, which the SDK's parser would trim) is no traceparent, so the invocation starts a new root.
  */
+const PLAIN_HEADER_VALUE = /^[ \t]*([\x21-\x7e]*)[ \t]*$/;
 function plainHeaderValue(value: string | string[] | undefined): string | string[] | undefined {
+  if (typeof value === 'string') return PLAIN_HEADER_VALUE.exec(value)?.[1];
   if (value === undefined) return undefined;
-  const values = (Array.isArray(value) ? value : [value]).map((one) => one.replace(/^[ \t]+|[ \t]+$/g, ''));
-  if (!values.every((one) => /^[\x21-\x7e]*$/.test(one))) return undefined;
-  return Array.isArray(value) ? values : values[0];
+  const values: string[] = [];
+  for (const one of value) {
+    const plain = PLAIN_HEADER_VALUE.exec(one)?.[1];
+    if (plain === undefined) return undefined;
+    values.push(plain);
+  }
+  return values;
 }
 
 /** `00-<trace>-<span>-01` → `00-<trace>-<span>-03` */
