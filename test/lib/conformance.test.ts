@@ -1,3 +1,4 @@
+import type { ALBEvent } from 'aws-lambda';
 import { beforeEach, describe, expect, it } from 'vitest';
 import { isValidTraceState } from '../../lib/carriers/trace-state';
 import {
@@ -26,7 +27,27 @@ beforeEach(() => {
   captureSpans();
 });
 
-const fromHeaders = (headers: Record<string, string>) => extractParentFromHttpEvent(apiGatewayV2Event({ headers }));
+/** What a handler finds in one request's headers; REST and ALB events of the same request must find the same. */
+const fromHeaders = (headers: Record<string, string>) => {
+  const httpApi = extractParentFromHttpEvent(apiGatewayV2Event({ headers }));
+  const multiValueHeaders = Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]]));
+  const alb = {
+    requestContext: { elb: { targetGroupArn: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/orders/1' } },
+    httpMethod: 'POST',
+    path: '/orders',
+    queryStringParameters: {},
+    multiValueHeaders,
+    body: null,
+    isBase64Encoded: false,
+  } as ALBEvent;
+  const rest = { ...apiGatewayV1Event({ headers }), multiValueHeaders };
+  for (const [shape, event] of [['REST', rest], ['ALB', alb]] as const) {
+    expect(described(extractParentFromHttpEvent(event)), shape).toEqual(described(httpApi));
+  }
+  return httpApi;
+};
+const described = ({ source, parent }: ReturnType<typeof extractParentFromHttpEvent>) =>
+  parent ? { source, traceId: parent.traceId, spanId: parent.spanId, traceFlags: parent.traceFlags, traceState: parent.traceState?.serialize() } : { source };
 
 describe('W3C traceparent', () => {
   it.each([
@@ -38,6 +59,13 @@ describe('W3C traceparent', () => {
     ['a trace id one digit short', `00-${TRACE_ID.slice(1)}-${SPAN_ID}-01`],
   ])('rejects %s (new root)', (_, traceparent) => {
     expect(fromHeaders({ traceparent }).source).toBe('none');
+  });
+
+  it('starts a new root for two different traceparents, joined with a comma (HTTP API) or repeated (REST, ALB)', () => {
+    const other = `00-${'1'.repeat(32)}-${'2'.repeat(16)}-01`;
+    expect(fromHeaders({ traceparent: `${TRACEPARENT},${other}` }).source).toBe('none');
+    const rest = { ...apiGatewayV1Event(), multiValueHeaders: { traceparent: [TRACEPARENT, other] } };
+    expect(extractParentFromHttpEvent(rest).source).toBe('none');
   });
 
   it('accepts a future version with extra fields, reading the fields it knows', () => {
