@@ -243,7 +243,7 @@ async function answers(port: number): Promise<boolean> {
   }
 }
 
-async function stopProcessGroup(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
+export async function stopProcessGroup(child: ChildProcess, exited: Promise<unknown>): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null || child.pid === undefined) return;
   const signalGroup = (signal: NodeJS.Signals) => {
     try {
