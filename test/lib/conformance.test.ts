@@ -160,6 +160,33 @@ describe('W3C tracestate', () => {
     expect(extractParentFromHttpEvent(rest).parent?.traceState?.serialize()).toBe('foo=1');
   });
 
+  // Repeated tracestate headers: HTTP API events join them with commas, REST events keep each in multiValueHeaders.
+  const fromRepeated = (values: string[]) => {
+    const httpApi = extractParentFromHttpEvent(apiGatewayV2Event({ headers: { traceparent: TRACEPARENT, tracestate: values.join(',') } }));
+    const rest = extractParentFromHttpEvent({ ...apiGatewayV1Event(), multiValueHeaders: { traceparent: [TRACEPARENT], tracestate: values } });
+    expect(described(rest)).toEqual(described(httpApi));
+    expect(httpApi.parent?.spanId).toBe(SPAN_ID);
+    return httpApi.parent?.traceState?.serialize();
+  };
+
+  it('combines repeated headers in order, ignoring an empty one', () => {
+    expect(fromRepeated(['foo=1,bar=2', 'rojo=1,congo=2', 'baz=3'])).toBe('foo=1,bar=2,rojo=1,congo=2,baz=3');
+    expect(fromRepeated(['foo=1', ''])).toBe('foo=1');
+    expect(fromRepeated(['', 'foo=1'])).toBe('foo=1');
+    expect(fromRepeated([''])).toBeFalsy();
+  });
+
+  it('counts the members of every repeated header: 32 kept, 33 dropped', () => {
+    const members = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => `bar${from + i}=${from + i}`).join(',');
+    expect(fromRepeated([members(1, 10), members(11, 20), members(21, 30), members(31, 32)])?.split(',')).toHaveLength(32);
+    expect(fromRepeated([members(1, 10), members(11, 20), members(21, 30), members(31, 33)])).toBeUndefined();
+  });
+
+  it('keeps a duplicated key across repeated headers, once', () => {
+    expect(fromRepeated(['foo=1', 'foo=2'])).toBe('foo=1');
+    expect(fromRepeated(['foo=1', 'foo=1'])).toBe('foo=1');
+  });
+
   it('puts a key it updates first and keeps at most 32 members', () => {
     const traceState = fromHeaders({ traceparent: TRACEPARENT, tracestate: Array.from({ length: 32 }, (_, i) => `k${i}=v`).join(',') }).parent!
       .traceState!;
