@@ -19,8 +19,10 @@ const OUT = join(__dirname, '.build');
 const quick = process.argv.includes('--quick');
 const resultsFile = process.argv.includes('--out') ? resolve(process.argv[process.argv.indexOf('--out') + 1]) : join(__dirname, '.build', 'results.md');
 const plan = quick
-  ? { coldRounds: 2, apiBatches: 2, apiSize: 200, sqsBatches: 2, sqsSize: 50, memoryCount: 2_000, flushCount: 50 }
-  : { coldRounds: 15, apiBatches: 15, apiSize: 4_000, sqsBatches: 15, sqsSize: 800, memoryCount: 100_000, flushCount: 1_000 };
+  ? { coldRounds: 2, apiBatches: 2, apiSize: 200, sqsBatches: 2, sqsSize: 50, memoryCount: 2_000, flushCount: 50, remoteCount: 10 }
+  : { coldRounds: 15, apiBatches: 15, apiSize: 4_000, sqsBatches: 15, sqsSize: 800, memoryCount: 100_000, flushCount: 1_000, remoteCount: 200 };
+/** The OTLP receiver "20 ms away": it answers each export after this long. */
+const REMOTE_DELAY_MS = 20;
 
 /** The options `serverless package` bundles the functions with (serverless.yml, custom.esbuild). */
 const BUNDLE: BuildOptions = {
@@ -98,10 +100,12 @@ async function buildAll() {
   return sizes;
 }
 
-async function startReceiver(): Promise<Server> {
+async function startReceiver(delayMs = 0): Promise<Server> {
   const server = createServer((request, response) => {
     request.on('data', () => undefined);
-    request.on('end', () => response.writeHead(200, { 'content-type': 'application/json' }).end('{}'));
+    const answer = () => response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    // No timer at all for the loopback receiver: even setTimeout(0) would add a millisecond to every export.
+    request.on('end', () => (delayMs > 0 ? setTimeout(answer, delayMs) : answer()));
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   return server;
@@ -144,6 +148,8 @@ async function main() {
   const sizes = await buildAll();
   const receiver = await startReceiver();
   const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  const remoteReceiver = await startReceiver(REMOTE_DELAY_MS);
+  const remoteEndpoint = `http://127.0.0.1:${(remoteReceiver.address() as AddressInfo).port}`;
   const names: VariantName[] = ['bare', 'ours', 'contrib'];
   try {
     console.log(`Cold starts: ${plan.coldRounds} rounds, variants in rotating order…`);
@@ -171,18 +177,26 @@ async function main() {
       flush[name] = (await probe(variants[name], ['flush', String(plan.flushCount)], 'otlp', endpoint)).latenciesMs;
     }
 
+    console.log(`Response time with a receiver ${REMOTE_DELAY_MS} ms away…`);
+    const remote: Partial<Record<VariantName, number[]>> = {};
+    for (const name of names) {
+      remote[name] = (await probe(variants[name], ['flush', String(plan.remoteCount)], 'otlp', remoteEndpoint)).latenciesMs;
+    }
+
     console.log(`Memory over ${plan.memoryCount} invocations…`);
     const memory: Partial<Record<VariantName, { peakRssMb: number; heapGrowthMb: number }>> = {};
     for (const name of names) {
       memory[name] = await probe(variants[name], ['memory', String(plan.memoryCount)], 'instant', endpoint, ['--expose-gc']);
     }
 
-    const report = renderReport({ sizes, cold, hot, flush, memory });
+    const report = renderReport({ sizes, cold, hot, flush, remote, memory });
     console.log(`\n${report}`);
     await writeFile(resultsFile, report);
     console.log(`\nWritten to ${resultsFile}`);
   } finally {
     await new Promise((done) => receiver.close(done));
+    remoteReceiver.closeAllConnections();
+    await new Promise((done) => remoteReceiver.close(done));
   }
 }
 
@@ -191,10 +205,12 @@ interface Measurements {
   cold: Record<ColdVariantName, { init: number[]; first: number[] }>;
   hot: Record<string, Record<HotVariantName, number[]>>;
   flush: Partial<Record<VariantName, number[]>>;
+  /** Invocation times with the receiver REMOTE_DELAY_MS away (what an export inside the invocation adds). */
+  remote: Partial<Record<VariantName, number[]>>;
   memory: Partial<Record<VariantName, { peakRssMb: number; heapGrowthMb: number }>>;
 }
 
-function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string {
+function renderReport({ sizes, cold, hot, flush, remote, memory }: Measurements): string {
   const rows: string[][] = [];
   // Enough digits that a miss never prints as "missed by 0.0".
   const verdict = (value: number, target: number) => (value <= target ? 'met' : `missed by ${(value - target).toFixed(value - target < 10 ? 2 : 1)}`);
@@ -279,6 +295,21 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     'p50 ≤ 1',
     verdict(percentile(ours, 50), 1),
   ]);
+  const p50p99 = (values: number[]) => `${percentile(values, 50).toFixed(2)} / ${percentile(values, 99).toFixed(2)}`;
+  rows.push([
+    `response time, receiver ${REMOTE_DELAY_MS} ms away, ms p50 / p99`,
+    p50p99(remote.bare!),
+    p50p99(remote.ours!),
+    p50p99(remote.contrib!),
+    (percentile(remote.ours!, 50) - percentile(remote.bare!, 50)).toFixed(2),
+    '—',
+    (percentile(remote.contrib!, 50) - percentile(remote.bare!, 50)).toFixed(2),
+    '—',
+    share(percentile(remote.ours!, 50), percentile(remote.contrib!, 50)),
+    ratio(percentile(remote.contrib!, 50) - percentile(remote.bare!, 50), percentile(remote.ours!, 50) - percentile(remote.bare!, 50)),
+    'added p50 ≤ 0.1',
+    verdict(percentile(remote.ours!, 50) - percentile(remote.bare!, 50), 0.1),
+  ]);
   const mem = (name: VariantName) => `${memory[name]!.peakRssMb.toFixed(1)} MB peak, heap ${memory[name]!.heapGrowthMb >= 0 ? '+' : ''}${memory[name]!.heapGrowthMb.toFixed(2)} MB`;
   rows.push([`memory over ${plan.memoryCount.toLocaleString('en')} invocations (heap: 10% → end, after GC)`, mem('bare'), mem('ours'), mem('contrib'), '', '', '', '', '', '', 'no growth', '']);
 
@@ -319,6 +350,9 @@ function renderReport({ sizes, cold, hot, flush, memory }: Measurements): string
     '  itself including the end-of-invocation flush. For SQS, ours makes one CONSUMER span per record, each continuing',
     "  its own producer's trace (10 spans); contrib makes one span for the whole invocation, linked at best, so its",
     '  figure is for a tenth of the spans and none of the per-message parents.',
+    `- Response time: invocations in a row with the OTLP receiver answering each export after ${REMOTE_DELAY_MS} ms (a remote`,
+    '  backend): what exporting inside the invocation adds to every response.',
+    '- Per invocation: one event-loop turn after each call, as the runtime takes before its next event.',
     '- "with source maps on": ours as deployed, its bundle built with a source map beside it (positions only) and run',
     '  with `--enable-source-maps`; "maps" is what that adds over ours without them, in the same run.',
     '',

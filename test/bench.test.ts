@@ -35,6 +35,7 @@ describe('npm run bench --quick', () => {
       'per invocation, API Gateway, µs',
       'per invocation, SQS ×10 records, µs',
       'invocation with OTLP/HTTP flush to loopback, ms p50 / p99',
+      'response time, receiver 20 ms away, ms p50 / p99',
       'memory over 2,000 invocations (heap: 10% → end, after GC)',
     ]);
     // Every measured cell holds a number for each variant (source maps: ours only, and what the maps add).
