@@ -135,6 +135,8 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     }
     response.writeHead(404).end(JSON.stringify({ errorType: 'NotFound', path }));
   }
+  // /next long-polls as long as no event is queued: Node's default 300 s request timeout would answer it 408.
+  server.requestTimeout = 0;
   await new Promise<void>((done, fail) => {
     server.once('error', fail);
     server.listen(0, '127.0.0.1', done);
