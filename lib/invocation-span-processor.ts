@@ -17,6 +17,8 @@ export class InvocationSpanProcessor implements SpanProcessor {
   private exporter: SpanExporter | undefined;
   /** Spans lost since the last export that succeeded: the first failure is logged, the rest counted. */
   private unexportedSpans = 0;
+  /** Exports the exporter has not answered yet, including those an invocation stopped waiting for. */
+  private readonly inFlight = new Set<Promise<void>>();
 
   /**
    * @param createExporter called on the first flush, so that exporter modules load only when needed.
@@ -66,6 +68,22 @@ export class InvocationSpanProcessor implements SpanProcessor {
     this.unexportedSpans += count;
   }
 
+  /**
+   * Exports what is pending and waits for every export still in flight (an invocation may have stopped waiting
+   * for one), at most `maxWaitMs`: what a process does when it is told to end.
+   */
+  async drain(maxWaitMs: number): Promise<void> {
+    const until = Date.now() + maxWaitMs;
+    await this.flushWithin(maxWaitMs);
+    if (this.inFlight.size === 0) return;
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      Promise.all(this.inFlight),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, until - Date.now())))),
+    ]);
+    clearTimeout(timer);
+  }
+
   async shutdown(): Promise<void> {
     await this.forceFlush();
     await this.exporter?.shutdown().catch(() => undefined);
@@ -81,11 +99,19 @@ export class InvocationSpanProcessor implements SpanProcessor {
         if (timer) clearTimeout(timer);
         resolve(result);
       };
+      let answered!: () => void;
+      const flight = new Promise<void>((resolve) => (answered = resolve));
+      this.inFlight.add(flight);
+      const settle = (result: ExportResult) => {
+        this.inFlight.delete(flight);
+        answered();
+        done(result);
+      };
       try {
         this.exporter ??= this.createExporter();
-        this.exporter.export(batch, done);
+        this.exporter.export(batch, settle);
       } catch (error) {
-        done({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
+        settle({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
       }
       // Armed only for an export still in flight, and only when the exporter does not itself settle in time:
       // an exporter that answers at once, or one whose own deadline comes first, costs no second timer.

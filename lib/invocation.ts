@@ -22,6 +22,7 @@ import {
   ATTR_FAAS_TRIGGER,
 } from './semconv';
 import type { ParentLookup } from './extract';
+import { handOffToExtension, invocationStarted } from './after-response';
 import { applyInboundPolicy, type InboundPolicy } from './inbound-policy';
 import { markRandomTrace } from './propagator';
 import type { Telemetry } from './telemetry';
@@ -145,7 +146,10 @@ export async function runInSpan<R>(
   }
 }
 
-/** Runs the handler in the invocation's entry span (see `runInSpan`), then flushes before the result is returned. */
+/**
+ * Runs the handler in the invocation's entry span (see `runInSpan`), then ends the invocation (`endInvocation`:
+ * the export happens after the response when the Lambda extension is registered, before it otherwise).
+ */
 export async function runInvocation<R>(
   { telemetry, parentContext, span }: StartedInvocation,
   lambdaContext: LambdaContext,
@@ -155,7 +159,31 @@ export async function runInvocation<R>(
   try {
     return await runInSpan(span, entryContext(parentContext, span), run, onResult);
   } finally {
-    await telemetry.flush(flushBudgetMs(lambdaContext));
+    const exporting = endInvocation(telemetry, lambdaContext);
+    if (exporting) await exporting;
+  }
+}
+
+/** Every wrapper calls this first, before any tracing work: the after-response export follows its invocations. */
+export function beginInvocation(lambdaContext: LambdaContext | undefined): void {
+  invocationStarted(lambdaContext);
+}
+
+/**
+ * The invocation's spans have ended: hands the export to the Lambda extension (undefined: nothing to wait for),
+ * or exports now, within what is left of the invocation (the promise to wait for).
+ */
+export function endInvocation(telemetry: Telemetry | undefined, lambdaContext: LambdaContext | undefined): Promise<void> | undefined {
+  if (handOffToExtension(lambdaContext)) return undefined;
+  return telemetry?.flush(flushBudgetMs(lambdaContext));
+}
+
+/** A handler run without tracing (tracing could not start): its result as is, the invocation still ended. */
+export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: LambdaContext | undefined): Promise<R> {
+  try {
+    return await run();
+  } finally {
+    endInvocation(undefined, lambdaContext);
   }
 }
 

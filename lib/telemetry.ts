@@ -14,6 +14,7 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
+import { bindAfterResponse, exportMode, type ExportMode } from './after-response';
 import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './invocation-span-processor';
 import { OtlpHttpSpanExporter } from './otlp-exporter';
@@ -41,6 +42,11 @@ export interface Telemetry {
    * shorter (what is left of the invocation's time), and never rejects.
    */
   flush(maxWaitMs?: number): Promise<void>;
+  /**
+   * Where invocations export: `after-response` while the internal Lambda extension (extension/after-response.mjs)
+   * serves events, `in-invocation` (before the handler's result is returned) everywhere else.
+   */
+  exportMode(): ExportMode;
   shutdown(): Promise<void>;
 }
 
@@ -81,7 +87,9 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
     // OTEL_SDK_DISABLED: nothing registered, so the API's no-op tracer makes non-recording spans and no
     // propagator writes a context into what the functions send.
     diag.info('traced-lambda: OTEL_SDK_DISABLED=true; tracing is off.');
-    active = { config, tracer: trace.getTracer(TRACER_NAME), flush: () => Promise.resolve(), shutdown: () => Promise.resolve() };
+    const none = () => Promise.resolve();
+    bindAfterResponse({ flush: none, drain: none });
+    active = { config, tracer: trace.getTracer(TRACER_NAME), flush: none, exportMode, shutdown: none };
     return active;
   }
 
@@ -104,10 +112,15 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   if (propagator) propagation.setGlobalPropagator(propagator);
   trace.setGlobalTracerProvider(provider);
 
+  const flush = flushAll(exporting, options.spanProcessors ?? []);
+  const drain = (maxWaitMs: number) => (exporting ? exporting.drain(maxWaitMs) : flush(maxWaitMs));
+  // The extension, when registered, exports through this set-up from now on; the mode is said once in the log.
+  bindAfterResponse({ flush, drain });
   const telemetry: Telemetry = {
     config,
     tracer: provider.getTracer(TRACER_NAME),
-    flush: flushAll(exporting, options.spanProcessors ?? []),
+    flush,
+    exportMode,
     shutdown: () => provider.shutdown(),
   };
   active = telemetry;

@@ -219,10 +219,10 @@ describe('serverless package', () => {
     }
   }, 60_000);
 
-  it('ships one bundle per function with its source map, without the AWS SDK the runtime provides', async () => {
+  it('ships one bundle per function with its source map and the after-response extension, without the AWS SDK the runtime provides', async () => {
     for (const fn of ['create-order', 'process-order', 'notify-customer']) {
       const names = zipEntryNames(await readFile(join(outDir, `${fn}.zip`)));
-      expect(names.sort()).toEqual(['collector/collector.yaml', `functions/${fn}.js`, `functions/${fn}.js.map`]);
+      expect(names.sort()).toEqual(['collector/collector.yaml', 'extension/after-response.mjs', `functions/${fn}.js`, `functions/${fn}.js.map`]);
     }
   });
 

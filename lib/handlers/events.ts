@@ -3,11 +3,13 @@ import type { EventBridgeEvent, SNSEvent, SNSEventRecord } from 'aws-lambda';
 import { extractParentFromEventBridgeEvent, extractParentFromSnsRecord } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
 import {
+  beginInvocation,
+  endInvocation,
   entryContext,
-  flushBudgetMs,
   invocationAttributes,
   runInSpan,
   runInvocation,
+  runUntraced,
   startEntrySpan,
   startTelemetrySafely,
   takeColdStart,
@@ -39,6 +41,7 @@ export function traceSnsRecords(
   options: EventHandlerOptions = {},
 ): LambdaFn<SNSEvent, void> {
   return async (event, lambdaContext) => {
+    beginInvocation(lambdaContext);
     const records = Array.isArray(event?.Records) ? event.Records : [];
     const telemetry = startTelemetrySafely(getTelemetry);
     try {
@@ -49,7 +52,7 @@ export function traceSnsRecords(
       }
     } finally {
       // One export for the whole invocation, not one per record.
-      await telemetry?.flush(flushBudgetMs(lambdaContext));
+      await endInvocation(telemetry, lambdaContext);
     }
   };
 }
@@ -89,6 +92,7 @@ export function traceEventBridgeHandler<D, R>(
   options: EventHandlerOptions = {},
 ): LambdaFn<EventBridgeEvent<string, D>, R> {
   return async (event, lambdaContext) => {
+    beginInvocation(lambdaContext);
     const started = startTelemetrySafely(() => {
       const telemetry = getTelemetry();
       const detailType = event?.['detail-type'];
@@ -104,7 +108,7 @@ export function traceEventBridgeHandler<D, R>(
         inbound: options.inbound,
       });
     });
-    if (!started) return handler(event, lambdaContext);
+    if (!started) return runUntraced(() => handler(event, lambdaContext), lambdaContext);
     return runInvocation(started, lambdaContext, () => handler(event, lambdaContext));
   };
 }

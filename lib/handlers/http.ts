@@ -2,7 +2,16 @@ import { diag, SpanKind, SpanStatusCode, type Attributes, type Span } from '@ope
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue, type HttpEvent } from '../carriers/http-headers';
 import { extractParentFromHttpEvent } from '../extract';
-import { invocationAttributes, runInvocation, startEntrySpan, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
+import {
+  beginInvocation,
+  invocationAttributes,
+  runInvocation,
+  runUntraced,
+  startEntrySpan,
+  startTelemetrySafely,
+  takeColdStart,
+  type LambdaFn,
+} from '../invocation';
 import type { InboundPolicy } from '../inbound-policy';
 import {
   ATTR_CLIENT_ADDRESS,
@@ -20,7 +29,8 @@ import { getTelemetry } from '../telemetry';
 /**
  * Wraps an API Gateway (REST or HTTP API) or ALB handler: one SERVER span per request, the child of the
  * caller's `traceparent` header (any case) or a new root, named `METHOD /route`, with the response status.
- * The handler's result and errors pass through unchanged; spans are flushed before the function returns.
+ * The handler's result and errors pass through unchanged; spans are exported after the response (Lambda extension)
+ * or before the function returns.
  */
 export interface HttpHandlerOptions {
   /** What to do with a caller's `traceparent` (default `continue`); see `InboundPolicy`. */
@@ -35,6 +45,7 @@ export interface HttpHandlerOptions {
 export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>, options: HttpHandlerOptions = {}): LambdaFn<E, R> {
   // Not async itself: the promise of runInvocation is returned as is, without one more hop.
   return (event, lambdaContext) => {
+    beginInvocation(lambdaContext);
     const started = startTelemetrySafely(() => {
       const telemetry = getTelemetry();
       const attributes = invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType));
@@ -47,7 +58,7 @@ export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>
         inbound: options.inbound,
       });
     });
-    if (!started) return handler(event, lambdaContext);
+    if (!started) return runUntraced(() => handler(event, lambdaContext), lambdaContext);
     return runInvocation(started, lambdaContext, () => handler(event, lambdaContext), recordResponse);
   };
 }

@@ -2,7 +2,16 @@ import { SpanKind } from '@opentelemetry/api';
 import { unwrapInvokePayload } from '../carriers/invoke-payload-envelope';
 import { extractParentFromInvoke } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
-import { invocationAttributes, runInvocation, startEntrySpan, startTelemetrySafely, takeColdStart, type LambdaFn } from '../invocation';
+import {
+  beginInvocation,
+  invocationAttributes,
+  runInvocation,
+  runUntraced,
+  startEntrySpan,
+  startTelemetrySafely,
+  takeColdStart,
+  type LambdaFn,
+} from '../invocation';
 import { FAAS_TRIGGER } from '../semconv';
 import { getTelemetry } from '../telemetry';
 
@@ -21,6 +30,7 @@ export interface InvokeHandlerOptions {
 export function traceInvokeHandler<E, R>(handler: LambdaFn<E, R>, options: InvokeHandlerOptions = {}): LambdaFn<E, R> {
   // Not async itself: the promise of runInvocation is returned as is, without one more hop.
   return (event, lambdaContext) => {
+    beginInvocation(lambdaContext);
     const { payload, fields } = unwrapInvokePayload(event);
     const callerEvent = payload as E;
     const started = startTelemetrySafely(() => {
@@ -33,7 +43,7 @@ export function traceInvokeHandler<E, R>(handler: LambdaFn<E, R>, options: Invok
         inbound: options.inbound,
       });
     });
-    if (!started) return handler(callerEvent, lambdaContext);
+    if (!started) return runUntraced(() => handler(callerEvent, lambdaContext), lambdaContext);
     return runInvocation(started, lambdaContext, () => handler(callerEvent, lambdaContext));
   };
 }

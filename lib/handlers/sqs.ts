@@ -4,7 +4,8 @@ import { extractParentFromSqsRecord, type ParentLookup } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
 import {
   entryContext,
-  flushBudgetMs,
+  beginInvocation,
+  endInvocation,
   invocationAttributes,
   recordFailure,
   startEntrySpan,
@@ -60,6 +61,7 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
     ...options,
   };
   return async (event, lambdaContext) => {
+    beginInvocation(lambdaContext);
     const records = Array.isArray(event?.Records) ? event.Records : [];
     const telemetry = startTelemetrySafely(getTelemetry);
     const coldStart = startTelemetrySafely(() => takeColdStart(telemetry?.config.lambda.initializationType)) ?? false;
@@ -96,7 +98,7 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
       return { batchItemFailures: failed.map((index) => ({ itemIdentifier: records[index]?.messageId ?? '' })) };
     } finally {
       batch?.span.end();
-      await telemetry?.flush(flushBudgetMs(lambdaContext));
+      await endInvocation(telemetry, lambdaContext);
     }
   };
 }

@@ -5,7 +5,14 @@
  *
  * Endpoints served: `GET /runtime/invocation/next` (long-polls until an event is queued, with the documented
  * Lambda-Runtime-* headers), `POST /runtime/invocation/{id}/response`, `POST /runtime/invocation/{id}/error`
- * and `POST /runtime/init/error`. Everything binds to 127.0.0.1; `stop()` kills the client by its PID.
+ * and `POST /runtime/init/error`; and the Extensions API (2020-01-01) for internal extensions: `register` (only
+ * before the runtime's first `/next`, INVOKE only, as Lambda answers), `event/next` (an INVOKE event per
+ * invocation, with requestId and deadlineMs), `init/error` and `exit/error`.
+ *
+ * As on Lambda, the next invocation is handed out only when the runtime *and* every registered extension are
+ * waiting on their `/next`: that is the moment Lambda may freeze the sandbox, and with `freeze` this harness does
+ * (SIGSTOP until the next invocation, SIGCONT then), so that work left running after it stalls as it would on AWS.
+ * Everything binds to 127.0.0.1; `stop()` kills the client by its PID (after SIGTERM and 500 ms when graceful).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
@@ -17,13 +24,25 @@ import { join, resolve } from 'node:path';
 const ROOT = resolve(__dirname, '..', '..');
 const RIC_DIR = join(ROOT, 'node_modules', 'aws-lambda-ric');
 const API = '/2018-06-01/runtime';
+const EXTENSION_API = '/2020-01-01/extension';
 const ACCOUNT_ID = '123456789012';
 const MAX_LOG_CHARS = 64 * 1024;
 
 /** What the function reported, as the Runtime API received it. */
-export type InvokeResult =
+export type InvokeResult = (
   | { requestId: string; ok: true; payload: unknown }
-  | { requestId: string; ok: false; errorType: string; error: { errorType?: string; errorMessage?: string; trace?: string[] } };
+  | { requestId: string; ok: false; errorType: string; error: { errorType?: string; errorMessage?: string; trace?: string[] } }
+) & {
+  /** From handing the event to the runtime to its response (or error). */
+  responseMs?: number;
+};
+
+/** An internal extension as the Extensions API saw it. */
+export interface RegisteredExtension {
+  name: string;
+  id: string;
+  events: string[];
+}
 
 export interface InvokeOptions {
   /** Sent as Lambda-Runtime-Client-Context (what the Invoke API's ClientContext becomes). */
@@ -37,9 +56,19 @@ export interface PackagedFunction {
   invoke(event: unknown, options?: InvokeOptions): Promise<InvokeResult>;
   /** The error the runtime reported from `init/error`, when loading the handler failed. */
   initError(): InvokeResult & { ok: false } | undefined;
+  /** Extensions that registered, and the registrations the Extensions API refused (with its answer). */
+  extensions(): { registered: RegisteredExtension[]; refused: { name: string; errorType: string }[] };
+  /**
+   * Resolves when the runtime and every extension wait on `/next` with nothing in flight (when Lambda may
+   * freeze the sandbox); gives the time since the last invocation was handed out.
+   */
+  whenIdle(timeoutMs?: number): Promise<number>;
   /** What the function printed (stdout and stderr), for failure messages. */
   logs(): string;
-  stop(): Promise<void>;
+  /** Kills the runtime; with `graceful`, as Lambda ends a sandbox with extensions: SIGTERM, then SIGKILL after 500 ms. */
+  stop(options?: { graceful?: boolean }): Promise<void>;
+  /** How the process ended (after `stop`). */
+  exitStatus(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
 }
 
 export interface PackagedFunctionOptions {
@@ -54,6 +83,10 @@ export interface PackagedFunctionOptions {
   /** What the runtime provides beside the package (NODE_PATH): the AWS SDK v3, nothing else. */
   nodePath: string;
   memoryMb?: number;
+  /** Freeze the process (SIGSTOP) whenever Lambda could, thaw it (SIGCONT) for the next invocation. */
+  freeze?: boolean;
+  /** Refuse every extension registration, as Lambda does once the runtime has asked for its first event. */
+  refuseRegistrations?: boolean;
 }
 
 /** Whether aws-lambda-ric and its native Runtime API client were installed (npm ci builds it). */
@@ -69,8 +102,15 @@ interface Pending {
   requestId: string;
   event: string;
   headers: Record<string, string>;
+  deadlineMs: number;
+  invokedFunctionArn: string;
+  dispatchedAt?: number;
   settle(result: InvokeResult): void;
   fail(error: Error): void;
+}
+
+interface Extension extends RegisteredExtension {
+  parkedNext?: ServerResponse;
 }
 
 export async function startPackagedFunction(options: PackagedFunctionOptions): Promise<PackagedFunction> {
@@ -80,6 +120,13 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
   const queued: Pending[] = [];
   const inFlight = new Map<string, Pending>();
   let parkedNext: ServerResponse | undefined;
+  /** Lambda closes registration when the runtime first asks for an event. */
+  let registrationClosed = options.refuseRegistrations ?? false;
+  const extensions = new Map<string, Extension>();
+  const refused: { name: string; errorType: string }[] = [];
+  let frozen = false;
+  let lastDispatchAt = 0;
+  const idleWaiters: (() => void)[] = [];
   let initError: (InvokeResult & { ok: false }) | undefined;
   let output = '';
   let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
@@ -88,12 +135,33 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     for (const pending of [...queued.splice(0), ...inFlight.values()]) pending.fail(reason());
     inFlight.clear();
   };
+  const everyoneWaits = () => Boolean(parkedNext) && inFlight.size === 0 && [...extensions.values()].every((extension) => extension.parkedNext);
   const serveNext = () => {
-    if (!parkedNext || queued.length === 0) return;
+    if (!everyoneWaits()) return;
+    if (queued.length === 0) {
+      for (const wake of idleWaiters.splice(0)) wake();
+      if (options.freeze && !frozen && !exit) {
+        frozen = true;
+        child.kill('SIGSTOP');
+      }
+      return;
+    }
+    thaw();
     const pending = queued.shift()!;
     inFlight.set(pending.requestId, pending);
-    parkedNext.writeHead(200, { 'content-type': 'application/json', ...pending.headers }).end(pending.event);
+    pending.dispatchedAt = lastDispatchAt = Date.now();
+    for (const extension of extensions.values()) {
+      const event = { eventType: 'INVOKE', deadlineMs: pending.deadlineMs, requestId: pending.requestId, invokedFunctionArn: pending.invokedFunctionArn, tracing: {} };
+      extension.parkedNext!.writeHead(200, { 'content-type': 'application/json', 'Lambda-Extension-Event-Identifier': randomUUID() }).end(JSON.stringify(event));
+      extension.parkedNext = undefined;
+    }
+    parkedNext!.writeHead(200, { 'content-type': 'application/json', ...pending.headers }).end(pending.event);
     parkedNext = undefined;
+  };
+  const thaw = () => {
+    if (!frozen) return;
+    frozen = false;
+    child.kill('SIGCONT');
   };
 
   const server: Server = createServer((request, response) => {
@@ -105,6 +173,7 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     const path = request.url ?? '';
     const body = await readBody(request);
     if (request.method === 'GET' && path === `${API}/invocation/next`) {
+      registrationClosed = true;
       parkedNext = response;
       response.on('close', () => {
         if (parkedNext === response) parkedNext = undefined;
@@ -118,14 +187,16 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
       if (!pending) return void response.writeHead(400).end(JSON.stringify({ errorType: 'InvalidRequestID' }));
       inFlight.delete(pending.requestId);
       response.writeHead(202).end(JSON.stringify({ status: 'OK' }));
-      if (done[2] === 'response') pending.settle({ requestId: pending.requestId, ok: true, payload: parseJson(body) });
+      const responseMs = Date.now() - (pending.dispatchedAt ?? Date.now());
+      if (done[2] === 'response') pending.settle({ requestId: pending.requestId, ok: true, payload: parseJson(body), responseMs });
       else {
         const error = (parseJson(body) ?? {}) as { errorType?: string };
         const errorType = String(request.headers['lambda-runtime-function-error-type'] ?? error.errorType ?? 'Unhandled');
-        pending.settle({ requestId: pending.requestId, ok: false, errorType, error });
+        pending.settle({ requestId: pending.requestId, ok: false, errorType, error, responseMs });
       }
       return;
     }
+    if (path.startsWith(`${EXTENSION_API}/`)) return routeExtension(request, response, path.slice(EXTENSION_API.length), body);
     if (request.method === 'POST' && path === `${API}/init/error`) {
       const error = (parseJson(body) ?? {}) as { errorType?: string };
       const errorType = String(request.headers['lambda-runtime-function-error-type'] ?? error.errorType ?? 'Unknown');
@@ -134,6 +205,51 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
       return;
     }
     response.writeHead(404).end(JSON.stringify({ errorType: 'NotFound', path }));
+  }
+  function routeExtension(request: IncomingMessage, response: ServerResponse, path: string, body: string) {
+    const refuse = (status: number, errorType: string, errorMessage: string) =>
+      void response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify({ errorType, errorMessage }));
+    if (request.method === 'POST' && path === '/register') {
+      const name = String(request.headers['lambda-extension-name'] ?? '');
+      const events = ((parseJson(body) ?? {}) as { events?: unknown }).events;
+      const problem: [string, string] | undefined = !name
+        ? ['Extension.InvalidExtensionName', 'Empty extension name']
+        : registrationClosed
+          ? ['Extension.RegistrationServiceOff', `ExtensionsAPI failed to register Internal Extension ${name}`]
+          : !Array.isArray(events) || events.some((event) => event !== 'INVOKE')
+            ? [Array.isArray(events) && events.includes('SHUTDOWN') ? 'ShutdownEventNotSupportedForInternalExtension' : 'Extension.InvalidEventType', `events ${JSON.stringify(events)}`]
+            : [...extensions.values()].some((extension) => extension.name === name)
+              ? ['Extension.AlreadyRegistered', name]
+              : undefined;
+      if (problem) {
+        refused.push({ name, errorType: problem[0] });
+        return refuse(403, ...problem);
+      }
+      const extension: Extension = { name, id: randomUUID(), events: events as string[] };
+      extensions.set(extension.id, extension);
+      response
+        .writeHead(200, { 'content-type': 'application/json', 'Lambda-Extension-Identifier': extension.id })
+        .end(JSON.stringify({ functionName: options.name, functionVersion: '$LATEST', handler: options.handler }));
+      return;
+    }
+    const extension = extensions.get(String(request.headers['lambda-extension-identifier'] ?? ''));
+    if (!extension) return refuse(403, 'Extension.InvalidExtensionIdentifier', 'Invalid Lambda-Extension-Identifier');
+    if (request.method === 'GET' && path === '/event/next') {
+      extension.parkedNext = response;
+      response.on('close', () => {
+        if (extension.parkedNext === response) extension.parkedNext = undefined;
+      });
+      serveNext();
+      return;
+    }
+    if (request.method === 'POST' && (path === '/init/error' || path === '/exit/error')) {
+      // Lambda resets the sandbox after either: the invocations waiting on it fail.
+      response.writeHead(202).end(JSON.stringify({ status: 'OK' }));
+      extensions.delete(extension.id);
+      failAll(() => new Error(`${options.name}: extension ${extension.name} reported ${path.slice(1)} ${String(request.headers['lambda-extension-function-error-type'] ?? '')}`));
+      return;
+    }
+    refuse(404, 'NotFound', path);
   }
   // /next long-polls as long as no event is queued: Node's default 300 s request timeout would answer it 408.
   server.requestTimeout = 0;
@@ -193,16 +309,18 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     invoke(event, invokeOptions = {}) {
       if (exit) return Promise.reject(new Error(`${options.name}: the runtime is not running${describeInit()}\n${output}`));
       const timeoutMs = invokeOptions.timeoutMs ?? 10_000;
+      const deadlineMs = Date.now() + timeoutMs;
       return new Promise<InvokeResult>((settle, fail) => {
         const requestId = randomUUID();
+        const invokedFunctionArn = `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${options.name}`;
         const timer = setTimeout(() => {
           inFlight.delete(requestId);
           fail(new Error(`${options.name}: no response to ${requestId} within ${timeoutMs} ms${describeInit()}\n${output}`));
         }, timeoutMs + 2_000);
         const headers: Record<string, string> = {
           'Lambda-Runtime-Aws-Request-Id': requestId,
-          'Lambda-Runtime-Deadline-Ms': String(Date.now() + timeoutMs),
-          'Lambda-Runtime-Invoked-Function-Arn': `arn:aws:lambda:${region}:${ACCOUNT_ID}:function:${options.name}`,
+          'Lambda-Runtime-Deadline-Ms': String(deadlineMs),
+          'Lambda-Runtime-Invoked-Function-Arn': invokedFunctionArn,
           // Lambda's own X-Ray header (tracing off: not sampled), with the Lineage recursion detection reads.
           'Lambda-Runtime-Trace-Id': `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomBytes(12).toString('hex')};Parent=${randomBytes(8).toString('hex')};Sampled=0;Lineage=1:8f4a1b2c:0`,
         };
@@ -211,6 +329,8 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
           requestId,
           event: JSON.stringify(event),
           headers,
+          deadlineMs,
+          invokedFunctionArn,
           settle: (result) => {
             clearTimeout(timer);
             settle(result);
@@ -223,9 +343,33 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
         serveNext();
       });
     },
-    async stop() {
-      if (!exit) child.kill('SIGKILL');
+    extensions: () => ({ registered: [...extensions.values()].map(({ name, id, events }) => ({ name, id, events })), refused: [...refused] }),
+    whenIdle(timeoutMs = 10_000) {
+      return new Promise<number>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`${options.name}: runtime and extensions not back on /next within ${timeoutMs} ms\n${output}`)), timeoutMs);
+        const wake = () => {
+          clearTimeout(timer);
+          resolve(Date.now() - lastDispatchAt);
+        };
+        if (everyoneWaits() && queued.length === 0) wake();
+        else idleWaiters.push(wake);
+      });
+    },
+    exitStatus: () => exit,
+    async stop(stopOptions = {}) {
+      if (!exit) {
+        thaw();
+        if (stopOptions.graceful) {
+          child.kill('SIGTERM');
+          const killer = setTimeout(() => child.kill('SIGKILL'), 500);
+          await exited;
+          clearTimeout(killer);
+        } else {
+          child.kill('SIGKILL');
+        }
+      }
       await exited;
+      for (const extension of extensions.values()) extension.parkedNext?.destroy();
       parkedNext?.destroy();
       server.closeAllConnections();
       await new Promise((done) => server.close(done));

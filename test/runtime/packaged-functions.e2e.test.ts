@@ -11,7 +11,7 @@ import { createSqsServer } from 'local-aws-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiGatewayV2Event } from '../../lib/testing';
-import { startOtlpReceiver, type OtlpReceiver } from '../../scripts/offline/otlp-receiver';
+import { decodeTracesRequest, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 import { renderTraceTree, spansOfTrace, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 import { closedPort } from '../closed-port';
 import { TRACE_ID, TRACEPARENT } from '../trace-ids';
@@ -112,7 +112,7 @@ describe('packaged functions under the Lambda runtime interface client', () => {
     client.destroy();
     expect(Messages).toHaveLength(1);
     const processed = await invoke('process-order', { Records: Messages.map(sqsRecordOf) });
-    expect(processed).toEqual({ requestId: expect.any(String), ok: true, payload: { batchItemFailures: [] } });
+    expect(processed).toEqual({ requestId: expect.any(String), ok: true, payload: { batchItemFailures: [] }, responseMs: expect.any(Number) });
 
     const spans = await waitForConnectedTrace(receiver, TRACE_ID, { count: 6, functions: FUNCTIONS.map((key) => PREFIX + key) }, 10_000).catch((error: Error) => {
       throw new Error(`${error.message}\n${renderTraceTree(spansOfTrace(receiver.spans(), TRACE_ID))}\n${logsOfAll()}`);
@@ -171,9 +171,89 @@ describe('packaged functions under the Lambda runtime interface client', () => {
 
     const result = await toXRay.invoke({ orderId: 'o-xray', customerEmail: 'ada@example.com', itemCount: 1 });
     expect(result).toMatchObject({ ok: true, payload: { orderId: 'o-xray', delivered: true } });
+    await toXRay.whenIdle(); // the export runs after the response
     const [line] = toXRay.logs().split('\n').filter((text) => text.includes('could not export'));
     expect(line).toMatch(/\tWARN\ttraced-lambda: could not export 2 span\(s\): (getaddrinfo|no answer|the OTLP endpoint answered 40[13])/);
     expect(toXRay.logs()).not.toMatch(/Cannot find module|needs AWS credentials/);
+  });
+
+  it('registers the process as an internal extension before the runtime asks for its first event', () => {
+    for (const key of FUNCTIONS) {
+      const { registered, refused } = running.get(key)!.extensions();
+      expect(registered).toEqual([{ name: 'traced-lambda-after-response', id: expect.any(String), events: ['INVOKE'] }]);
+      expect(refused).toEqual([]);
+      expect(plainVariables(functionResource(key).Environment.Variables).NODE_OPTIONS.split(' ')).toEqual(
+        expect.arrayContaining(['--import', './extension/after-response.mjs']),
+      );
+    }
+  });
+
+  it('answers without waiting for a slow collector, and has exported every span before the sandbox may freeze', async () => {
+    const collector = await startSlowCollector(400);
+    try {
+      const fn = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint }, { freeze: true });
+      for (let i = 0; i < 3; i++) {
+        const orderId = `o-after-${i}`;
+        const result = await fn.invoke({ orderId, customerEmail: 'ada@example.com', itemCount: 1 });
+        expect(result).toMatchObject({ ok: true, payload: { orderId, delivered: true } });
+        // The response came back while the collector was still holding the export...
+        expect(result.responseMs).toBeLessThan(200);
+        // ...and Lambda could freeze the sandbox only once the export was answered: the spans are there, and the
+        // process is stopped (SIGSTOP) until the next invocation.
+        expect(await fn.whenIdle()).toBeGreaterThanOrEqual(400);
+        expect(collector.spans().filter((span) => span.attributes['faas.invocation_id'] === result.requestId)).toHaveLength(1);
+      }
+      expect(collector.spans()).toHaveLength(6);
+      expect(fn.logs()).not.toMatch(/WARN|ERROR/);
+    } finally {
+      await collector.close();
+    }
+  });
+
+  it("exports before the response when Lambda refuses the registration, and says so in the function's log", async () => {
+    const collector = await startSlowCollector(300);
+    try {
+      const fn = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint }, { refuseRegistrations: true });
+      const result = await fn.invoke({ orderId: 'o-refused', customerEmail: 'ada@example.com', itemCount: 1 });
+      expect(result).toMatchObject({ ok: true, payload: { orderId: 'o-refused', delivered: true } });
+      expect(result.responseMs).toBeGreaterThanOrEqual(300);
+      expect(collector.spans()).toHaveLength(2);
+      expect(fn.extensions()).toEqual({ registered: [], refused: [{ name: 'traced-lambda-after-response', errorType: 'Extension.RegistrationServiceOff' }] });
+      expect(fn.logs()).toMatch(
+        /\tWARN\ttraced-lambda: spans are exported before each response returns \(could not register with the Lambda Extensions API: registration refused \(403 Extension\.RegistrationServiceOff/,
+      );
+    } finally {
+      await collector.close();
+    }
+  });
+
+  it('exports before the response with TRACED_LAMBDA_EXPORT_AFTER_RESPONSE=false, registering nothing', async () => {
+    const collector = await startSlowCollector(300);
+    try {
+      const fn = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint, TRACED_LAMBDA_EXPORT_AFTER_RESPONSE: 'false' });
+      const result = await fn.invoke({ orderId: 'o-off', customerEmail: 'ada@example.com', itemCount: 1 });
+      expect(result.responseMs).toBeGreaterThanOrEqual(300);
+      expect(collector.spans()).toHaveLength(2);
+      expect(fn.extensions()).toEqual({ registered: [], refused: [] });
+    } finally {
+      await collector.close();
+    }
+  });
+
+  it('keeps the spans of an export still in flight when Lambda ends the sandbox (SIGTERM, then 500 ms)', async () => {
+    const collector = await startSlowCollector(250);
+    try {
+      const fn = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint });
+      const result = await fn.invoke({ orderId: 'o-shutdown', customerEmail: 'ada@example.com', itemCount: 1 });
+      expect(result.ok).toBe(true);
+      // Ended right after the response, while the collector holds the export: the process waits for it.
+      await fn.stop({ graceful: true });
+      expect(fn.exitStatus()).toEqual({ code: null, signal: 'SIGTERM' });
+      expect(collector.spans().filter((span) => span.attributes['faas.invocation_id'] === result.requestId)).toHaveLength(1);
+      expect(collector.spans()).toHaveLength(2);
+    } finally {
+      await collector.close();
+    }
   });
 
   it('gives a package nothing but the AWS SDK: a require of anything else fails at init, as on AWS', async () => {
@@ -197,9 +277,13 @@ describe('packaged functions under the Lambda runtime interface client', () => {
 });
 
 /** Another runtime on notify-customer's package, with its template environment and `overrides` over it. */
-async function startNotifyCustomerWith(overrides: Record<string, string>): Promise<PackagedFunction> {
+async function startNotifyCustomerWith(
+  overrides: Record<string, string>,
+  options: Pick<Parameters<typeof startPackagedFunction>[0], 'freeze' | 'refuseRegistrations'> = {},
+): Promise<PackagedFunction> {
   const fn = functionResource('notify-customer');
   const started = await startPackagedFunction({
+    ...options,
     name: fn.FunctionName,
     taskRoot: join(work, 'notify-customer'),
     handler: fn.Handler,
@@ -296,6 +380,24 @@ async function startLambdaInvokeApi(find: (name: string) => PackagedFunction | u
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   return server;
+}
+
+/** An OTLP/HTTP collector that answers each export `delayMs` after it arrives; a span counts once answered. */
+async function startSlowCollector(delayMs: number): Promise<{ endpoint: string; spans(): ReceivedSpan[]; close(): Promise<void> }> {
+  const answered: ReceivedSpan[] = [];
+  const server = createServer((request, response) => {
+    const chunks: Buffer[] = [];
+    request.on('data', (chunk: Buffer) => chunks.push(chunk));
+    request.on('end', () => {
+      const timer = setTimeout(() => {
+        answered.push(...decodeTracesRequest(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      }, delayMs);
+      response.on('close', () => clearTimeout(timer));
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans: () => [...answered], close: () => closeServer(server) };
 }
 
 function closeServer(server: Server): Promise<void> {

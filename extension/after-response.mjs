@@ -1,0 +1,154 @@
+// @ts-check
+/**
+ * Registers the function's own process as an internal Lambda extension, so that spans are exported after the
+ * response instead of before it. Loaded by Node.js before the runtime starts, from NODE_OPTIONS
+ * (`--import ./extension/after-response.mjs`, set in serverless.yml; the file travels in every package).
+ *
+ * Why a preload: Lambda accepts an extension only during init, before the runtime asks for its first event, and
+ * the runtime asks as soon as the handler module has loaded. A module given to `--import` is evaluated, top-level
+ * await included, before the runtime's own code runs, so the registration is always in time.
+ *
+ * What Lambda then does: it freezes the sandbox only when the runtime *and* every extension have asked for their
+ * next event. The runtime posts the response as soon as the handler returns; this extension asks for its next
+ * event only after the kit (lib/after-response.ts, bundled with the handler) has exported that invocation's
+ * spans. The response does not wait for the export, and the export always finishes before the sandbox freezes.
+ *
+ * Nothing here depends on the kit: when no traced handler is loaded, each event is acknowledged at once. Outside
+ * Lambda (no AWS_LAMBDA_RUNTIME_API), or with TRACED_LAMBDA_EXPORT_AFTER_RESPONSE=false, it registers nothing,
+ * and the kit exports before each response returns, as it does wherever this file is not loaded.
+ */
+import { Agent, request } from 'node:http';
+
+/** The name Lambda lists the extension under (an internal extension's name is free). */
+const NAME = 'traced-lambda-after-response';
+/** Where the kit finds this extension: a registry symbol, the same in every copy of the kit. */
+const LINK = Symbol.for('traced-lambda.after-response');
+const BASE = '/2020-01-01/extension';
+/** Registration is part of the function's cold start: never wait longer than this for it. */
+const REGISTER_TIMEOUT_MS = 2_000;
+/** Event requests that may fail in a row (a broken connection) before the extension reports itself failed. */
+const NEXT_ATTEMPTS = 3;
+
+/**
+ * @typedef {{ eventType: 'INVOKE', requestId: string, deadlineMs: number, invokedFunctionArn?: string }} InvokeEvent
+ * @typedef {object} AfterResponseLink
+ * @property {'registered' | 'off' | 'failed' | 'stopped'} status `registered` while events are served.
+ * @property {string} reason Why the status is not `registered`.
+ * @property {string} name The extension's name.
+ * @property {((event: InvokeEvent) => Promise<void>) | undefined} onInvoke Set by the kit: resolves once that
+ *   invocation's spans are exported (or could not be); the extension then asks for its next event.
+ * @property {(() => void) | undefined} onStopped Set by the kit: called if events stop being served.
+ */
+
+/** @type {AfterResponseLink} */
+const link = { status: 'off', reason: '', name: NAME, onInvoke: undefined, onStopped: undefined };
+/** @type {Record<symbol, unknown>} */ (/** @type {unknown} */ (globalThis))[LINK] = link;
+
+const runtimeApi = process.env.AWS_LAMBDA_RUNTIME_API;
+if (!runtimeApi) {
+  link.reason = 'no Lambda Extensions API here (AWS_LAMBDA_RUNTIME_API is not set)';
+} else if (/^(false|0|no|off)$/i.test(process.env.TRACED_LAMBDA_EXPORT_AFTER_RESPONSE ?? '')) {
+  link.reason = 'TRACED_LAMBDA_EXPORT_AFTER_RESPONSE is false';
+} else {
+  const [host, port] = splitHostPort(runtimeApi);
+  // One kept-alive connection: the long-polled event request reuses it at every invocation.
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {Record<string, string>} headers
+   * @param {string} [body]
+   * @param {number} [timeoutMs] no limit when absent (the event request waits as long as the sandbox is idle)
+   * @returns {Promise<{ status: number, headers: import('node:http').IncomingHttpHeaders, body: string }>}
+   */
+  const call = (method, path, headers, body, timeoutMs) =>
+    new Promise((resolve, reject) => {
+      const outgoing = request({ host, port, method, path: BASE + path, headers, agent }, (incoming) => {
+        /** @type {Buffer[]} */
+        const chunks = [];
+        incoming.on('data', (chunk) => chunks.push(chunk));
+        incoming.on('end', () => resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        incoming.on('error', reject);
+      });
+      outgoing.on('error', reject);
+      if (timeoutMs) outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      outgoing.end(body);
+    });
+
+  try {
+    const answer = await call(
+      'POST',
+      '/register',
+      { 'Lambda-Extension-Name': NAME, 'Content-Type': 'application/json' },
+      // Lambda gives SHUTDOWN to external extensions only; the runtime process gets SIGTERM instead.
+      JSON.stringify({ events: ['INVOKE'] }),
+      REGISTER_TIMEOUT_MS,
+    );
+    const id = answer.headers['lambda-extension-identifier'];
+    if (answer.status !== 200 || typeof id !== 'string' || id === '') {
+      throw new Error(`registration refused (${answer.status}${describeError(answer.body)})`);
+    }
+    link.status = 'registered';
+    void serve(id);
+  } catch (error) {
+    link.status = 'failed';
+    link.reason = `could not register with the Lambda Extensions API: ${error instanceof Error ? error.message : String(error)}`;
+  }
+
+  /**
+   * The extension's loop: wait for an event, let the kit export the invocation's spans, ask for the next one.
+   * @param {string} id
+   */
+  async function serve(id) {
+    const headers = { 'Lambda-Extension-Identifier': id };
+    for (let failures = 0; ; ) {
+      /** @type {{ eventType?: string } & Partial<InvokeEvent>} */
+      let event;
+      try {
+        const answer = await call('GET', '/event/next', headers);
+        if (answer.status !== 200) throw new Error(`event/next answered ${answer.status}${describeError(answer.body)}`);
+        event = JSON.parse(answer.body);
+        failures = 0;
+      } catch (error) {
+        if (++failures < NEXT_ATTEMPTS) {
+          await new Promise((resolve) => setTimeout(resolve, 20 * failures));
+          continue;
+        }
+        // Lambda would wait for this extension at every invocation: tell it, and let the kit export in-invocation.
+        link.status = 'stopped';
+        link.reason = `the Lambda Extensions API stopped answering: ${error instanceof Error ? error.message : String(error)}`;
+        link.onStopped?.();
+        await call('POST', '/exit/error', { ...headers, 'Lambda-Extension-Function-Error-Type': 'Extension.EventsUnavailable' }, undefined, REGISTER_TIMEOUT_MS).catch(() => undefined);
+        return;
+      }
+      if (event.eventType === 'INVOKE' && link.onInvoke) {
+        try {
+          await link.onInvoke(/** @type {InvokeEvent} */ (event));
+        } catch {
+          // The kit's hook does not throw; whatever happens, the next event must still be asked for.
+        }
+      }
+    }
+  }
+}
+
+/**
+ * `127.0.0.1:9001` → ['127.0.0.1', 9001]
+ * @param {string} address
+ * @returns {[string, number]}
+ */
+function splitHostPort(address) {
+  const colon = address.lastIndexOf(':');
+  return colon > 0 ? [address.slice(0, colon), Number(address.slice(colon + 1))] : [address, 80];
+}
+
+/** @param {string} body */
+function describeError(body) {
+  try {
+    const { errorType, errorMessage } = JSON.parse(body);
+    return errorType ? ` ${errorType}${errorMessage ? `: ${errorMessage}` : ''}` : '';
+  } catch {
+    return '';
+  }
+}

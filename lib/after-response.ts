@@ -1,0 +1,242 @@
+/**
+ * Export after the response: the kit's side of the internal Lambda extension that extension/after-response.mjs
+ * registers before the runtime starts. While it is registered, a wrapper does not wait for the export when its
+ * handler returns: it tells the extension the invocation is over, the runtime posts the response, and the
+ * extension exports the invocation's spans (bounded by the invocation's deadline) before asking Lambda for its
+ * next event, which is what lets Lambda freeze the sandbox. Without the extension (serverless offline,
+ * `invoke local`, tests, a failed registration) the wrapper exports before returning, as it always did.
+ */
+import { diag } from '@opentelemetry/api';
+import type { Context as LambdaContext } from 'aws-lambda';
+
+/** The registry symbol extension/after-response.mjs publishes its state under. */
+const LINK = Symbol.for('traced-lambda.after-response');
+
+/** What the Extensions API sends for an invocation (the fields the kit reads). */
+export interface InvokeEvent {
+  eventType: 'INVOKE';
+  requestId: string;
+  deadlineMs: number;
+}
+
+/** The extension's state, as extension/after-response.mjs publishes it. */
+export interface AfterResponseLink {
+  status: 'registered' | 'off' | 'failed' | 'stopped';
+  reason: string;
+  name: string;
+  onInvoke?: (event: InvokeEvent) => Promise<void>;
+  onStopped?: () => void;
+}
+
+export type ExportMode = 'after-response' | 'in-invocation';
+
+/** The extension's state in this process, when the preload ran. */
+export function afterResponseLink(): AfterResponseLink | undefined {
+  return (globalThis as Record<symbol, unknown>)[LINK] as AfterResponseLink | undefined;
+}
+
+/** Time kept back from the invocation's deadline, so that the export never times the function out. */
+export const DEADLINE_MARGIN_MS = 50;
+/**
+ * How long an INVOKE event waits for a traced wrapper to start its invocation before it is taken for an
+ * untraced handler (a function that does not use the kit's wrappers): its pending spans are then exported
+ * and the extension moves on, instead of holding the sandbox until the deadline.
+ */
+export const UNTRACED_GRACE_MS = 1_000;
+
+type Flush = (maxWaitMs: number) => Promise<void>;
+
+interface Tracked {
+  started: boolean;
+  ended: boolean;
+  /** Called when the invocation starts or ends, for an INVOKE event waiting on it. */
+  wake?: () => void;
+}
+
+/** Invocations followed at most (ended ones whose INVOKE event never comes are dropped oldest first). */
+const MAX_TRACKED = 1_000;
+
+/**
+ * Follows the invocations of one process so that the extension exports each one's spans once it has ended.
+ * Invocations are keyed by request id, so several may run at once (one process serving concurrent requests).
+ */
+export class AfterResponseExport {
+  private readonly invocations = new Map<string, Tracked>();
+  private untracedWarned = false;
+
+  constructor(
+    private readonly link: AfterResponseLink,
+    private readonly flush: Flush,
+    private readonly graceMs = UNTRACED_GRACE_MS,
+  ) {}
+
+  /** True while the extension serves events; false once it stopped (the wrappers then export in-invocation). */
+  get active(): boolean {
+    return this.link.status === 'registered';
+  }
+
+  /** A wrapper entered its handler for this request. */
+  started(requestId: string): void {
+    const tracked = this.track(requestId);
+    tracked.started = true;
+    tracked.wake?.();
+  }
+
+  /** The handler's result (or error) is known: the extension may export once the runtime has posted it. */
+  ended(requestId: string): void {
+    const tracked = this.track(requestId);
+    tracked.started = true;
+    tracked.ended = true;
+    tracked.wake?.();
+  }
+
+  /** The extension's hook: waits for the invocation to end, then exports, within the invocation's deadline. */
+  async onInvoke(event: InvokeEvent): Promise<void> {
+    const deadline = Number.isFinite(event.deadlineMs) ? event.deadlineMs - DEADLINE_MARGIN_MS : Date.now() + this.graceMs;
+    const requestId = String(event.requestId);
+    const tracked = this.track(requestId);
+    try {
+      if (!(await this.wait(tracked, Math.min(deadline, Date.now() + this.graceMs), () => tracked.started))) {
+        // No wrapper started it: an untraced handler. Export whatever ended and let Lambda go on.
+        this.warnUntraced(requestId);
+      } else {
+        await this.wait(tracked, deadline, () => tracked.ended);
+        // The runtime posts the response in the turn the handler's promise settles: export after that turn, so
+        // that not even the spans' serialisation comes before the response.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+      }
+    } finally {
+      this.invocations.delete(requestId);
+    }
+    await this.flush(Math.max(0, deadline - Date.now())).catch(() => undefined);
+  }
+
+  private track(requestId: string): Tracked {
+    let tracked = this.invocations.get(requestId);
+    if (!tracked) {
+      if (this.invocations.size >= MAX_TRACKED) this.invocations.delete(this.invocations.keys().next().value!);
+      tracked = { started: false, ended: false };
+      this.invocations.set(requestId, tracked);
+    }
+    return tracked;
+  }
+
+  private warnUntraced(requestId: string): void {
+    if (this.untracedWarned) return;
+    this.untracedWarned = true;
+    diag.warn(
+      `traced-lambda: invocation ${requestId} did not run through a traced-lambda wrapper within ${this.graceMs} ms; ` +
+        'export the wrapped handler (traceHttpHandler, traceSqsRecords, …) as the function handler.',
+    );
+  }
+
+  /** Resolves true as soon as `done()` holds (checked when the invocation wakes it), false at `until`. */
+  private wait(tracked: Tracked, until: number, done: () => boolean): Promise<boolean> {
+    if (done()) return Promise.resolve(true);
+    return new Promise<boolean>((resolve) => {
+      const timer = setTimeout(() => finish(false), Math.max(0, until - Date.now()));
+      const finish = (result: boolean) => {
+        clearTimeout(timer);
+        tracked.wake = undefined;
+        resolve(result);
+      };
+      tracked.wake = () => {
+        if (done()) finish(true);
+      };
+    });
+  }
+}
+
+/** What the process-wide telemetry gives the extension: its flush, and a drain for shutdown. */
+export interface AfterResponseTarget {
+  flush: Flush;
+  /** Exports what is pending and waits for exports in flight, at most `maxWaitMs`. */
+  drain(maxWaitMs: number): Promise<void>;
+}
+
+/** Lambda kills the process 500 ms after SIGTERM when an internal extension is registered. */
+const SHUTDOWN_BUDGET_MS = 400;
+
+let target: AfterResponseTarget | undefined;
+
+/**
+ * Connected when the handler module loads, before any event can arrive: an INVOKE event that found no hook would be
+ * acknowledged at once, and that invocation's spans would wait for the next one.
+ */
+const connected = connect(afterResponseLink());
+
+function connect(link: AfterResponseLink | undefined): AfterResponseExport | undefined {
+  if (link?.status !== 'registered') return undefined;
+  const afterResponse = new AfterResponseExport(link, (maxWaitMs) => (target ? target.flush(maxWaitMs) : Promise.resolve()));
+  link.onInvoke = (event) => afterResponse.onInvoke(event);
+  link.onStopped = () => {
+    diag.warn(`traced-lambda: spans are exported before each response returns from now on (${link.reason}).`);
+  };
+  // With an extension registered, Lambda ends the sandbox with SIGTERM and ~500 ms: export what is left (spans
+  // ended outside an invocation, an export still in flight), then end as Node.js would have without this
+  // listener, by the signal itself. (process.exit would wait for the runtime's thread blocked on its /next.)
+  process.on('SIGTERM', function exportBeforeExit() {
+    const drained = target ? target.drain(SHUTDOWN_BUDGET_MS).catch(() => undefined) : Promise.resolve();
+    void drained.then(() => {
+      process.removeListener('SIGTERM', exportBeforeExit);
+      if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM');
+    });
+  });
+  return afterResponse;
+}
+
+/** Called by the telemetry set-up: what the extension flushes, and the mode is said once in the function's log. */
+export function bindAfterResponse(next: AfterResponseTarget): void {
+  const first = target === undefined;
+  target = next;
+  if (first) describeMode();
+}
+
+/** Where spans are exported now: after the response (the extension is serving events) or in the invocation. */
+export function exportMode(): ExportMode {
+  return connected?.active ? 'after-response' : 'in-invocation';
+}
+
+function describeMode(): void {
+  const link = afterResponseLink();
+  if (connected?.active) {
+    diag.info(`traced-lambda: spans are exported after each response (internal Lambda extension ${link?.name}).`);
+  } else if (!link) {
+    if (process.env.AWS_LAMBDA_RUNTIME_API) {
+      diag.info('traced-lambda: spans are exported before each response returns (extension/after-response.mjs is not loaded: NODE_OPTIONS has no --import of it).');
+    }
+  } else if (link.status === 'failed' || link.status === 'stopped') {
+    diag.warn(`traced-lambda: spans are exported before each response returns (${link.reason}).`);
+  } else {
+    diag.info(`traced-lambda: spans are exported before each response returns (${link.reason}).`);
+  }
+}
+
+/** A wrapper entered its handler (a no-op unless the extension exports after the response). */
+export function invocationStarted(lambdaContext: LambdaContext | undefined): void {
+  if (!connected) return;
+  const id = requestIdOf(lambdaContext);
+  if (id) connected.started(id);
+}
+
+/**
+ * A wrapper's handler has its result: true when the extension takes the export from here (the wrapper returns at
+ * once), false when the wrapper must export before returning.
+ */
+export function handOffToExtension(lambdaContext: LambdaContext | undefined): boolean {
+  if (!connected?.active) return false;
+  const id = requestIdOf(lambdaContext);
+  if (!id) return false;
+  connected.ended(id);
+  return true;
+}
+
+/** The request id of an invocation, when the runtime gave one. */
+function requestIdOf(lambdaContext: LambdaContext | undefined): string | undefined {
+  try {
+    const id = lambdaContext?.awsRequestId;
+    return typeof id === 'string' && id !== '' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,183 @@
+import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
+import type { DiagLogger } from '@opentelemetry/api';
+import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
+import { beforeEach, describe, expect, it, vi } from 'vitest';
+import * as kit from '../../lib';
+import * as afterResponse from '../../lib/after-response';
+import type { AfterResponseLink, InvokeEvent } from '../../lib/after-response';
+import { apiGatewayV2Event, lambdaContext, sqsEvent, sqsRecord } from '../../lib/testing';
+
+// The kit's side of the after-response export, with the extension (extension/after-response.mjs, tested for real
+// under the runtime interface client in test/runtime) replaced by its link object: this file publishes a
+// registered link before the kit loads, as the preload does in a function's process, and plays the extension
+// by calling onInvoke as the Extensions API's INVOKE events would. (vi.hoisted runs before the imports.)
+const link = vi.hoisted(() => {
+  const published: AfterResponseLink = { status: 'registered', reason: '', name: 'traced-lambda-after-response' };
+  (globalThis as Record<symbol, unknown>)[Symbol.for('traced-lambda.after-response')] = published;
+  return published;
+});
+
+/** An exporter that records each export and answers it only when the test says so. */
+function heldExporter() {
+  const exports: { spans: ReadableSpan[]; answer: (result?: ExportResult) => void }[] = [];
+  const exporter: SpanExporter = {
+    export: (spans, done) => void exports.push({ spans, answer: (result = { code: ExportResultCode.SUCCESS }) => done(result) }),
+    shutdown: async () => undefined,
+  };
+  return { exporter, exports };
+}
+
+const recording = () => {
+  const lines: string[] = [];
+  const record = (level: string) => (message: string) => void lines.push(`${level}: ${message}`);
+  const logger: DiagLogger = { error: record('error'), warn: record('warn'), info: record('info'), debug: record('debug'), verbose: record('verbose') };
+  return { lines, logger };
+};
+
+const invokeEvent = (requestId: string, inMs = 10_000): InvokeEvent => ({ eventType: 'INVOKE', requestId, deadlineMs: Date.now() + inMs });
+const settledWithin = async (promise: Promise<unknown>, ms: number) =>
+  Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
+
+let held: ReturnType<typeof heldExporter>;
+let log: ReturnType<typeof recording>;
+beforeEach(() => {
+  link.status = 'registered';
+  held = heldExporter();
+  log = recording();
+  kit.startTelemetry(kit.readTelemetryConfig({ OTEL_LOG_LEVEL: 'info' }), { exporter: held.exporter, logger: log.logger });
+});
+
+describe('export after the response (Lambda extension registered)', () => {
+  it('returns the result without waiting for the export, which the extension then does before asking for its next event', async () => {
+    const handler = kit.traceHttpHandler(async () => ({ statusCode: 201, body: 'made' }));
+    const context = lambdaContext();
+    const invoke = link.onInvoke!(invokeEvent(context.awsRequestId));
+
+    // The backend has not answered (nor even been called) when the response is ready.
+    await expect(handler(apiGatewayV2Event(), context)).resolves.toEqual({ statusCode: 201, body: 'made' });
+    expect(held.exports).toHaveLength(0);
+    expect(kit.getTelemetry().exportMode()).toBe('after-response');
+
+    // The extension's turn: one export with the invocation's span, and the event is done only once it is answered.
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(held.exports).toHaveLength(1);
+    expect(held.exports[0].spans.map((span) => span.attributes['faas.invocation_id'])).toEqual([context.awsRequestId]);
+    expect(await settledWithin(invoke, 20)).toBe(false);
+    held.exports[0].answer();
+    await expect(invoke).resolves.toBeUndefined();
+  });
+
+  it('waits for an invocation that is still running when its event arrives, and for one whose event comes late', async () => {
+    let finish!: () => void;
+    const handler = kit.traceInvokeHandler(() => new Promise<string>((resolve) => (finish = () => resolve('late'))));
+    const first = lambdaContext();
+    const invoke = link.onInvoke!(invokeEvent(first.awsRequestId));
+    const result = handler({}, first);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(held.exports).toHaveLength(0);
+    finish();
+    expect(await settledWithin(result, 100)).toBe(true);
+    await expect(result).resolves.toBe('late');
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    held.exports[0].answer();
+    await invoke;
+
+    // The runtime may hand the event to the handler before the extension hears of it.
+    const second = lambdaContext();
+    expect(await settledWithin(kit.traceInvokeHandler(async () => 'early')({}, second), 100)).toBe(true);
+    const late = link.onInvoke!(invokeEvent(second.awsRequestId));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(held.exports).toHaveLength(2);
+    held.exports[1].answer();
+    await late;
+  });
+
+  it("passes the handler's error through unchanged and exports its failed span after the response", async () => {
+    const failure = new TypeError('bad order');
+    const context = lambdaContext();
+    const invoke = link.onInvoke!(invokeEvent(context.awsRequestId));
+    const result = kit.traceInvokeHandler(async () => Promise.reject(failure))({}, context);
+    expect(await settledWithin(result.catch(() => undefined), 100)).toBe(true);
+    await expect(result).rejects.toBe(failure);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(held.exports[0].spans[0].status.code).toBe(2);
+    held.exports[0].answer();
+    await invoke;
+  });
+
+  it('hands one export per SQS batch to the extension, with every record span', async () => {
+    const context = lambdaContext();
+    const invoke = link.onInvoke!(invokeEvent(context.awsRequestId));
+    const handler = kit.traceSqsRecords(async () => undefined);
+    await expect(handler(sqsEvent([sqsRecord(), sqsRecord(), sqsRecord()]), context)).resolves.toEqual({ batchItemFailures: [] });
+    expect(held.exports).toHaveLength(0);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(held.exports).toHaveLength(1);
+    expect(held.exports[0].spans).toHaveLength(3);
+    held.exports[0].answer();
+    await invoke;
+  });
+
+  it("stops waiting for a backend at the invocation's deadline, and says the spans were not exported", async () => {
+    const context = lambdaContext();
+    const invoke = link.onInvoke!(invokeEvent(context.awsRequestId, afterResponse.DEADLINE_MARGIN_MS + 100));
+    expect(await settledWithin(kit.traceInvokeHandler(async () => 'done')({}, context), 100)).toBe(true);
+    const started = Date.now();
+    await invoke; // never answered by the backend
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(log.lines.filter((line) => line.includes('could not export'))).toEqual([
+      expect.stringMatching(/^warn: traced-lambda: could not export 1 span\(s\): export not finished after \d+ ms/),
+    ]);
+  });
+
+  it('lets an invocation that no traced wrapper runs go after a grace period, exporting what ended, and says why once', async () => {
+    const untraced = new afterResponse.AfterResponseExport(link, (maxWaitMs) => kit.getTelemetry().flush(maxWaitMs), 30);
+    kit.startRun('init work').span.end();
+    const started = Date.now();
+    const done = untraced.onInvoke(invokeEvent('not-wrapped'));
+    await new Promise((resolve) => setTimeout(resolve, 60));
+    expect(held.exports).toHaveLength(1);
+    held.exports[0].answer();
+    await done;
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(log.lines.filter((line) => line.includes('did not run through a traced-lambda wrapper'))).toEqual([
+      'warn: traced-lambda: invocation not-wrapped did not run through a traced-lambda wrapper within 30 ms; export the wrapped handler (traceHttpHandler, traceSqsRecords, …) as the function handler.',
+    ]);
+  });
+
+  it('exports in the invocation again once the extension stopped serving events', async () => {
+    link.status = 'stopped';
+    const context = lambdaContext();
+    const result = kit.traceInvokeHandler(async () => 'done')({}, context);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    // The handler's promise waits for the export, as without an extension.
+    expect(held.exports).toHaveLength(1);
+    expect(await settledWithin(result, 20)).toBe(false);
+    held.exports[0].answer();
+    await expect(result).resolves.toBe('done');
+    expect(kit.getTelemetry().exportMode()).toBe('in-invocation');
+  });
+
+  it('keeps invocations running at once apart: each event waits for its own invocation', async () => {
+    const releases: (() => void)[] = [];
+    const handler = kit.traceInvokeHandler(() => new Promise<string>((resolve) => releases.push(() => resolve('ok'))));
+    const [a, b] = [lambdaContext(), lambdaContext()];
+    const eventA = link.onInvoke!(invokeEvent(a.awsRequestId));
+    const eventB = link.onInvoke!(invokeEvent(b.awsRequestId));
+    const resultA = handler({}, a);
+    const resultB = handler({}, b);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    releases[1]();
+    expect(await settledWithin(resultB, 100)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    expect(held.exports).toHaveLength(1);
+    held.exports[0].answer();
+    await eventB;
+    expect(await settledWithin(eventA, 20)).toBe(false);
+    releases[0]();
+    expect(await settledWithin(resultA, 100)).toBe(true);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    held.exports[1].answer();
+    await eventA;
+  });
+});
