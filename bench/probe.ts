@@ -3,7 +3,7 @@
  *   probe cold   <dir> <module> <api|sqs>           → {"init": ms, "first": ms} since process start
  *   probe hot    <dir> <module> <api|sqs> <batches> <size>  → {"perCallUs": [..]}
  *   probe memory <dir> <module> <count>             → {"peakRssMb", "heapGrowthMb"}
- *   probe flush  <dir> <module> <count>             → {"latenciesMs": [..]} with the OTLP exporter
+ *   probe flush  <dir> <module> <count>             → {"latenciesMs": [..], "cpuUsPerCall"} with the OTLP exporter
  */
 import { Agent } from 'node:http';
 import { createRequire } from 'node:module';
@@ -79,12 +79,17 @@ async function main(): Promise<unknown> {
     const event = apiEvent();
     const context = benchContext();
     const latenciesMs: number[] = [];
+    let cpu: NodeJS.CpuUsage | undefined;
     for (let i = 0; i < count + 50; i++) {
+      if (i === 50) cpu = process.cpuUsage();
       const start = process.hrtime.bigint();
       await handler(event, context);
       if (i >= 50) latenciesMs.push(Number(process.hrtime.bigint() - start) / 1e6);
     }
-    return { latenciesMs };
+    // A batching exporter may still hold spans: let it finish before the CPU is read (its work is counted).
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const used = process.cpuUsage(cpu);
+    return { latenciesMs, cpuUsPerCall: (used.user + used.system) / count };
   }
   throw new Error(`unknown mode ${mode}`);
 }

@@ -13,14 +13,15 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { build, type BuildOptions } from 'esbuild';
+import { measureUnderRuntime, type RuntimeMeasurements, type RuntimeVariant, type RuntimeVariantName } from './under-runtime';
 
 const ROOT = resolve(__dirname, '..');
 const OUT = join(__dirname, '.build');
 const quick = process.argv.includes('--quick');
 const resultsFile = process.argv.includes('--out') ? resolve(process.argv[process.argv.indexOf('--out') + 1]) : join(__dirname, '.build', 'results.md');
 const plan = quick
-  ? { coldRounds: 2, apiBatches: 2, apiSize: 200, sqsBatches: 2, sqsSize: 50, memoryCount: 2_000, flushCount: 50, remoteCount: 10 }
-  : { coldRounds: 15, apiBatches: 15, apiSize: 4_000, sqsBatches: 15, sqsSize: 800, memoryCount: 100_000, flushCount: 1_000, remoteCount: 200 };
+  ? { coldRounds: 2, apiBatches: 2, apiSize: 200, sqsBatches: 2, sqsSize: 50, memoryCount: 2_000, flushCount: 50, remoteCount: 10, runtimeCpuCount: 100, lossCount: 200 }
+  : { coldRounds: 15, apiBatches: 15, apiSize: 4_000, sqsBatches: 15, sqsSize: 800, memoryCount: 100_000, flushCount: 1_000, remoteCount: 200, runtimeCpuCount: 3_000, lossCount: 10_000 };
 /** The OTLP receiver "20 ms away": it answers each export after this long. */
 const REMOTE_DELAY_MS = 20;
 
@@ -62,6 +63,17 @@ const variants: Record<HotVariantName | ColdVariantName, Variant> = {
   // Ours as deployed: the bundle with its source map beside it, and Node.js applying it (serverless.yml).
   oursMaps: { name: 'oursMaps', dir: join(OUT, 'ours-maps'), modules: { api: 'ours-http', sqs: 'ours-sqs' }, nodeFlags: ['--enable-source-maps'] },
 };
+/** The same handler files under the runtime interface client, with what serverless.yml gives the functions. */
+const runtimeVariants: Record<RuntimeVariantName, RuntimeVariant> = {
+  bare: { dir: variants.bare.dir, handler: 'bare-http.handler', environment: {} },
+  ours: { dir: variants.ours.dir, handler: 'ours-http.handler', environment: { NODE_OPTIONS: '--import ./extension/after-response.mjs' } },
+  oursInline: {
+    dir: variants.ours.dir,
+    handler: 'ours-http.handler',
+    environment: { NODE_OPTIONS: '--import ./extension/after-response.mjs', TRACED_LAMBDA_EXPORT_AFTER_RESPONSE: 'false' },
+  },
+  contrib: { dir: variants.contrib.dir, handler: 'bare-http.handler', environment: { NODE_OPTIONS: `--require ${variants.contrib.preload}` } },
+};
 /** What serverless.yml adds for the deployed functions: a source map per bundle, positions only. */
 const SOURCE_MAPS: BuildOptions = { sourcemap: true, sourcesContent: false };
 
@@ -80,6 +92,9 @@ async function buildAll() {
   await bundle(join(fixtures, 'bare-sqs.ts'), join(variants.bare.dir, 'bare-sqs.js'));
   sizes.ours = await bundle(join(fixtures, 'ours-http.ts'), join(variants.ours.dir, 'ours-http.js'));
   sizes.oursSqs = await bundle(join(fixtures, 'ours-sqs.ts'), join(variants.ours.dir, 'ours-sqs.js'));
+  // The after-response extension, where the package puts it (serverless.yml's package patterns).
+  await mkdir(join(variants.ours.dir, 'extension'), { recursive: true });
+  await copyFile(join(ROOT, 'extension', 'after-response.mjs'), join(variants.ours.dir, 'extension', 'after-response.mjs'));
   await bundle(join(fixtures, 'ours-http.ts'), join(variants.oursMaps.dir, 'ours-http.js'), SOURCE_MAPS);
   sizes.oursMap = (await stat(join(variants.oursMaps.dir, 'ours-http.js.map'))).size;
   await bundle(join(fixtures, 'floor-http.ts'), join(variants.floor.dir, 'floor-http.js'));
@@ -173,8 +188,13 @@ async function main() {
 
     console.log('OTLP flush to the loopback receiver…');
     const flush: Partial<Record<VariantName, number[]>> = {};
-    for (const name of ['ours', 'contrib'] as const) {
-      flush[name] = (await probe(variants[name], ['flush', String(plan.flushCount)], 'otlp', endpoint)).latenciesMs;
+    const flushCpu: Partial<Record<VariantName, number[]>> = { bare: [], ours: [], contrib: [] };
+    for (let round = 0; round < 3; round++) {
+      for (const name of names) {
+        const measured = await probe(variants[name], ['flush', String(plan.flushCount)], 'otlp', endpoint);
+        if (name !== 'bare') flush[name] = [...(flush[name] ?? []), ...measured.latenciesMs];
+        flushCpu[name]!.push(measured.cpuUsPerCall);
+      }
     }
 
     console.log(`Response time with a receiver ${REMOTE_DELAY_MS} ms away…`);
@@ -189,7 +209,24 @@ async function main() {
       memory[name] = await probe(variants[name], ['memory', String(plan.memoryCount)], 'instant', endpoint, ['--expose-gc']);
     }
 
-    const report = renderReport({ sizes, cold, hot, flush, remote, memory });
+    console.log(`Under the runtime interface client: response and busy time (receiver ${REMOTE_DELAY_MS} ms away), CPU per invocation, ${plan.lossCount.toLocaleString('en')} invocations then a shutdown…`);
+    const runtime = await measureUnderRuntime(
+      runtimeVariants,
+      { responseCount: plan.remoteCount, cpuCount: plan.runtimeCpuCount, lossCount: plan.lossCount },
+      REMOTE_DELAY_MS,
+      async (delayMs) => {
+        const server = await startReceiver(delayMs);
+        return {
+          endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+          close: () => {
+            server.closeAllConnections();
+            return new Promise<void>((done) => server.close(() => done()));
+          },
+        };
+      },
+    );
+
+    const report = renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runtime });
     console.log(`\n${report}`);
     await writeFile(resultsFile, report);
     console.log(`\nWritten to ${resultsFile}`);
@@ -205,12 +242,16 @@ interface Measurements {
   cold: Record<ColdVariantName, { init: number[]; first: number[] }>;
   hot: Record<string, Record<HotVariantName, number[]>>;
   flush: Partial<Record<VariantName, number[]>>;
+  /** CPU per invocation with the OTLP export to loopback included, µs, one figure per run. */
+  flushCpu: Partial<Record<VariantName, number[]>>;
   /** Invocation times with the receiver REMOTE_DELAY_MS away (what an export inside the invocation adds). */
   remote: Partial<Record<VariantName, number[]>>;
   memory: Partial<Record<VariantName, { peakRssMb: number; heapGrowthMb: number }>>;
+  /** Under the runtime interface client, or why that could not run. */
+  runtime: RuntimeMeasurements | string;
 }
 
-function renderReport({ sizes, cold, hot, flush, remote, memory }: Measurements): string {
+function renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runtime }: Measurements): string {
   const rows: string[][] = [];
   // Enough digits that a miss never prints as "missed by 0.0".
   const verdict = (value: number, target: number) => (value <= target ? 'met' : `missed by ${(value - target).toFixed(value - target < 10 ? 2 : 1)}`);
@@ -295,6 +336,23 @@ function renderReport({ sizes, cold, hot, flush, remote, memory }: Measurements)
     'p50 ≤ 1',
     verdict(percentile(ours, 50), 1),
   ]);
+  {
+    const [bare, ours, contrib] = [median(flushCpu.bare!), median(flushCpu.ours!), median(flushCpu.contrib!)];
+    rows.push([
+      'CPU per invocation, OTLP/HTTP export to loopback included, µs',
+      spread(flushCpu.bare!, 0),
+      spread(flushCpu.ours!, 0),
+      spread(flushCpu.contrib!, 0),
+      (ours - bare).toFixed(0),
+      '—',
+      (contrib - bare).toFixed(0),
+      share(ours, bare),
+      share(ours, contrib),
+      ratio(contrib - bare, ours - bare),
+      'added ≤ 0.6× contrib added',
+      (ours - bare) <= 0.6 * (contrib - bare) ? 'met' : `missed (${((ours - bare) / (contrib - bare)).toFixed(2)}×)`,
+    ]);
+  }
   const p50p99 = (values: number[]) => `${percentile(values, 50).toFixed(2)} / ${percentile(values, 99).toFixed(2)}`;
   rows.push([
     `response time, receiver ${REMOTE_DELAY_MS} ms away, ms p50 / p99`,
@@ -358,7 +416,79 @@ function renderReport({ sizes, cold, hot, flush, remote, memory }: Measurements)
     '',
     table,
     '',
+    ...renderRuntimeReport(runtime),
   ].join('\n');
+}
+
+function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
+  const title = '## Under AWS\'s runtime interface client (export after the response)';
+  if (typeof runtime === 'string') return [title, '', `Not measured: ${runtime}.`, ''];
+  const names: RuntimeVariantName[] = ['bare', 'ours', 'oursInline', 'contrib'];
+  const p = (values: number[], q: number) => percentile(values, q);
+  const pair = (values: number[]) => `${p(values, 50).toFixed(2)} / ${p(values, 99).toFixed(2)}`;
+  const added = (values: number[]) => (p(values, 50) - p(runtime.response.bare, 50)).toFixed(2);
+  const verdict = (value: number, target: number) => (value <= target ? 'met' : `missed by ${(value - target).toFixed(2)}`);
+  const oursAdded = p(runtime.response.ours, 50) - p(runtime.response.bare, 50);
+  const busyAdded = (values: number[]) => (p(values, 50) - p(runtime.busy.bare, 50)).toFixed(2);
+  const cpuAdded = (name: RuntimeVariantName) => runtime.cpuUs[name] - runtime.cpuUs.bare;
+  const cpuShare = cpuAdded('contrib') > 0 ? cpuAdded('ours') / cpuAdded('contrib') : Number.NaN;
+  const rows: string[][] = [
+    [
+      `response time, receiver ${REMOTE_DELAY_MS} ms away, ms p50 / p99`,
+      ...names.map((name) => pair(runtime.response[name])),
+      `ours ${added(runtime.response.ours)} · in-invocation ${added(runtime.response.oursInline)} · contrib ${added(runtime.response.contrib)}`,
+      'ours added p50 ≤ 0.1',
+      verdict(oursAdded, 0.1),
+    ],
+    [
+      `sandbox busy until runtime and extensions wait on /next, ms p50 / p99`,
+      ...names.map((name) => pair(runtime.busy[name])),
+      `ours ${busyAdded(runtime.busy.ours)} · in-invocation ${busyAdded(runtime.busy.oursInline)} · contrib ${busyAdded(runtime.busy.contrib)}`,
+      'export done before the freeze',
+      p(runtime.busy.ours, 50) >= REMOTE_DELAY_MS ? 'met' : 'missed',
+    ],
+    [
+      'CPU per invocation, export to loopback included, µs',
+      ...names.map((name) => runtime.cpuUs[name].toFixed(0)),
+      `ours ${cpuAdded('ours').toFixed(0)} · in-invocation ${cpuAdded('oursInline').toFixed(0)} · contrib ${cpuAdded('contrib').toFixed(0)} (ours/contrib ${cpuShare.toFixed(2)})`,
+      'ours added ≤ 0.6× contrib added',
+      Number.isFinite(cpuShare) && cpuShare <= 0.6 ? 'met' : `missed (${cpuShare.toFixed(2)}×)`,
+    ],
+    [
+      'spans received per invocation',
+      ...names.map((name) => runtime.spansPerInvocation[name].toFixed(2)),
+      '',
+      '',
+      '',
+    ],
+    [
+      `spans lost over ${runtime.loss.invocations.toLocaleString('en')} invocations and a shutdown (SIGTERM)`,
+      '—',
+      `${runtime.loss.expected - runtime.loss.received} of ${runtime.loss.expected.toLocaleString('en')}`,
+      '—',
+      '—',
+      '',
+      'none lost',
+      runtime.loss.received === runtime.loss.expected && runtime.loss.expected > 0 ? 'met' : 'missed',
+    ],
+  ];
+  const header = ['figure', 'bare', 'ours (after response)', 'ours (in invocation)', 'contrib', 'added over bare (p50)', 'target', 'ours'];
+  return [
+    title,
+    '',
+    "Each variant's handler file loaded by aws-lambda-ric (the runtime's own client) against a local Runtime API and",
+    'Extensions API that hands out the next invocation only when the runtime and every registered extension ask for it',
+    '(test/runtime/lambda-runtime.ts). Response time: from handing out the event to the response at the Runtime API.',
+    "Busy: until everyone waits on /next (Lambda may freeze the sandbox then). CPU: the function process's user + system",
+    'time (/proc) over the invocations, exports included. **ours (after response)**: as deployed (NODE_OPTIONS',
+    '`--import ./extension/after-response.mjs`); **ours (in invocation)**: TRACED_LAMBDA_EXPORT_AFTER_RESPONSE=false.',
+    '**contrib** makes no span here: the runtime client imports the handler file with `import()`, and the aws-lambda',
+    "instrumentation set up with `--require` patches `require` only (the OpenTelemetry layer adds an ESM loader hook",
+    'for that). Its figures are those of a set-up that traces nothing; its CPU with an export is in the table above.',
+    '',
+    [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n'),
+    '',
+  ];
 }
 
 main().catch((error) => {

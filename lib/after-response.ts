@@ -101,9 +101,7 @@ export class AfterResponseExport {
         this.warnUntraced(requestId);
       } else {
         await this.wait(tracked, deadline, () => tracked.ended);
-        // The runtime posts the response in the turn the handler's promise settles: export after that turn, so
-        // that not even the spans' serialisation comes before the response.
-        await new Promise<void>((resolve) => setImmediate(resolve));
+        await afterTheResponse();
       }
     } finally {
       this.invocations.delete(requestId);
@@ -145,6 +143,16 @@ export class AfterResponseExport {
       };
     });
   }
+}
+
+/**
+ * Resolves once the runtime has posted the response of the invocation that just ended. The runtime interface client
+ * posts it after one setImmediate turn once the handler's promise settles (LifecycleManager.succeed and .fail), an
+ * immediate queued after this one; an immediate queued from inside an immediate runs at the next loop iteration,
+ * after it. Starting the export any sooner puts its serialisation and request ahead of the response.
+ */
+function afterTheResponse(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
 }
 
 /** What the process-wide telemetry gives the extension: its flush, and a drain for shutdown. */

@@ -24,8 +24,9 @@ describe('npm run bench --quick', () => {
       timeout: 110_000,
     });
 
-    const report = await readFile(out, 'utf8');
-    const rows = report.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| figure') && !line.startsWith('| ---'));
+    const [report, runtimeReport = ''] = (await readFile(out, 'utf8')).split("## Under AWS's runtime interface client");
+    const tableRows = (text: string) => text.split('\n').filter((line) => line.startsWith('| ') && !line.startsWith('| figure') && !line.startsWith('| ---'));
+    const rows = tableRows(report);
     expect(rows.map((row) => row.split(' | ')[0].slice(2))).toEqual([
       'cold: module init, ms since process start',
       'cold: first invocation incl. OTLP flush, ms',
@@ -35,6 +36,7 @@ describe('npm run bench --quick', () => {
       'per invocation, API Gateway, µs',
       'per invocation, SQS ×10 records, µs',
       'invocation with OTLP/HTTP flush to loopback, ms p50 / p99',
+      'CPU per invocation, OTLP/HTTP export to loopback included, µs',
       'response time, receiver 20 ms away, ms p50 / p99',
       'memory over 2,000 invocations (heap: 10% → end, after GC)',
     ]);
@@ -49,5 +51,21 @@ describe('npm run bench --quick', () => {
     expect(header).toEqual(expect.arrayContaining(['ours/bare', 'ours/contrib']));
     for (const row of rows) expect(row.split(' | ')).toHaveLength(header.length);
     expect(report).toContain('QUICK RUN');
+
+    // The same handler files under the runtime interface client: after-response vs in-invocation export, CPU, loss.
+    const runtimeRows = tableRows(runtimeReport);
+    expect(runtimeRows.map((row) => row.split(' | ')[0].slice(2))).toEqual([
+      'response time, receiver 20 ms away, ms p50 / p99',
+      'sandbox busy until runtime and extensions wait on /next, ms p50 / p99',
+      'CPU per invocation, export to loopback included, µs',
+      'spans received per invocation',
+      'spans lost over 200 invocations and a shutdown (SIGTERM)',
+    ]);
+    for (const row of runtimeRows.slice(0, 3)) {
+      for (const cell of row.split(' | ').slice(1, 5)) expect(cell).toMatch(/^\d+(\.\d+)?/);
+    }
+    // Ours exports one span per invocation, and every one of them arrived, the last ones through the shutdown.
+    expect(runtimeRows[3].split(' | ').slice(2, 4)).toEqual(['1.00', '1.00']);
+    expect(runtimeRows[4].split(' | ')[2]).toBe('0 of 200');
   });
 });

@@ -33,7 +33,7 @@ export type InvokeResult = (
   | { requestId: string; ok: true; payload: unknown }
   | { requestId: string; ok: false; errorType: string; error: { errorType?: string; errorMessage?: string; trace?: string[] } }
 ) & {
-  /** From handing the event to the runtime to its response (or error). */
+  /** From handing the event to the runtime to its response (or error), in ms (sub-millisecond precision). */
   responseMs?: number;
 };
 
@@ -67,6 +67,8 @@ export interface PackagedFunction {
   logs(): string;
   /** Kills the runtime; with `graceful`, as Lambda ends a sandbox with extensions: SIGTERM, then SIGKILL after 500 ms. */
   stop(options?: { graceful?: boolean }): Promise<void>;
+  /** The runtime's process id (for its CPU time in /proc). */
+  readonly pid: number | undefined;
   /** How the process ended (after `stop`). */
   exitStatus(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
 }
@@ -149,14 +151,14 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     thaw();
     const pending = queued.shift()!;
     inFlight.set(pending.requestId, pending);
-    pending.dispatchedAt = lastDispatchAt = Date.now();
+    pending.dispatchedAt = lastDispatchAt = performance.now();
+    parkedNext!.writeHead(200, { 'content-type': 'application/json', ...pending.headers }).end(pending.event);
+    parkedNext = undefined;
     for (const extension of extensions.values()) {
       const event = { eventType: 'INVOKE', deadlineMs: pending.deadlineMs, requestId: pending.requestId, invokedFunctionArn: pending.invokedFunctionArn, tracing: {} };
       extension.parkedNext!.writeHead(200, { 'content-type': 'application/json', 'Lambda-Extension-Event-Identifier': randomUUID() }).end(JSON.stringify(event));
       extension.parkedNext = undefined;
     }
-    parkedNext!.writeHead(200, { 'content-type': 'application/json', ...pending.headers }).end(pending.event);
-    parkedNext = undefined;
   };
   const thaw = () => {
     if (!frozen) return;
@@ -187,7 +189,7 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
       if (!pending) return void response.writeHead(400).end(JSON.stringify({ errorType: 'InvalidRequestID' }));
       inFlight.delete(pending.requestId);
       response.writeHead(202).end(JSON.stringify({ status: 'OK' }));
-      const responseMs = Date.now() - (pending.dispatchedAt ?? Date.now());
+      const responseMs = performance.now() - (pending.dispatchedAt ?? performance.now());
       if (done[2] === 'response') pending.settle({ requestId: pending.requestId, ok: true, payload: parseJson(body), responseMs });
       else {
         const error = (parseJson(body) ?? {}) as { errorType?: string };
@@ -349,12 +351,13 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
         const timer = setTimeout(() => reject(new Error(`${options.name}: runtime and extensions not back on /next within ${timeoutMs} ms\n${output}`)), timeoutMs);
         const wake = () => {
           clearTimeout(timer);
-          resolve(Date.now() - lastDispatchAt);
+          resolve(performance.now() - lastDispatchAt);
         };
         if (everyoneWaits() && queued.length === 0) wake();
         else idleWaiters.push(wake);
       });
     },
+    pid: child.pid,
     exitStatus: () => exit,
     async stop(stopOptions = {}) {
       if (!exit) {

@@ -1,0 +1,122 @@
+/**
+ * The benchmark's figures measured as Lambda runs a function: each variant's handler file loaded by AWS's runtime
+ * interface client (aws-lambda-ric, the code of the nodejs images' /var/runtime) against a local Runtime API and
+ * Extensions API (test/runtime/lambda-runtime.ts), so that what happens after the response, and the CPU the export
+ * takes, are counted where they really happen.
+ */
+import { readFile } from 'node:fs/promises';
+import { startOtlpReceiver } from '../scripts/offline/otlp-receiver';
+import { runtimeClientProblem, startPackagedFunction, type PackagedFunction } from '../test/runtime/lambda-runtime';
+import { apiEvent } from './events';
+
+export type RuntimeVariantName = 'bare' | 'ours' | 'oursInline' | 'contrib';
+
+export interface RuntimeVariant {
+  dir: string;
+  handler: string;
+  environment: Record<string, string>;
+}
+
+export interface RuntimeMeasurements {
+  /** Response times (dispatch → response at the Runtime API), ms, receiver `remoteDelayMs` away. */
+  response: Record<RuntimeVariantName, number[]>;
+  /** From dispatch until the runtime and every extension wait on /next again (when Lambda may freeze), ms. */
+  busy: Record<RuntimeVariantName, number[]>;
+  /** CPU time of the function's process per invocation, export included, µs (loopback receiver). */
+  cpuUs: Record<RuntimeVariantName, number>;
+  /** Spans received per invocation (loopback receiver). */
+  spansPerInvocation: Record<RuntimeVariantName, number>;
+  /** Ours: invocations run in a row, then a graceful shutdown; spans expected and received. */
+  loss: { invocations: number; expected: number; received: number };
+}
+
+/** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
+const USER_HZ = 100;
+
+async function cpuSeconds(pid: number): Promise<number> {
+  const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
+  // Fields after the command name (which may hold spaces, inside parentheses): utime is the 14th field, stime the 15th.
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
+}
+
+export async function measureUnderRuntime(
+  variants: Record<RuntimeVariantName, RuntimeVariant>,
+  plan: { responseCount: number; cpuCount: number; lossCount: number },
+  remoteDelayMs: number,
+  startRemote: (delayMs: number) => Promise<{ endpoint: string; close(): Promise<void> }>,
+): Promise<RuntimeMeasurements | string> {
+  const problem = runtimeClientProblem();
+  if (problem) return problem;
+  const names = Object.keys(variants) as RuntimeVariantName[];
+  const result: RuntimeMeasurements = {
+    response: {} as never,
+    busy: {} as never,
+    cpuUs: {} as never,
+    spansPerInvocation: {} as never,
+    loss: { invocations: plan.lossCount, expected: 0, received: 0 },
+  };
+  const start = (name: RuntimeVariantName, endpoint: string): Promise<PackagedFunction> =>
+    startPackagedFunction({
+      name: `bench-${name}`,
+      taskRoot: variants[name].dir,
+      handler: variants[name].handler,
+      nodePath: '',
+      environment: { OTEL_SERVICE_NAME: 'bench', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, BENCH_EXPORTER: 'otlp', ...variants[name].environment },
+    });
+  const invoke = async (fn: PackagedFunction) => {
+    const answer = await fn.invoke(apiEvent());
+    if (!answer.ok) throw new Error(`${fn.name} failed: ${JSON.stringify(answer)}\n${fn.logs()}`);
+    return { responseMs: answer.responseMs!, busyMs: await fn.whenIdle() };
+  };
+
+  const remote = await startRemote(remoteDelayMs);
+  try {
+    for (const name of names) {
+      const fn = await start(name, remote.endpoint);
+      try {
+        for (let i = 0; i < 10; i++) await invoke(fn); // cold start, JIT, the exporter's connection
+        result.response[name] = [];
+        result.busy[name] = [];
+        for (let i = 0; i < plan.responseCount; i++) {
+          const { responseMs, busyMs } = await invoke(fn);
+          result.response[name].push(responseMs);
+          result.busy[name].push(busyMs);
+        }
+      } finally {
+        await fn.stop();
+      }
+    }
+  } finally {
+    await remote.close();
+  }
+
+  const receiver = await startOtlpReceiver(0);
+  try {
+    for (const name of names) {
+      const fn = await start(name, receiver.endpoint);
+      try {
+        for (let i = 0; i < 50; i++) await invoke(fn);
+        const spansBefore = receiver.spans().length;
+        const cpuBefore = await cpuSeconds(fn.pid!);
+        for (let i = 0; i < plan.cpuCount; i++) await invoke(fn);
+        result.cpuUs[name] = ((await cpuSeconds(fn.pid!)) - cpuBefore) * 1e6 / plan.cpuCount;
+        result.spansPerInvocation[name] = (receiver.spans().length - spansBefore) / plan.cpuCount;
+      } finally {
+        await fn.stop();
+      }
+    }
+
+    // Ours as deployed: many invocations in a row (each answered, the next one handed out only once the runtime
+    // and the extension ask for it), then the sandbox ended as Lambda ends it; every span must have arrived.
+    const before = receiver.spans().length;
+    const fn = await start('ours', receiver.endpoint);
+    for (let i = 0; i < plan.lossCount; i++) await fn.invoke(apiEvent());
+    await fn.stop({ graceful: true });
+    result.loss.expected = Math.round(plan.lossCount * result.spansPerInvocation.ours);
+    result.loss.received = receiver.spans().length - before;
+  } finally {
+    await receiver.close();
+  }
+  return result;
+}
