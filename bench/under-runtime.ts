@@ -9,7 +9,7 @@ import { startOtlpReceiver } from '../scripts/offline/otlp-receiver';
 import { runtimeClientProblem, startPackagedFunction, type PackagedFunction } from '../test/runtime/lambda-runtime';
 import { apiEvent } from './events';
 
-export type RuntimeVariantName = 'bare' | 'ours' | 'oursInline' | 'contrib';
+export type RuntimeVariantName = 'bare' | 'oursNoExport' | 'ours' | 'oursInline' | 'contrib';
 
 export interface RuntimeVariant {
   dir: string;
@@ -29,6 +29,9 @@ export interface RuntimeMeasurements {
   /** Ours: invocations run in a row, then a graceful shutdown; spans expected and received. */
   loss: { invocations: number; expected: number; received: number };
 }
+
+/** Idle time after each invocation, the same for every variant: a function serving sparse traffic. */
+const GAP_MS = 25;
 
 /** Clock ticks per second of /proc/<pid>/stat's utime and stime (USER_HZ, 100 on Linux). */
 const USER_HZ = 100;
@@ -70,24 +73,30 @@ export async function measureUnderRuntime(
     return { responseMs: answer.responseMs!, busyMs: await fn.whenIdle() };
   };
 
+  // Every variant runs at once, invoked in turn (rotating order) with the same idle time after each invocation:
+  // no variant is measured warmer, or on a quieter machine, than another.
   const remote = await startRemote(remoteDelayMs);
+  const running = new Map<RuntimeVariantName, PackagedFunction>();
   try {
     for (const name of names) {
-      const fn = await start(name, remote.endpoint);
-      try {
-        for (let i = 0; i < 10; i++) await invoke(fn); // cold start, JIT, the exporter's connection
-        result.response[name] = [];
-        result.busy[name] = [];
-        for (let i = 0; i < plan.responseCount; i++) {
-          const { responseMs, busyMs } = await invoke(fn);
+      running.set(name, await start(name, remote.endpoint));
+      result.response[name] = [];
+      result.busy[name] = [];
+    }
+    for (let round = -10; round < plan.responseCount; round++) {
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(round + 10 + k) % names.length];
+        const { responseMs, busyMs } = await invoke(running.get(name)!);
+        // The first rounds warm up: cold start, JIT, the exporter's connection.
+        if (round >= 0) {
           result.response[name].push(responseMs);
           result.busy[name].push(busyMs);
         }
-      } finally {
-        await fn.stop();
+        await new Promise((resolve) => setTimeout(resolve, GAP_MS));
       }
     }
   } finally {
+    for (const fn of running.values()) await fn.stop();
     await remote.close();
   }
 

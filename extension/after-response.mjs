@@ -38,10 +38,15 @@ const NEXT_ATTEMPTS = 3;
  * @property {((event: InvokeEvent) => Promise<void>) | undefined} onInvoke Set by the kit: resolves once that
  *   invocation's spans are exported (or could not be); the extension then asks for its next event.
  * @property {(() => void) | undefined} onStopped Set by the kit: called if events stop being served.
+ * @property {(() => boolean) | undefined} holdEvent Set by the kit once its wrappers run the handler, asked as each
+ *   event request goes out: true leaves the event unread on its socket until the kit calls `readEvent` (after the
+ *   runtime has posted that invocation's response), so that reading and parsing it never delays the handler or
+ *   its response. The kit calls `readEvent` whenever an invocation ends.
+ * @property {() => void} readEvent Lets the extension read the event waiting on its socket, if any.
  */
 
 /** @type {AfterResponseLink} */
-const link = { status: 'off', reason: '', name: NAME, onInvoke: undefined, onStopped: undefined };
+const link = { status: 'off', reason: '', name: NAME, onInvoke: undefined, onStopped: undefined, holdEvent: undefined, readEvent: () => undefined };
 /** @type {Record<symbol, unknown>} */ (/** @type {unknown} */ (globalThis))[LINK] = link;
 
 const runtimeApi = process.env.AWS_LAMBDA_RUNTIME_API;
@@ -60,9 +65,10 @@ if (!runtimeApi) {
    * @param {Record<string, string>} headers
    * @param {string} [body]
    * @param {number} [timeoutMs] no limit when absent (the event request waits as long as the sandbox is idle)
+   * @param {boolean} [hold] leave the answer unread on the socket until `link.readEvent()`, if `link.holdEvent()`
    * @returns {Promise<{ status: number, headers: import('node:http').IncomingHttpHeaders, body: string }>}
    */
-  const call = (method, path, headers, body, timeoutMs) =>
+  const call = (method, path, headers, body, timeoutMs, hold = false) =>
     new Promise((resolve, reject) => {
       const outgoing = request({ host, port, method, path: BASE + path, headers, agent }, (incoming) => {
         /** @type {Buffer[]} */
@@ -72,6 +78,17 @@ if (!runtimeApi) {
         incoming.on('error', reject);
       });
       outgoing.on('error', reject);
+      if (hold) {
+        // Paused once the request is on its socket: what Lambda sends waits in the socket until it is asked for.
+        outgoing.once('socket', (socket) => {
+          if (!link.holdEvent?.()) return;
+          socket.pause();
+          link.readEvent = () => {
+            link.readEvent = () => undefined;
+            socket.resume();
+          };
+        });
+      }
       if (timeoutMs) outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`)));
       outgoing.end(body);
     });
@@ -106,7 +123,7 @@ if (!runtimeApi) {
       /** @type {{ eventType?: string } & Partial<InvokeEvent>} */
       let event;
       try {
-        const answer = await call('GET', '/event/next', headers);
+        const answer = await call('GET', '/event/next', headers, undefined, undefined, true);
         if (answer.status !== 200) throw new Error(`event/next answered ${answer.status}${describeError(answer.body)}`);
         event = JSON.parse(answer.body);
         failures = 0;

@@ -35,6 +35,8 @@ const recording = () => {
 };
 
 const invokeEvent = (requestId: string, inMs = 10_000): InvokeEvent => ({ eventType: 'INVOKE', requestId, deadlineMs: Date.now() + inMs });
+/** Long enough for the extension's turn: the export starts a short quiet period after the invocation ends. */
+const exportTurn = () => new Promise((resolve) => setTimeout(resolve, 25));
 const settledWithin = async (promise: Promise<unknown>, ms: number) =>
   Promise.race([promise.then(() => true), new Promise<boolean>((resolve) => setTimeout(() => resolve(false), ms))]);
 
@@ -59,7 +61,7 @@ describe('export after the response (Lambda extension registered)', () => {
     expect(kit.getTelemetry().exportMode()).toBe('after-response');
 
     // The extension's turn: one export with the invocation's span, and the event is done only once it is answered.
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await exportTurn();
     expect(held.exports).toHaveLength(1);
     expect(held.exports[0].spans.map((span) => span.attributes['faas.invocation_id'])).toEqual([context.awsRequestId]);
     expect(await settledWithin(invoke, 20)).toBe(false);
@@ -78,7 +80,7 @@ describe('export after the response (Lambda extension registered)', () => {
     finish();
     expect(await settledWithin(result, 100)).toBe(true);
     await expect(result).resolves.toBe('late');
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await exportTurn();
     held.exports[0].answer();
     await invoke;
 
@@ -86,7 +88,7 @@ describe('export after the response (Lambda extension registered)', () => {
     const second = lambdaContext();
     expect(await settledWithin(kit.traceInvokeHandler(async () => 'early')({}, second), 100)).toBe(true);
     const late = link.onInvoke!(invokeEvent(second.awsRequestId));
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await exportTurn();
     expect(held.exports).toHaveLength(2);
     held.exports[1].answer();
     await late;
@@ -99,7 +101,7 @@ describe('export after the response (Lambda extension registered)', () => {
     const result = kit.traceInvokeHandler(async () => Promise.reject(failure))({}, context);
     expect(await settledWithin(result.catch(() => undefined), 100)).toBe(true);
     await expect(result).rejects.toBe(failure);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await exportTurn();
     expect(held.exports[0].spans[0].status.code).toBe(2);
     held.exports[0].answer();
     await invoke;
@@ -111,7 +113,7 @@ describe('export after the response (Lambda extension registered)', () => {
     const handler = kit.traceSqsRecords(async () => undefined);
     await expect(handler(sqsEvent([sqsRecord(), sqsRecord(), sqsRecord()]), context)).resolves.toEqual({ batchItemFailures: [] });
     expect(held.exports).toHaveLength(0);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await exportTurn();
     expect(held.exports).toHaveLength(1);
     expect(held.exports[0].spans).toHaveLength(3);
     held.exports[0].answer();
@@ -149,13 +151,40 @@ describe('export after the response (Lambda extension registered)', () => {
     link.status = 'stopped';
     const context = lambdaContext();
     const result = kit.traceInvokeHandler(async () => 'done')({}, context);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await exportTurn();
     // The handler's promise waits for the export, as without an extension.
     expect(held.exports).toHaveLength(1);
     expect(await settledWithin(result, 20)).toBe(false);
     held.exports[0].answer();
     await expect(result).resolves.toBe('done');
     expect(kit.getTelemetry().exportMode()).toBe('in-invocation');
+  });
+
+  it("leaves each event unread until the invocation's response is out, then asks the extension to read it", async () => {
+    const reads: number[] = [];
+    link.readEvent = () => void reads.push(Date.now());
+    const context = lambdaContext();
+    let finish!: () => void;
+    const result = kit.traceInvokeHandler(() => new Promise<string>((resolve) => (finish = () => resolve('done'))))({}, context);
+    // A wrapper runs the handler: an event request going out now is held (nothing ended is waiting to be read).
+    expect(link.holdEvent?.()).toBe(true);
+    finish();
+    await result;
+    const ended = Date.now();
+    // Ended and not read yet: a request going out now must not hold its event.
+    expect(link.holdEvent?.()).toBe(false);
+    expect(reads).toEqual([]);
+    await exportTurn();
+    expect(reads).toHaveLength(1);
+    expect(reads[0] - ended).toBeGreaterThanOrEqual(1);
+    // The extension reads the event: the export follows at once (the response is long out).
+    const invoke = link.onInvoke!(invokeEvent(context.awsRequestId));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(held.exports).toHaveLength(1);
+    held.exports[0].answer();
+    await invoke;
+    expect(link.holdEvent?.()).toBe(true);
+    link.readEvent = undefined;
   });
 
   it('keeps invocations running at once apart: each event waits for its own invocation', async () => {
@@ -166,17 +195,17 @@ describe('export after the response (Lambda extension registered)', () => {
     const eventB = link.onInvoke!(invokeEvent(b.awsRequestId));
     const resultA = handler({}, a);
     const resultB = handler({}, b);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await exportTurn();
     releases[1]();
     expect(await settledWithin(resultB, 100)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await exportTurn();
     expect(held.exports).toHaveLength(1);
     held.exports[0].answer();
     await eventB;
     expect(await settledWithin(eventA, 20)).toBe(false);
     releases[0]();
     expect(await settledWithin(resultA, 100)).toBe(true);
-    await new Promise((resolve) => setTimeout(resolve, 5));
+    await exportTurn();
     held.exports[1].answer();
     await eventA;
   });
