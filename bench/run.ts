@@ -214,7 +214,7 @@ async function main() {
     console.log(`Under the runtime interface client: response and busy time (receiver ${REMOTE_DELAY_MS} ms away), CPU per invocation, ${plan.lossCount.toLocaleString('en')} invocations then a shutdown…`);
     const runtime = await measureUnderRuntime(
       runtimeVariants,
-      { responseCount: plan.remoteCount, cpuCount: plan.runtimeCpuCount, lossCount: plan.lossCount },
+      { responseCount: plan.remoteCount, cpuCount: plan.runtimeCpuCount, lossCount: plan.lossCount, coldRounds: plan.coldRounds },
       REMOTE_DELAY_MS,
       async (delayMs) => {
         const server = await startReceiver(delayMs);
@@ -435,7 +435,15 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
   const busyAdded = (values: number[]) => (p(values, 50) - p(runtime.busy.bare, 50)).toFixed(2);
   const cpuAdded = (name: RuntimeVariantName) => runtime.cpuUs[name] - runtime.cpuUs.bare;
   const cpuShare = cpuAdded('contrib') > 0 ? cpuAdded('ours') / cpuAdded('contrib') : Number.NaN;
+  const coldAdded = (name: RuntimeVariantName) => (median(runtime.coldFirstResponse[name]) - median(runtime.coldFirstResponse.bare)).toFixed(1);
   const rows: string[][] = [
+    [
+      'cold: process start to first response (runtime init, preload, handler load, first invocation), ms',
+      ...names.map((name) => spread(runtime.coldFirstResponse[name], 1)),
+      `ours ${coldAdded('ours')} (registering the extension: ${(median(runtime.coldFirstResponse.ours) - median(runtime.coldFirstResponse.oursInline)).toFixed(1)}) · contrib ${coldAdded('contrib')}`,
+      '',
+      '',
+    ],
     [
       `response time, receiver ${REMOTE_DELAY_MS} ms away, ms p50 / p99`,
       ...names.map((name) => pair(runtime.response[name])),

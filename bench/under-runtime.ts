@@ -18,6 +18,8 @@ export interface RuntimeVariant {
 }
 
 export interface RuntimeMeasurements {
+  /** From spawning the runtime to the first invocation's response (process start, init, preload, first invoke), ms. */
+  coldFirstResponse: Record<RuntimeVariantName, number[]>;
   /** Response times (dispatch → response at the Runtime API), ms, receiver `remoteDelayMs` away. */
   response: Record<RuntimeVariantName, number[]>;
   /** From dispatch until the runtime and every extension wait on /next again (when Lambda may freeze), ms. */
@@ -45,7 +47,7 @@ async function cpuSeconds(pid: number): Promise<number> {
 
 export async function measureUnderRuntime(
   variants: Record<RuntimeVariantName, RuntimeVariant>,
-  plan: { responseCount: number; cpuCount: number; lossCount: number },
+  plan: { responseCount: number; cpuCount: number; lossCount: number; coldRounds: number },
   remoteDelayMs: number,
   startRemote: (delayMs: number) => Promise<{ endpoint: string; close(): Promise<void> }>,
 ): Promise<RuntimeMeasurements | string> {
@@ -53,6 +55,7 @@ export async function measureUnderRuntime(
   if (problem) return problem;
   const names = Object.keys(variants) as RuntimeVariantName[];
   const result: RuntimeMeasurements = {
+    coldFirstResponse: {} as never,
     response: {} as never,
     busy: {} as never,
     cpuUs: {} as never,
@@ -72,6 +75,29 @@ export async function measureUnderRuntime(
     if (!answer.ok) throw new Error(`${fn.name} failed: ${JSON.stringify(answer)}\n${fn.logs()}`);
     return { responseMs: answer.responseMs!, busyMs: await fn.whenIdle() };
   };
+
+  // Cold starts, in rotating order: a fresh runtime per variant and round, its first response timed from the spawn.
+  {
+    const receiver = await startOtlpReceiver(0);
+    try {
+      for (const name of names) result.coldFirstResponse[name] = [];
+      for (let round = 0; round < plan.coldRounds; round++) {
+        for (let k = 0; k < names.length; k++) {
+          const name = names[(round + k) % names.length];
+          const started = performance.now();
+          const fn = await start(name, receiver.endpoint);
+          try {
+            await invoke(fn);
+            result.coldFirstResponse[name].push(performance.now() - started);
+          } finally {
+            await fn.stop();
+          }
+        }
+      }
+    } finally {
+      await receiver.close();
+    }
+  }
 
   // Every variant runs at once, invoked in turn (rotating order) with the same idle time after each invocation:
   // no variant is measured warmer, or on a quieter machine, than another.
