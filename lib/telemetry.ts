@@ -1,4 +1,17 @@
-import { context, diag, DiagConsoleLogger, propagation, trace, type DiagLogger, type TextMapPropagator, type Tracer } from '@opentelemetry/api';
+import {
+  context,
+  diag,
+  DiagConsoleLogger,
+  isSpanContextValid,
+  propagation,
+  SamplingDecision,
+  trace,
+  TraceFlags,
+  type Context,
+  type DiagLogger,
+  type TextMapPropagator,
+  type Tracer,
+} from '@opentelemetry/api';
 import { CompositePropagator, W3CBaggagePropagator } from '@opentelemetry/core';
 import { AWSXRayPropagator } from '@opentelemetry/propagator-aws-xray';
 import { AsyncLocalStorageContextManager } from '@opentelemetry/context-async-hooks';
@@ -11,6 +24,7 @@ import {
   TraceIdRatioBasedSampler,
   TracerProvider,
   type Sampler,
+  type SamplingResult,
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
@@ -158,8 +172,30 @@ function createPropagator(names: TelemetryConfig['propagators']): TextMapPropaga
 }
 
 function createSampler({ name, ratio }: TelemetryConfig['sampler']): Sampler {
+  if (name === 'parentbased_always_on') return new ParentBasedAlwaysOnSampler();
   const root = name.endsWith('always_off') ? new AlwaysOffSampler() : name.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
   return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
+}
+
+const SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.RECORD_AND_SAMPLED });
+const NOT_SAMPLED: SamplingResult = Object.freeze({ decision: SamplingDecision.NOT_RECORD });
+
+/**
+ * `parentbased_always_on` (the default), deciding as the SDK's ParentBasedSampler with AlwaysOn/AlwaysOff does:
+ * a sampled parent or none → sampled; a valid parent that is not sampled → not recorded; an invalid parent → a new
+ * root, sampled. The SDK's version validates the parent's ids (two regular expressions) for every span, after the
+ * tracer has just done the same; here only an unsampled parent, the rare case, is checked.
+ */
+class ParentBasedAlwaysOnSampler implements Sampler {
+  shouldSample(ctx: Context): SamplingResult {
+    const parent = trace.getSpanContext(ctx);
+    if (!parent || (parent.traceFlags & TraceFlags.SAMPLED) !== 0) return SAMPLED;
+    return isSpanContextValid(parent) ? NOT_SAMPLED : SAMPLED;
+  }
+
+  toString(): string {
+    return 'ParentBased{root=AlwaysOnSampler, remoteParentSampled=AlwaysOnSampler, remoteParentNotSampled=AlwaysOffSampler, localParentSampled=AlwaysOnSampler, localParentNotSampled=AlwaysOffSampler}';
+  }
 }
 
 function createResource(config: TelemetryConfig) {

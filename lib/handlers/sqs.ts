@@ -76,7 +76,7 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
     const recordAttributes = startTelemetrySafely(() =>
       addSqsSpanAttributes(invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, false), 'process', undefined),
     );
-    const runRecord = (index: number): Promise<boolean> => {
+    const startRecord = (index: number): RunningRecord => {
       const record = records[index];
       const started =
         telemetry && recordAttributes
@@ -88,12 +88,12 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
               }),
             )
           : undefined;
-      return processRecord(record, lambdaContext, started, handleRecord);
+      return { record, started, pending: runHandler(handleRecord, record, lambdaContext, started) };
     };
 
     try {
       const fifo = records.some(isFifo);
-      const failed = fifo || concurrency <= 1 ? await inOrder(records.length, runRecord, fifo) : await atOnce(records.length, concurrency, runRecord);
+      const failed = fifo || concurrency <= 1 ? await inOrder(records.length, startRecord, fifo) : await atOnce(records.length, concurrency, startRecord);
       // A record with no id (never from AWS) is reported with an empty one: Lambda then retries the whole batch.
       return { batchItemFailures: failed.map((index) => ({ itemIdentifier: records[index]?.messageId ?? '' })) };
     } finally {
@@ -103,14 +103,30 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
   };
 }
 
+/** A record whose handler is running: its promise, and its span when there is one. */
+interface RunningRecord {
+  record: SQSRecord;
+  started: StartedInvocation | undefined;
+  pending: Promise<unknown>;
+}
+
 /**
  * Runs records one after another; returns the indexes of the failed ones. With `stopAtFailure` (FIFO), the
- * first failure ends the batch and every record from there on is reported, so that order is kept.
+ * first failure ends the batch and every record from there on is reported, so that order is kept. The loop awaits
+ * each handler's promise itself: one await per record, as a hand-written loop would have.
  */
-async function inOrder(count: number, run: (index: number) => Promise<boolean>, stopAtFailure: boolean): Promise<number[]> {
+async function inOrder(count: number, start: (index: number) => RunningRecord, stopAtFailure: boolean): Promise<number[]> {
   const failed: number[] = [];
   for (let index = 0; index < count; index++) {
-    if (!(await run(index))) continue;
+    const running = start(index);
+    try {
+      await running.pending;
+      continue;
+    } catch (error) {
+      recordFailed(running, error);
+    } finally {
+      running.started?.span.end();
+    }
     if (!stopAtFailure) {
       failed.push(index);
       continue;
@@ -122,17 +138,30 @@ async function inOrder(count: number, run: (index: number) => Promise<boolean>, 
 }
 
 /** Runs up to `limit` records at a time; returns the indexes of the failed ones, in record order. */
-async function atOnce(count: number, limit: number, run: (index: number) => Promise<boolean>): Promise<number[]> {
+async function atOnce(count: number, limit: number, start: (index: number) => RunningRecord): Promise<number[]> {
   const failed: number[] = [];
   let next = 0;
   const worker = async () => {
     while (next < count) {
       const index = next++;
-      if (await run(index)) failed.push(index);
+      if (await settle(start(index))) failed.push(index);
     }
   };
   await Promise.all(Array.from({ length: Math.min(limit, count) }, worker));
   return failed.sort((a, b) => a - b);
+}
+
+/** Waits for a record's handler and ends its span; returns whether it failed. */
+async function settle(running: RunningRecord): Promise<boolean> {
+  try {
+    await running.pending;
+    return false;
+  } catch (error) {
+    recordFailed(running, error);
+    return true;
+  } finally {
+    running.started?.span.end();
+  }
 }
 
 function startBatchSpan(
@@ -180,28 +209,25 @@ function startRecordSpan(
   });
 }
 
-/** Runs one record, in its span when there is one; returns whether it failed. */
-async function processRecord(
-  record: SQSRecord,
-  lambdaContext: LambdaContext,
-  started: StartedInvocation | undefined,
-  handleRecord: SqsRecordHandler,
-): Promise<boolean> {
+/**
+ * Calls the record's handler, in the record's span when there is one (the handler's promise; a synchronous throw
+ * becomes a rejection). No closure per record: context.with passes the arguments on.
+ */
+function runHandler(handleRecord: SqsRecordHandler, record: SQSRecord, lambdaContext: LambdaContext, started: StartedInvocation | undefined): Promise<unknown> {
   try {
-    if (started) {
-      await context.with(entryContext(started.parentContext, started.span), () => handleRecord(record, lambdaContext));
-    } else {
-      await handleRecord(record, lambdaContext);
-    }
-    return false;
+    return started
+      ? context.with(entryContext(started.parentContext, started.span), handleRecord, undefined, record, lambdaContext)
+      : handleRecord(record, lambdaContext);
   } catch (error) {
-    if (started) recordFailure(started.span, error);
-    // The error stops here (the record is reported for retry), so make it visible in the function's log.
-    console.error(`SQS message ${record?.messageId} failed and is reported in batchItemFailures:`, error);
-    return true;
-  } finally {
-    started?.span.end();
+    return Promise.reject(error);
   }
+}
+
+/** A record's handler failed: its span is marked failed and, since the error stops here, the log says so. */
+function recordFailed({ record, started }: RunningRecord, error: unknown): void {
+  if (started) recordFailure(started.span, error);
+  // The error stops here (the record is reported for retry), so make it visible in the function's log.
+  console.error(`SQS message ${record?.messageId} failed and is reported in batchItemFailures:`, error);
 }
 
 let lastArn: string | undefined;
