@@ -9,12 +9,14 @@ import { startOtlpReceiver } from '../scripts/offline/otlp-receiver';
 import { runtimeClientProblem, startPackagedFunction, type PackagedFunction } from '../test/runtime/lambda-runtime';
 import { apiEvent } from './events';
 
-export type RuntimeVariantName = 'bare' | 'oursNoExport' | 'ours' | 'oursInline' | 'contrib';
+export type RuntimeVariantName = 'bare' | 'oursNoExport' | 'ours' | 'oursInline' | 'stock' | 'contrib' | 'layer' | 'powertools';
 
 export interface RuntimeVariant {
   dir: string;
   handler: string;
   environment: Record<string, string>;
+  /** X-Ray active tracing on (Lambda's trace header sampled): what Powertools' Tracer needs to send anything. */
+  activeTracing?: boolean;
 }
 
 export interface RuntimeMeasurements {
@@ -26,7 +28,7 @@ export interface RuntimeMeasurements {
   busy: Record<RuntimeVariantName, number[]>;
   /** CPU time of the function's process per invocation, export included, µs (loopback receiver). */
   cpuUs: Record<RuntimeVariantName, number>;
-  /** Spans received per invocation (loopback receiver). */
+  /** Spans received per invocation (loopback receiver; Powertools: segments at the X-Ray daemon's socket). */
   spansPerInvocation: Record<RuntimeVariantName, number>;
   /** Ours: invocations run in a row, then a graceful shutdown; spans expected and received. */
   loss: { invocations: number; expected: number; received: number };
@@ -50,6 +52,7 @@ export async function measureUnderRuntime(
   plan: { responseCount: number; cpuCount: number; lossCount: number; coldRounds: number },
   remoteDelayMs: number,
   startRemote: (delayMs: number) => Promise<{ endpoint: string; close(): Promise<void> }>,
+  xrayDaemon: { address: string; segments(): number },
 ): Promise<RuntimeMeasurements | string> {
   const problem = runtimeClientProblem();
   if (problem) return problem;
@@ -68,12 +71,21 @@ export async function measureUnderRuntime(
       taskRoot: variants[name].dir,
       handler: variants[name].handler,
       nodePath: '',
-      environment: { OTEL_SERVICE_NAME: 'bench', OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, BENCH_EXPORTER: 'otlp', ...variants[name].environment },
+      activeTracing: variants[name].activeTracing,
+      environment: {
+        OTEL_SERVICE_NAME: 'bench',
+        OTEL_EXPORTER_OTLP_ENDPOINT: endpoint,
+        BENCH_EXPORTER: 'otlp',
+        AWS_XRAY_DAEMON_ADDRESS: xrayDaemon.address,
+        ...variants[name].environment,
+      },
     });
+  /** One invocation: its response time, the moment the response arrived, and how long the sandbox stayed busy. */
   const invoke = async (fn: PackagedFunction) => {
     const answer = await fn.invoke(apiEvent());
+    const answeredAt = performance.now();
     if (!answer.ok) throw new Error(`${fn.name} failed: ${JSON.stringify(answer)}\n${fn.logs()}`);
-    return { responseMs: answer.responseMs!, busyMs: await fn.whenIdle() };
+    return { responseMs: answer.responseMs!, answeredAt, busyMs: await fn.whenIdle() };
   };
 
   // Cold starts, in rotating order: a fresh runtime per variant and round, its first response timed from the spawn.
@@ -87,8 +99,9 @@ export async function measureUnderRuntime(
           const started = performance.now();
           const fn = await start(name, receiver.endpoint);
           try {
-            await invoke(fn);
-            result.coldFirstResponse[name].push(performance.now() - started);
+            // To the response, not to the end of the work after it (the export, with the extension).
+            const { answeredAt } = await invoke(fn);
+            result.coldFirstResponse[name].push(answeredAt - started);
           } finally {
             await fn.stop();
           }
@@ -132,11 +145,14 @@ export async function measureUnderRuntime(
       const fn = await start(name, receiver.endpoint);
       try {
         for (let i = 0; i < 50; i++) await invoke(fn);
-        const spansBefore = receiver.spans().length;
+        const received = () => receiver.spans().length + xrayDaemon.segments();
+        const spansBefore = received();
         const cpuBefore = await cpuSeconds(fn.pid!);
         for (let i = 0; i < plan.cpuCount; i++) await invoke(fn);
         result.cpuUs[name] = ((await cpuSeconds(fn.pid!)) - cpuBefore) * 1e6 / plan.cpuCount;
-        result.spansPerInvocation[name] = (receiver.spans().length - spansBefore) / plan.cpuCount;
+        // A datagram sent after the last response may still be on its way.
+        await new Promise((resolve) => setTimeout(resolve, 50));
+        result.spansPerInvocation[name] = (received() - spansBefore) / plan.cpuCount;
       } finally {
         await fn.stop();
       }

@@ -89,6 +89,8 @@ export interface PackagedFunctionOptions {
   freeze?: boolean;
   /** Refuse every extension registration, as Lambda does once the runtime has asked for its first event. */
   refuseRegistrations?: boolean;
+  /** X-Ray active tracing on the function (Tracing: Active): Lambda's trace header then says Sampled=1. */
+  activeTracing?: boolean;
 }
 
 /** Whether aws-lambda-ric and its native Runtime API client were installed (npm ci builds it). */
@@ -323,8 +325,8 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
           'Lambda-Runtime-Aws-Request-Id': requestId,
           'Lambda-Runtime-Deadline-Ms': String(deadlineMs),
           'Lambda-Runtime-Invoked-Function-Arn': invokedFunctionArn,
-          // Lambda's own X-Ray header (tracing off: not sampled), with the Lineage recursion detection reads.
-          'Lambda-Runtime-Trace-Id': `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomBytes(12).toString('hex')};Parent=${randomBytes(8).toString('hex')};Sampled=0;Lineage=1:8f4a1b2c:0`,
+          // Lambda's own X-Ray header (not sampled unless active tracing is on), with the Lineage recursion detection reads.
+          'Lambda-Runtime-Trace-Id': `Root=1-${Math.floor(Date.now() / 1000).toString(16)}-${randomBytes(12).toString('hex')};Parent=${randomBytes(8).toString('hex')};Sampled=${options.activeTracing ? 1 : 0};Lineage=1:8f4a1b2c:0`,
         };
         if (invokeOptions.clientContext !== undefined) headers['Lambda-Runtime-Client-Context'] = JSON.stringify(invokeOptions.clientContext);
         queued.push({
