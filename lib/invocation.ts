@@ -238,7 +238,7 @@ export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: Lambd
   try {
     return await run();
   } finally {
-    endInvocation(undefined, lambdaContext);
+    void endInvocation(undefined, lambdaContext);
   }
 }
 
