@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { devService } from './service';
 
 // `serverless package` as a user runs it before `serverless deploy`, with no AWS credentials at all.
 const ROOT = resolve(__dirname, '..');
@@ -44,7 +45,7 @@ function evaluateCondition(node: unknown, conditions: Record<string, unknown>): 
 }
 
 beforeAll(async () => {
-  outDir = await mkdtemp(join(tmpdir(), 'order-pipeline-package-'));
+  outDir = await mkdtemp(join(tmpdir(), 'traced-package-'));
   template = await packageService(outDir);
   resources = template.Resources;
 }, 150_000);
@@ -61,7 +62,7 @@ describe('serverless package', () => {
   it('declares the orders queue with a dead-letter queue', () => {
     const queue = resources.OrdersQueue;
     expect(queue.Type).toBe('AWS::SQS::Queue');
-    expect(queue.Properties.QueueName).toBe('order-pipeline-dev-orders');
+    expect(queue.Properties.QueueName).toBe(devService.queue('OrdersQueue').name);
     expect(queue.Properties.RedrivePolicy).toEqual({
       deadLetterTargetArn: { 'Fn::GetAtt': ['OrdersDeadLetterQueue', 'Arn'] },
       maxReceiveCount: 3,
@@ -69,19 +70,16 @@ describe('serverless package', () => {
     expect(resources.OrdersDeadLetterQueue.Type).toBe('AWS::SQS::Queue');
   });
 
-  it('declares the three functions on Node.js 24, each with its own role', () => {
+  it('declares every function serverless.yml has on Node.js 24, each with its own role', () => {
     const functions = Object.fromEntries(ofType('AWS::Lambda::Function').map(([, fn]) => [fn.Properties.FunctionName, fn.Properties]));
-    expect(Object.keys(functions).sort()).toEqual([
-      'order-pipeline-dev-create-order',
-      'order-pipeline-dev-notify-customer',
-      'order-pipeline-dev-process-order',
-    ]);
+    expect(Object.keys(functions).sort()).toEqual(devService.functions.map((fn) => fn.name).sort());
     for (const fn of Object.values(functions) as { Runtime: string }[]) expect(fn.Runtime).toBe('nodejs24.x');
-    expect(functions['order-pipeline-dev-create-order'].Role).toEqual({ 'Fn::GetAtt': ['CreateOrderRole', 'Arn'] });
-    expect(functions['order-pipeline-dev-create-order'].Environment.Variables.ORDERS_QUEUE_URL).toEqual({ Ref: 'OrdersQueue' });
-    expect(functions['order-pipeline-dev-process-order'].Environment.Variables.NOTIFY_CUSTOMER_FUNCTION).toBe(
-      'order-pipeline-dev-notify-customer',
-    );
+    const roles = Object.values(functions).map((fn) => JSON.stringify((fn as { Role: unknown }).Role));
+    expect(new Set(roles).size).toBe(roles.length);
+    const createOrder = functions[devService.functionName('create-order')];
+    expect(createOrder.Role).toEqual({ 'Fn::GetAtt': ['CreateOrderRole', 'Arn'] });
+    expect(createOrder.Environment.Variables.ORDERS_QUEUE_URL).toEqual({ Ref: 'OrdersQueue' });
+    expect(functions[devService.functionName('process-order')].Environment.Variables.NOTIFY_CUSTOMER_FUNCTION).toBe(devService.functionName('notify-customer'));
   });
 
   it('wires the queue to process-order with batches of 10 and ReportBatchItemFailures', () => {
@@ -145,7 +143,7 @@ describe('serverless package', () => {
       expect(fn.Properties.Layers ?? []).toEqual([]);
       expect(fn.Properties.Environment.Variables.OPENTELEMETRY_COLLECTOR_CONFIG_URI).toBe('');
     }
-    const dir = await mkdtemp(join(tmpdir(), 'order-pipeline-package-collector-'));
+    const dir = await mkdtemp(join(tmpdir(), 'traced-package-collector-'));
     try {
       const collector = await packageService(dir, { OTEL_COLLECTOR_LAYER: 'true', OTEL_COLLECTOR_EXPORT_ENDPOINT: 'https://otlp.example.com' });
       for (const fn of Object.values(collector.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function')) {
@@ -168,7 +166,7 @@ describe('serverless package', () => {
   }, 60_000);
 
   it("gives the functions only where a backend's API key is kept, and the right to read that one parameter or secret", async () => {
-    const dir = await mkdtemp(join(tmpdir(), 'order-pipeline-package-secret-'));
+    const dir = await mkdtemp(join(tmpdir(), 'traced-package-secret-'));
     try {
       const parameter = '/order-pipeline/otlp-api-key';
       const fromSsm = await packageService(dir, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com', OTLP_SECRET_SSM_PARAMETER: parameter });
@@ -206,7 +204,7 @@ describe('serverless package', () => {
     }
     expect(evaluateCondition({ Condition: 'ExportsToXRay' }, template.Conditions)).toBe(true);
 
-    const elsewhere = await mkdtemp(join(tmpdir(), 'order-pipeline-package-otlp-'));
+    const elsewhere = await mkdtemp(join(tmpdir(), 'traced-package-otlp-'));
     try {
       const other = await packageService(elsewhere, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com' });
       const [fn] = Object.values(other.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
@@ -236,7 +234,7 @@ describe('serverless package', () => {
 describe('serverless package with a function that does not build', () => {
   it('fails at once with esbuild\'s message', { timeout: 60_000 }, async () => {
     // A copy of the service whose create-order imports a module that does not exist.
-    const copy = await mkdtemp(join(tmpdir(), 'order-pipeline-broken-'));
+    const copy = await mkdtemp(join(tmpdir(), 'traced-broken-'));
     try {
       for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib']) {
         await cp(join(ROOT, entry), join(copy, entry), { recursive: true });

@@ -7,13 +7,19 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSqsServer } from 'local-aws-sqs';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver';
+import { describeService, LOCAL_ACCOUNT_ID, OFFLINE_STAGE } from './service';
 
-export const SERVICE = 'order-pipeline';
-export const STAGE = 'offline';
-export const FUNCTIONS = ['create-order', 'process-order', 'notify-customer'] as const;
+/** The service as serverless.yml declares it for the offline stage: every name below comes from there. */
+export const service = describeService(OFFLINE_STAGE);
+export const SERVICE = service.service;
+export const STAGE = OFFLINE_STAGE;
+/** The keys of the functions serverless.yml declares. */
+export const FUNCTIONS = service.functions.map((fn) => fn.key);
 export const FUNCTION_PREFIX = `${SERVICE}-${STAGE}-`;
-export const functionName = (key: (typeof FUNCTIONS)[number]) => `${FUNCTION_PREFIX}${key}`;
-const ACCOUNT_ID = '000000000000';
+export const functionName = (key: string) => service.functionName(key);
+const ACCOUNT_ID = LOCAL_ACCOUNT_ID;
+/** The queues some function consumes (dead-letter queues are only written to). */
+const CONSUMED_QUEUES = [...new Set(service.functions.flatMap((fn) => fn.consumes))].map((logicalId) => service.queue(logicalId).name);
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
 
 export interface StackPorts {
@@ -48,14 +54,17 @@ export interface OfflineStack {
   restApiUrl: string;
   lambdaEndpoint: string;
   sqsEndpoint: string;
+  /** The URL of the first queue a function consumes (the orders queue here). */
   queueUrl: string;
+  /** Every declared queue's URL on the emulator, by its name. */
+  queueUrls: Record<string, string>;
   /** The local receiver, when this stack started one. */
   receiver?: OtlpReceiver;
   /** What serverless offline printed (handlers' logs included), for diagnosis. */
   output(): string;
   /**
-   * Resolves once the orders queue holds no message, visible or in flight: serverless-offline-sqs deletes a batch
-   * after process-order has returned, and process-order returns after notify-customer has answered, each having
+   * Resolves once every consumed queue holds no message, visible or in flight: serverless-offline-sqs deletes a
+   * batch after its consumer has returned (process-order returns after notify-customer has answered), each having
    * flushed its spans by then. Rejects after `timeoutMs`.
    */
   waitForQueueDrained(timeoutMs: number): Promise<void>;
@@ -113,10 +122,14 @@ export async function startOfflineStack(options: StackOptions = {}): Promise<Off
       restApiUrl: `http://127.0.0.1:${ports.http}/${STAGE}/orders`,
       lambdaEndpoint: `http://127.0.0.1:${ports.lambda}`,
       sqsEndpoint,
-      queueUrl: `${sqsEndpoint}/${ACCOUNT_ID}/${SERVICE}-${STAGE}-orders`,
+      queueUrl: queueUrl(sqsEndpoint, CONSUMED_QUEUES[0] ?? service.queues[0]?.name ?? ''),
+      queueUrls: Object.fromEntries(service.queues.map((queue) => [queue.name, queueUrl(sqsEndpoint, queue.name)])),
       receiver,
       output: offline.output,
-      waitForQueueDrained: (timeoutMs) => waitForEmptyQueue(sqsEndpoint, `${sqsEndpoint}/${ACCOUNT_ID}/${SERVICE}-${STAGE}-orders`, timeoutMs),
+      waitForQueueDrained: async (timeoutMs) => {
+        const deadline = Date.now() + timeoutMs;
+        for (const name of CONSUMED_QUEUES) await waitForEmptyQueue(sqsEndpoint, queueUrl(sqsEndpoint, name), Math.max(0, deadline - Date.now()));
+      },
       waitForOutput: async (text, timeoutMs) => {
         const deadline = Date.now() + timeoutMs;
         while (!offline.output().includes(text)) {
@@ -142,7 +155,7 @@ async function waitForEmptyQueue(endpoint: string, queueUrl: string, timeoutMs: 
         new GetQueueAttributesCommand({ QueueUrl: queueUrl, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
       );
       if (Number(Attributes.ApproximateNumberOfMessages) === 0 && Number(Attributes.ApproximateNumberOfMessagesNotVisible) === 0) return;
-      if (Date.now() > deadline) throw new Error(`the orders queue still held messages after ${timeoutMs} ms`);
+      if (Date.now() > deadline) throw new Error(`${queueUrl.slice(queueUrl.lastIndexOf('/') + 1)} still held messages after ${timeoutMs} ms`);
       await sleep(200);
     }
   } finally {
@@ -150,24 +163,31 @@ async function waitForEmptyQueue(endpoint: string, queueUrl: string, timeoutMs: 
   }
 }
 
+const queueUrl = (sqsEndpoint: string, name: string) => `${sqsEndpoint}/${ACCOUNT_ID}/${name}`;
+
+/** The emulator with every queue serverless.yml declares, dead-letter queues first (a redrive policy names one). */
 async function startSqsEmulator(port: number): Promise<Server> {
-  const dlq = `${SERVICE}-${STAGE}-orders-dlq`;
+  const ordered = [...service.queues].sort((a, b) => Number(Boolean(a.deadLetterQueue)) - Number(Boolean(b.deadLetterQueue)));
   return createSqsServer({
     port,
     hostname: '127.0.0.1',
     accountId: ACCOUNT_ID,
-    region: 'eu-west-1',
+    region: service.region,
     emulateQueueCreationLifecycle: false,
-    queues: [
-      { QueueName: dlq },
-      {
-        QueueName: `${SERVICE}-${STAGE}-orders`,
-        Attributes: {
-          VisibilityTimeout: '60',
-          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:eu-west-1:${ACCOUNT_ID}:${dlq}`, maxReceiveCount: 3 }),
-        },
+    queues: ordered.map((queue) => ({
+      QueueName: queue.name,
+      Attributes: {
+        ...queue.attributes,
+        ...(queue.deadLetterQueue
+          ? {
+              RedrivePolicy: JSON.stringify({
+                deadLetterTargetArn: `arn:aws:sqs:${service.region}:${ACCOUNT_ID}:${service.queue(queue.deadLetterQueue).name}`,
+                maxReceiveCount: queue.maxReceiveCount ?? 3,
+              }),
+            }
+          : {}),
       },
-    ],
+    })),
   });
 }
 
@@ -221,14 +241,15 @@ async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver 
   return { stop, output: () => output };
 }
 
-/** Ready when both the HTTP server and the Lambda invoke endpoint answer. */
+/** Ready when the HTTP server and the Lambda invoke endpoint answer, having listed every declared function. */
 async function waitUntilReady(ports: StackPorts, child: ChildProcess, output: () => string, timeoutMs: number) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`serverless offline exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output()}`);
     }
-    if ((await answers(ports.http)) && (await answers(ports.lambda))) return;
+    const listed = service.functions.every((fn) => output().includes(fn.name));
+    if (listed && (await answers(ports.http)) && (await answers(ports.lambda))) return;
     await sleep(250);
   }
   throw new Error(`serverless offline was not ready within ${timeoutMs} ms:\n${output()}`);

@@ -17,10 +17,15 @@ import {
   traceShape,
   type SpanCapture,
 } from '../../lib/testing';
+import { devService } from '../service';
 import { TRACE_ID, TRACEPARENT } from '../trace-ids';
 
 const QUEUE_URL = process.env.ORDERS_QUEUE_URL!;
 const NOTIFY = process.env.NOTIFY_CUSTOMER_FUNCTION!;
+// Span names carry the queue's and the function's deployed names, as serverless.yml gives them.
+const SEND_ORDERS = `send ${devService.queue('OrdersQueue').name}`;
+const PROCESS_ORDERS = `process ${devService.queue('OrdersQueue').name}`;
+const INVOKE_NOTIFY = `invoke ${devService.functionName('notify-customer')}`;
 const ORDER = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 2 }] };
 
 // The SDK types a response payload as its blob adapter; the handler reads it as bytes.
@@ -49,7 +54,7 @@ describe('create-order', () => {
     expect(response.statusCode).toBe(202);
     const body = JSON.parse(response.body);
     expect(body).toEqual({ orderId: expect.stringMatching(/^[0-9a-f-]{36}$/), traceId: TRACE_ID });
-    const producer = capture.span(`send order-pipeline-dev-orders`);
+    const producer = capture.span(SEND_ORDERS);
     const { traceId, spanId } = producer.spanContext();
     expect(sqsMock).toHaveReceivedCommandTimes(SendMessageCommand, 1);
     expect(sqsMock).toHaveReceivedCommandWith(SendMessageCommand, {
@@ -62,7 +67,7 @@ describe('create-order', () => {
     const sent = JSON.parse(sqsMock.commandCalls(SendMessageCommand)[0].args[0].input.MessageBody!);
     expect(sent).toMatchObject({ ...ORDER, orderId: body.orderId });
     expect(traceShape(capture.spans())).toEqual([
-      { name: 'POST /orders', kind: 'SERVER', children: [{ name: 'send order-pipeline-dev-orders', kind: 'PRODUCER' }] },
+      { name: 'POST /orders', kind: 'SERVER', children: [{ name: SEND_ORDERS, kind: 'PRODUCER' }] },
     ]);
   });
 
@@ -121,7 +126,7 @@ describe('process-order', () => {
     const result = await processOrder(sqsEvent([queuedOrder()]), lambdaContext({ functionName: 'process-order' }));
 
     expect(result).toEqual({ batchItemFailures: [] });
-    const invoke = capture.span('invoke order-pipeline-dev-notify-customer');
+    const invoke = capture.span(INVOKE_NOTIFY);
     const input = lambdaMock.commandCalls(InvokeCommand)[0].args[0].input;
     expect(input).toMatchObject({ FunctionName: NOTIFY, InvocationType: 'RequestResponse' });
     expect(JSON.parse(Buffer.from(input.Payload as Uint8Array).toString())).toEqual({
@@ -134,9 +139,9 @@ describe('process-order', () => {
     });
     expect(traceShape(capture.spans())).toEqual([
       {
-        name: 'process order-pipeline-dev-orders',
+        name: PROCESS_ORDERS,
         kind: 'CONSUMER',
-        children: [{ name: 'invoke order-pipeline-dev-notify-customer', kind: 'CLIENT' }],
+        children: [{ name: INVOKE_NOTIFY, kind: 'CLIENT' }],
       },
     ]);
   });

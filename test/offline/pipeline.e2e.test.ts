@@ -1,7 +1,7 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
-import { freePorts, FUNCTIONS, functionName, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
+import { freePorts, FUNCTION_PREFIX, FUNCTIONS, functionName, service, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
 import { functionOf, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 
 // The real offline stack on loopback: SQS emulator, serverless offline (esbuild bundles, worker threads),
@@ -42,19 +42,23 @@ function shapeOf(spans: ReceivedSpan[]): string[] {
   const sorted = [...spans].sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0));
   const lines: string[] = [];
   const walk = (span: ReceivedSpan, depth: number) => {
-    lines.push(`${'  '.repeat(depth)}${span.name} ${span.kind} ${functionOf(span).replace('order-pipeline-offline-', '')}`);
+    lines.push(`${'  '.repeat(depth)}${span.name} ${span.kind} ${functionOf(span).replace(FUNCTION_PREFIX, '')}`);
     sorted.filter((child) => child.parentSpanId === span.spanId).forEach((child) => walk(child, depth + 1));
   };
   sorted.filter((span) => !span.parentSpanId || !ids.has(span.parentSpanId)).forEach((root) => walk(root, 0));
   return lines;
 }
 
+// The deployed names in span names, as serverless.yml gives them offline.
+const ORDERS = service.queue('OrdersQueue').name;
+const NOTIFY = functionName('notify-customer');
+
 const PIPELINE_SHAPE = [
   'POST /orders SERVER create-order',
-  '  send order-pipeline-offline-orders PRODUCER create-order',
-  '    process order-pipeline-offline-orders CONSUMER process-order',
-  '      invoke order-pipeline-offline-notify-customer CLIENT process-order',
-  '        order-pipeline-offline-notify-customer SERVER notify-customer',
+  `  send ${ORDERS} PRODUCER create-order`,
+  `    process ${ORDERS} CONSUMER process-order`,
+  `      invoke ${NOTIFY} CLIENT process-order`,
+  `        ${NOTIFY} SERVER notify-customer`,
   '          send order confirmation INTERNAL notify-customer',
 ];
 
@@ -102,9 +106,9 @@ describe('the order pipeline offline', () => {
     const spans = await waitForTrace(body.traceId!, PIPELINE_SHAPE.length);
     const statusOf = (name: string) => spans.find((span) => span.name === name)?.status;
     expect(statusOf('send order confirmation')).toBe('ERROR');
-    expect(statusOf('order-pipeline-offline-notify-customer')).toBe('ERROR');
-    expect(statusOf('invoke order-pipeline-offline-notify-customer')).toBe('ERROR');
-    expect(statusOf('process order-pipeline-offline-orders')).toBe('ERROR');
+    expect(statusOf(NOTIFY)).toBe('ERROR');
+    expect(statusOf(`invoke ${NOTIFY}`)).toBe('ERROR');
+    expect(statusOf(`process ${ORDERS}`)).toBe('ERROR');
     expect(statusOf('POST /orders')).toBe('UNSET');
   });
 
@@ -136,7 +140,7 @@ describe('the order pipeline offline', () => {
     expect(JSON.parse(Buffer.from(response.Payload!).toString())).toMatchObject({ orderId: 'o-direct', delivered: true });
     const spans = await waitForTrace(traceId, 2, [functionName('notify-customer')]);
     expect(shapeOf(spans)).toEqual([
-      'order-pipeline-offline-notify-customer SERVER notify-customer',
+      `${NOTIFY} SERVER notify-customer`,
       '  send order confirmation INTERNAL notify-customer',
     ]);
     expect(spans.find((span) => span.kind === 'SERVER')!.parentSpanId).toBe('0123456789abcdef');

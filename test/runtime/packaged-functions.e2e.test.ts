@@ -14,6 +14,7 @@ import { apiGatewayV2Event } from '../../lib/testing';
 import { decodeTracesRequest, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 import { renderTraceTree, spansOfTrace, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 import { closedPort } from '../closed-port';
+import { devService } from '../service';
 import { TRACE_ID, TRACEPARENT } from '../trace-ids';
 import { startPackagedFunction, type InvokeResult, type PackagedFunction } from './lambda-runtime';
 
@@ -23,11 +24,12 @@ import { startPackagedFunction, type InvokeResult, type PackagedFunction } from 
 // module left out of the zip, a wrong handler path or a require that only works from the project's node_modules.
 const ROOT = resolve(__dirname, '..', '..');
 const STAGE = 'dev';
-const PREFIX = `order-pipeline-${STAGE}-`;
+// Deployed names as serverless.yml gives them (the unit tests' stage); the functions are the example pipeline's.
+const PREFIX = `${devService.service}-${STAGE}-`;
 const FUNCTIONS = ['create-order', 'process-order', 'notify-customer'] as const;
 type FunctionKey = (typeof FUNCTIONS)[number];
-const REGION = 'eu-west-1';
-const QUEUE = `${PREFIX}orders`;
+const REGION = devService.region;
+const QUEUE = devService.queue('OrdersQueue').name;
 
 let work: string;
 let nodePath: string;
@@ -40,7 +42,7 @@ const extra: PackagedFunction[] = [];
 let template: { Resources: Record<string, { Type: string; Properties: any }> };
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'order-pipeline-runtime-'));
+  work = await mkdtemp(join(tmpdir(), 'traced-runtime-'));
   const outDir = join(work, 'package');
   await promisify(execFile)(
     process.execPath,
