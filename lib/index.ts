@@ -16,6 +16,7 @@ export { traceHttpHandler, type HttpHandlerOptions } from './handlers/http';
 export { traceSqsRecords, type SqsBatchStrategy, type SqsHandlerOptions, type SqsRecordHandler } from './handlers/sqs';
 export { traceInvokeHandler, type InvokeHandlerOptions } from './handlers/invoke';
 export { traceEventBridgeHandler, traceSnsRecords, type EventHandlerOptions } from './handlers/events';
+export { tracingMiddleware, type MiddlewareRequest, type TracingMiddleware, type TracingMiddlewareOptions } from './middy';
 export { withSpan } from './child-span';
 export type { ForwardOptions } from './forward/parent';
 export { injectIntoSqsMessage, sendMessage, sendMessageBatch } from './forward/sqs';

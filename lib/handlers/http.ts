@@ -1,5 +1,5 @@
 import { diag, SpanKind, SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
-import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import type { APIGatewayProxyEventV2, Context as LambdaContext } from 'aws-lambda';
 import { headerValue, type HttpEvent } from '../carriers/http-headers';
 import { extractParentFromHttpEvent } from '../extract';
 import {
@@ -11,6 +11,7 @@ import {
   startTelemetrySafely,
   takeColdStart,
   type LambdaFn,
+  type StartedInvocation,
 } from '../invocation';
 import type { InboundPolicy } from '../inbound-policy';
 import {
@@ -46,21 +47,29 @@ export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>
   // Not async itself: the promise of runInvocation is returned as is, without one more hop.
   return (event, lambdaContext) => {
     beginInvocation(lambdaContext);
-    const started = startTelemetrySafely(() => {
-      const telemetry = getTelemetry();
-      const attributes = invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType));
-      const { method, route } = addRequestAttributes(attributes, event, options.route);
-      return startEntrySpan(telemetry, {
-        name: route ? `${method} ${route}` : method,
-        kind: SpanKind.SERVER,
-        attributes,
-        lookup: extractParentFromHttpEvent(event),
-        inbound: options.inbound,
-      });
-    });
+    const started = startHttpInvocation(event, lambdaContext, options);
     if (!started) return runUntraced(() => handler(event, lambdaContext), lambdaContext);
-    return runInvocation(started, lambdaContext, () => handler(event, lambdaContext), recordResponse);
+    return runInvocation(started, lambdaContext, () => handler(event, lambdaContext), recordHttpResponse);
   };
+}
+
+/**
+ * Starts the SERVER span of one request (after `beginInvocation`); undefined when tracing could not start. Shared
+ * by the wrapper and the middy middleware, so that both make the same span.
+ */
+export function startHttpInvocation(event: HttpEvent, lambdaContext: LambdaContext, options: HttpHandlerOptions): StartedInvocation | undefined {
+  return startTelemetrySafely(() => {
+    const telemetry = getTelemetry();
+    const attributes = invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType));
+    const { method, route } = addRequestAttributes(attributes, event, options.route);
+    return startEntrySpan(telemetry, {
+      name: route ? `${method} ${route}` : method,
+      kind: SpanKind.SERVER,
+      attributes,
+      lookup: extractParentFromHttpEvent(event),
+      inbound: options.inbound,
+    });
+  });
 }
 
 /** Adds the request's HTTP attributes to `attributes` (one object, no copies: this runs on every request). */
@@ -99,7 +108,8 @@ function routeFromRouteKey(routeKey: string | undefined): string | undefined {
   return path && path.startsWith('/') ? path : undefined;
 }
 
-function recordResponse(span: Span, result: unknown): void {
+/** Reads the handler's answer into the span: its status code (a bare body is a 200), 5xx → ERROR. */
+export function recordHttpResponse(span: Span, result: unknown): void {
   // HTTP API accepts a bare body as the result, which API Gateway answers with 200.
   const status =
     result !== null && typeof result === 'object' && typeof (result as { statusCode?: unknown }).statusCode === 'number'

@@ -1,5 +1,6 @@
 import { SpanKind } from '@opentelemetry/api';
-import { unwrapInvokePayload } from '../carriers/invoke-payload-envelope';
+import type { Context as LambdaContext } from 'aws-lambda';
+import { unwrapInvokePayload, type TraceFields } from '../carriers/invoke-payload-envelope';
 import { extractParentFromInvoke } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
 import {
@@ -11,6 +12,7 @@ import {
   startTelemetrySafely,
   takeColdStart,
   type LambdaFn,
+  type StartedInvocation,
 } from '../invocation';
 import { FAAS_TRIGGER } from '../semconv';
 import { getTelemetry } from '../telemetry';
@@ -33,17 +35,29 @@ export function traceInvokeHandler<E, R>(handler: LambdaFn<E, R>, options: Invok
     beginInvocation(lambdaContext);
     const { payload, fields } = unwrapInvokePayload(event);
     const callerEvent = payload as E;
-    const started = startTelemetrySafely(() => {
-      const telemetry = getTelemetry();
-      return startEntrySpan(telemetry, {
-        name: lambdaContext.functionName || telemetry.config.lambda.functionName || 'invoke',
-        kind: SpanKind.SERVER,
-        attributes: invocationAttributes(lambdaContext, FAAS_TRIGGER.other, takeColdStart(telemetry.config.lambda.initializationType)),
-        lookup: extractParentFromInvoke(lambdaContext, fields),
-        inbound: options.inbound,
-      });
-    });
+    const started = startInvokeInvocation(lambdaContext, fields, options);
     if (!started) return runUntraced(() => handler(callerEvent, lambdaContext), lambdaContext);
     return runInvocation(started, lambdaContext, () => handler(callerEvent, lambdaContext));
   };
+}
+
+/**
+ * Starts the SERVER span of one invoke (after `beginInvocation`), its parent read from the client context or the
+ * envelope's `fields`; undefined when tracing could not start. Shared by the wrapper and the middy middleware.
+ */
+export function startInvokeInvocation(
+  lambdaContext: LambdaContext,
+  fields: TraceFields | undefined,
+  options: InvokeHandlerOptions,
+): StartedInvocation | undefined {
+  return startTelemetrySafely(() => {
+    const telemetry = getTelemetry();
+    return startEntrySpan(telemetry, {
+      name: lambdaContext.functionName || telemetry.config.lambda.functionName || 'invoke',
+      kind: SpanKind.SERVER,
+      attributes: invocationAttributes(lambdaContext, FAAS_TRIGGER.other, takeColdStart(telemetry.config.lambda.initializationType)),
+      lookup: extractParentFromInvoke(lambdaContext, fields),
+      inbound: options.inbound,
+    });
+  });
 }

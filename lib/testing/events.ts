@@ -2,6 +2,7 @@ import { randomUUID } from 'node:crypto';
 import type { InvokeCommandInput } from '@aws-sdk/client-lambda';
 import type { SendMessageCommandInput } from '@aws-sdk/client-sqs';
 import type {
+  ALBEvent,
   APIGatewayProxyEvent,
   APIGatewayProxyEventV2,
   ClientContext,
@@ -30,8 +31,7 @@ export interface HttpRequestOptions {
 /** An API Gateway REST (v1) proxy event; headers keep the case they are given in, as REST APIs do. */
 export function apiGatewayV1Event(options: HttpRequestOptions = {}): APIGatewayProxyEvent {
   const { method = 'POST', path = '/orders', headers = {}, body = null, stage = 'dev' } = options;
-  const multiValueHeaders =
-    options.multiValueHeaders ?? Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]]));
+  const multiValueHeaders = options.multiValueHeaders ?? multiValue(headers);
   return {
     resource: path,
     path,
@@ -59,6 +59,24 @@ export function apiGatewayV1Event(options: HttpRequestOptions = {}): APIGatewayP
       resourcePath: path,
     },
   };
+}
+
+/** An ALB target group's event, multi-value headers on (as REST, every value of a header); ALB events carry no route. */
+export function albEvent(options: HttpRequestOptions = {}): ALBEvent {
+  const { method = 'POST', path = '/orders', headers = {}, body = null } = options;
+  return {
+    requestContext: { elb: { targetGroupArn: `arn:aws:elasticloadbalancing:${REGION}:${ACCOUNT}:targetgroup/orders/1` } },
+    httpMethod: method,
+    path,
+    queryStringParameters: {},
+    multiValueHeaders: options.multiValueHeaders ?? multiValue(headers),
+    body,
+    isBase64Encoded: false,
+  };
+}
+
+function multiValue(headers: Record<string, string>): Record<string, string[]> {
+  return Object.fromEntries(Object.entries(headers).map(([name, value]) => [name, [value]]));
 }
 
 /** An API Gateway HTTP API (v2) event; header names are lower-cased, as HTTP APIs do. */

@@ -1,6 +1,7 @@
 export { captureSpans, MemorySpanExporter, type SpanCapture } from './span-capture';
 export { traceShape, type SpanShape } from './trace-shape';
 export {
+  albEvent,
   apiGatewayV1Event,
   apiGatewayV2Event,
   clientContextFromInvoke,

@@ -1,6 +1,7 @@
 import { execFile } from 'node:child_process';
 import { resolve } from 'node:path';
 import { promisify } from 'node:util';
+import middy from '@middy/core';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { DiagLogger } from '@opentelemetry/api';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
@@ -119,6 +120,19 @@ describe('export after the response (Lambda extension registered)', () => {
     await exportTurn();
     expect(held.exports).toHaveLength(1);
     expect(held.exports[0].spans).toHaveLength(3);
+    held.exports[0].answer();
+    await invoke;
+  });
+
+  it('hands the export of a middy handler traced by tracingMiddleware to the extension too', async () => {
+    const context = lambdaContext();
+    const invoke = link.onInvoke!(invokeEvent(context.awsRequestId));
+    const handler = middy(async () => ({ statusCode: 202 })).use(kit.tracingMiddleware({ trigger: 'http' }));
+    await expect(handler(apiGatewayV2Event(), context)).resolves.toEqual({ statusCode: 202 });
+    expect(held.exports).toHaveLength(0);
+    await exportTurn();
+    expect(held.exports).toHaveLength(1);
+    expect(held.exports[0].spans.map((span) => span.attributes['faas.invocation_id'])).toEqual([context.awsRequestId]);
     held.exports[0].answer();
     await invoke;
   });

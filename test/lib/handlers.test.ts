@@ -1,5 +1,5 @@
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
-import type { ALBEvent, SQSRecord } from 'aws-lambda';
+import type { SQSRecord } from 'aws-lambda';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import {
   currentTracePayload,
@@ -12,6 +12,7 @@ import {
   withSpan,
 } from '../../lib';
 import {
+  albEvent,
   apiGatewayV1Event,
   apiGatewayV2Event,
   captureSpans,
@@ -74,17 +75,9 @@ describe('traceHttpHandler', () => {
 
   it('continues the trace of an ALB request, header names in any case, named by method', async () => {
     const handler = traceHttpHandler(async () => ({ statusCode: 200 }));
-    const albEvent: ALBEvent = {
-      requestContext: { elb: { targetGroupArn: 'arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/orders/1' } },
-      httpMethod: 'GET',
-      path: '/orders/o-1',
-      queryStringParameters: {},
-      multiValueHeaders: { 'X-Forwarded-Proto': ['http'], TRACEPARENT: [TRACEPARENT], Host: ['orders.example.com'] },
-      body: null,
-      isBase64Encoded: false,
-    };
+    const event = albEvent({ method: 'GET', path: '/orders/o-1', headers: { 'X-Forwarded-Proto': 'http', TRACEPARENT, Host: 'orders.example.com' } });
 
-    await handler(albEvent, lambdaContext());
+    await handler(event, lambdaContext());
 
     const span = capture.span('GET');
     expect(span.parentSpanContext?.spanId).toBe(SPAN_ID);
@@ -92,7 +85,7 @@ describe('traceHttpHandler', () => {
     expect(span.attributes['http.route']).toBeUndefined();
 
     // The route the function serves, given to the wrapper: the span is named after it, as on API Gateway.
-    await traceHttpHandler(async () => ({ statusCode: 200 }), { route: '/orders/{orderId}' })(albEvent, lambdaContext());
+    await traceHttpHandler(async () => ({ statusCode: 200 }), { route: '/orders/{orderId}' })(event, lambdaContext());
     expect(capture.span('GET /orders/{orderId}').attributes['http.route']).toBe('/orders/{orderId}');
   });
 

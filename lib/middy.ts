@@ -1,0 +1,122 @@
+/**
+ * The kit as a middy middleware: the same entry span and end-of-invocation export as `traceHttpHandler` and
+ * `traceInvokeHandler`, for handlers built with `middy(handler).use(…)`. Typed by shape, so the kit does not
+ * depend on @middy/core.
+ */
+import { context, diag, type ContextManagementToken, type Span } from '@opentelemetry/api';
+import type { Context as LambdaContext } from 'aws-lambda';
+import { unwrapInvokePayload } from './carriers/invoke-payload-envelope';
+import type { HttpEvent } from './carriers/http-headers';
+import { recordHttpResponse, startHttpInvocation, type HttpHandlerOptions } from './handlers/http';
+import { startInvokeInvocation, type InvokeHandlerOptions } from './handlers/invoke';
+import { beginInvocation, endInvocation, entryContext, recordFailure, type StartedInvocation } from './invocation';
+
+/** What the middleware reads and writes of middy's request object. */
+export interface MiddlewareRequest {
+  event: unknown;
+  context: LambdaContext;
+  response?: unknown;
+  error?: unknown;
+}
+
+/** The shape of middy's `MiddlewareObj`. Every hook resolves to undefined: a value would become middy's response. */
+export interface TracingMiddleware {
+  before: (request: MiddlewareRequest) => void;
+  after: (request: MiddlewareRequest) => Promise<void>;
+  onError: (request: MiddlewareRequest) => Promise<void>;
+}
+
+/** The trigger the function serves, with the options of the wrapper for that trigger. */
+export type TracingMiddlewareOptions = ({ trigger: 'http' } & HttpHandlerOptions) | ({ trigger: 'invoke' } & InvokeHandlerOptions);
+
+/** One invocation's tracing, from `before` to `after`/`onError`. */
+interface InvocationState {
+  started: StartedInvocation | undefined;
+  /** Restores the context that was current before the entry span was made current. */
+  scope: ContextManagementToken | undefined;
+}
+
+// Keyed by middy's request object, which is made anew for each invocation: invocations running at once in one
+// process never see each other's state, and the state goes when its request does.
+const invocations = new WeakMap<MiddlewareRequest, InvocationState>();
+
+let sqsBatchWarned = false;
+
+/**
+ * `middy(handler).use(tracingMiddleware({ trigger: 'http', route }))`: one SERVER span per invocation, as the
+ * trigger's wrapper makes it, current while the other middlewares and the handler run. Use it first, so that its
+ * `after`/`onError` run last and see the function's final answer. Errors pass through unchanged; an SQS batch runs
+ * untraced (its spans are per record: `traceSqsRecords`).
+ */
+export function tracingMiddleware(options: TracingMiddlewareOptions): TracingMiddleware {
+  const start =
+    options.trigger === 'http'
+      ? (request: MiddlewareRequest) => startHttpInvocation(request.event as HttpEvent, request.context, options)
+      : (request: MiddlewareRequest) => {
+          // As the wrapper does: the handler (and every later middleware) sees the caller's own payload.
+          const { payload, fields } = unwrapInvokePayload(request.event);
+          request.event = payload;
+          return startInvokeInvocation(request.context, fields, options);
+        };
+  const recordAnswer = options.trigger === 'http' ? recordHttpResponse : undefined;
+
+  return {
+    before(request) {
+      try {
+        beginInvocation(request.context);
+        const state: InvocationState = { started: undefined, scope: undefined };
+        // Kept before anything can fail, so that `after` still ends the invocation.
+        invocations.set(request, state);
+        if (isSqsBatch(request.event)) {
+          warnSqsBatch();
+          return;
+        }
+        state.started = start(request);
+        // The context manager the kit registers supports attach; with tracing disabled there is none to ask.
+        if (state.started && !state.started.telemetry.config.disabled) {
+          state.scope = context.attach(entryContext(state.started.parentContext, state.started.span));
+        }
+      } catch (error) {
+        diag.error('traced-lambda: tracingMiddleware could not start tracing for this invocation', error);
+      }
+    },
+    after: (request) => finish(request, (span) => recordAnswer?.(span, request.response)),
+    onError: (request) =>
+      finish(request, (span) => {
+        // An earlier onError may have answered for the error: the function then returns that answer.
+        if (request.response === undefined) recordFailure(span, request.error);
+        else recordAnswer?.(span, request.response);
+      }),
+  };
+}
+
+/** Ends the invocation's span after `record` has read the outcome into it, then exports (or hands off) as a wrapper does. */
+async function finish(request: MiddlewareRequest, record: (span: Span) => void): Promise<void> {
+  const state = invocations.get(request);
+  if (!state) return;
+  invocations.delete(request);
+  const { started, scope } = state;
+  try {
+    scope?.dispose();
+    if (started) record(started.span);
+  } catch (error) {
+    diag.error('traced-lambda: tracingMiddleware could not read the outcome of this invocation', error);
+  }
+  // Whatever happened above: the span ends and the invocation is over, or the extension would wait for it.
+  started?.span.end();
+  await endInvocation(started?.telemetry, request.context);
+}
+
+function isSqsBatch(event: unknown): boolean {
+  const records = (event as { Records?: unknown } | null | undefined)?.Records;
+  return Array.isArray(records) && (records[0] as { eventSource?: unknown } | undefined)?.eventSource === 'aws:sqs';
+}
+
+function warnSqsBatch(): void {
+  if (sqsBatchWarned) return;
+  sqsBatchWarned = true;
+  diag.warn(
+    'traced-lambda: tracingMiddleware does not trace SQS batches (each record needs its own span and failure report); ' +
+      'these invocations run untraced: export traceSqsRecords(recordHandler) as the handler instead.',
+  );
+}
