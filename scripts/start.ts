@@ -1,13 +1,20 @@
 /**
  * `npm start`: the whole pipeline offline in one command. Starts the SQS emulator, serverless offline and a
  * local OTLP receiver, sends one order through POST /orders, waits for its trace to cross the three
- * functions, prints it as a tree, stops everything and exits 0 (1 if the trace did not come together).
+ * functions, prints it as a tree, writes it as a waterfall page (.traces/latest.html), stops everything and
+ * exits 0 (1 if the trace did not come together).
  */
+import { resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { readTelemetryConfig, startRun, startTelemetry, tracedFetch, type Run } from '../lib';
 import { FUNCTION_PREFIX, FUNCTIONS, functionName, portsFromEnv, startOfflineStack, type OfflineStack } from './offline/stack';
+import type { ReceivedSpan } from './offline/otlp-receiver';
+import { writeTracePage } from './offline/trace-page';
 import { renderTraceTree, spansOfTrace, waitForConnectedTrace } from './offline/trace-tree';
 
 const TRACE_TIMEOUT_MS = 30_000;
+// Git-ignored; the page is rewritten by each run.
+const TRACE_PAGE_FILE = resolve(__dirname, '..', '.traces', 'latest.html');
 // npm start, POST, POST /orders, send, process, invoke, notify-customer, send order confirmation.
 const EXPECTED_SPANS = 8;
 const order = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 2 }, { sku: 'PEN-7', quantity: 1 }] };
@@ -73,12 +80,24 @@ async function sendOrderAndPrintTrace(stack: OfflineStack, run: Run, externalBac
     const spans = await waitForConnectedTrace(stack.receiver, traceId, { count: EXPECTED_SPANS, functions }, TRACE_TIMEOUT_MS);
     console.log(renderTraceTree(spans, { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX }));
     console.log(`\nOne trace across ${FUNCTIONS.length} functions. Run \`npm run offline\` to keep the stack up and send your own requests.`);
+    await printTracePage(stack.receiver.spans(), traceId, console.log);
     return 0;
   } catch (error) {
     console.error(`${(error as Error).message}\nSpans of trace ${traceId} so far:`);
     console.error(renderTraceTree(spansOfTrace(stack.receiver.spans(), traceId)));
     console.error('\nserverless offline said:\n' + stack.output());
+    await printTracePage(stack.receiver.spans(), traceId, console.error);
     return 1;
+  }
+}
+
+/** Writes every span the receiver got as a waterfall page and prints its address; a failed write only warns. */
+async function printTracePage(spans: ReceivedSpan[], traceId: string, print: (line: string) => void): Promise<void> {
+  try {
+    await writeTracePage(TRACE_PAGE_FILE, spans, { title: `npm start · trace ${traceId}`, madeAt: new Date() });
+    print(`\nThe trace as a waterfall, to open in a browser:\n  ${pathToFileURL(TRACE_PAGE_FILE).href}`);
+  } catch (error) {
+    console.error(`\nThe trace page could not be written to ${TRACE_PAGE_FILE}: ${(error as Error).message}`);
   }
 }
 

@@ -15,6 +15,16 @@ export interface ReceivedSpan {
   statusMessage?: string;
   attributes: Record<string, unknown>;
   resource: Record<string, unknown>;
+  /** The spans this one is linked to (SQS `links`/`both` strategies, the `link` inbound policy); none when absent. */
+  links?: ReceivedLink[];
+}
+
+/** A span link as OTLP/JSON carries it. */
+export interface ReceivedLink {
+  traceId: string;
+  spanId: string;
+  traceState?: string;
+  attributes: Record<string, unknown>;
 }
 
 export type SpanKindName = 'UNSPECIFIED' | 'INTERNAL' | 'SERVER' | 'CLIENT' | 'PRODUCER' | 'CONSUMER';
@@ -127,12 +137,26 @@ interface OtlpAnyValue {
   arrayValue?: { values?: OtlpAnyValue[] };
 }
 
+/** A span as OTLP/JSON writes it (every field may be missing or of another type in a request from elsewhere). */
+interface OtlpSpan {
+  traceId?: unknown;
+  spanId?: unknown;
+  parentSpanId?: unknown;
+  name?: unknown;
+  kind?: unknown;
+  startTimeUnixNano?: string | number;
+  endTimeUnixNano?: string | number;
+  status?: { code?: unknown; message?: unknown };
+  attributes?: OtlpKeyValue[];
+  links?: unknown;
+}
+
 /** OTLP/JSON `ExportTraceServiceRequest` → received spans. */
 export function decodeTracesRequest(body: unknown): ReceivedSpan[] {
   const resourceSpans = (body as { resourceSpans?: unknown[] })?.resourceSpans;
   if (!Array.isArray(resourceSpans)) throw new Error('resourceSpans is missing');
   const spans: ReceivedSpan[] = [];
-  for (const group of resourceSpans as { resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: { spans?: any[] }[] }[]) {
+  for (const group of resourceSpans as { resource?: { attributes?: OtlpKeyValue[] }; scopeSpans?: { spans?: OtlpSpan[] }[] }[]) {
     const resource = toRecord(group.resource?.attributes);
     for (const scope of group.scopeSpans ?? []) {
       for (const span of scope.spans ?? []) {
@@ -148,11 +172,21 @@ export function decodeTracesRequest(body: unknown): ReceivedSpan[] {
           statusMessage: span.status?.message ? String(span.status.message) : undefined,
           attributes: toRecord(span.attributes),
           resource,
+          links: (Array.isArray(span.links) ? (span.links as Parameters<typeof toLink>[0][]) : []).map(toLink),
         });
       }
     }
   }
   return spans;
+}
+
+function toLink(link: { traceId?: unknown; spanId?: unknown; traceState?: unknown; attributes?: OtlpKeyValue[] }): ReceivedLink {
+  return {
+    traceId: String(link.traceId),
+    spanId: String(link.spanId),
+    ...(link.traceState ? { traceState: String(link.traceState) } : {}),
+    attributes: toRecord(link.attributes),
+  };
 }
 
 function toRecord(attributes: OtlpKeyValue[] | undefined): Record<string, unknown> {

@@ -1,22 +1,27 @@
 import { execFile } from 'node:child_process';
 import { rm } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { afterAll, describe, expect, it } from 'vitest';
 import { startOtlpReceiver } from '../../scripts/offline/otlp-receiver';
-import { freePorts } from '../../scripts/offline/stack';
+import { freePorts, FUNCTIONS, functionName, service } from '../../scripts/offline/stack';
 import { isConnectedTrace, spansOfTrace } from '../../scripts/offline/trace-tree';
+import { openChromium, screenshotColours, shownSpans } from './browser';
 
 // The README's main command, as a newcomer runs it (on free ports, so that a running `npm run offline` is left alone).
 const ROOT = resolve(__dirname, '../..');
 const BUILD_FOLDER = '.esbuild-npm-start-test';
+// The deployed names in span names, as serverless.yml gives them offline.
+const ORDERS = service.queue('OrdersQueue').name;
+const NOTIFY = functionName('notify-customer');
 
 afterAll(async () => {
   await rm(join(ROOT, BUILD_FOLDER), { recursive: true, force: true });
 });
 
 describe('npm start', () => {
-  it('prints one trace across the three functions and exits 0', { timeout: 150_000 }, async () => {
+  it('prints one trace across the three functions, writes it as a waterfall page and exits 0', { timeout: 200_000 }, async () => {
     const [http, lambda, sqs, otlp] = await freePorts(4);
     const env = {
       ...process.env,
@@ -41,16 +46,50 @@ describe('npm start', () => {
     for (const [span, kind, fn] of [
       ['npm start', 'INTERNAL', 'npm-start'],
       ['POST /orders', 'SERVER', 'create-order'],
-      ['send order-pipeline-offline-orders', 'PRODUCER', 'create-order'],
-      ['process order-pipeline-offline-orders', 'CONSUMER', 'process-order'],
-      ['invoke order-pipeline-offline-notify-customer', 'CLIENT', 'process-order'],
-      ['order-pipeline-offline-notify-customer', 'SERVER', 'notify-customer'],
+      [`send ${ORDERS}`, 'PRODUCER', 'create-order'],
+      [`process ${ORDERS}`, 'CONSUMER', 'process-order'],
+      [`invoke ${NOTIFY}`, 'CLIENT', 'process-order'],
+      [NOTIFY, 'SERVER', 'notify-customer'],
       ['send order confirmation', 'INTERNAL', 'notify-customer'],
     ]) {
       expect(tree).toMatch(new RegExp(`${span}\\s+${kind}\\s+${fn}\\s`));
     }
     expect(stdout).toContain('One trace across 3 functions');
     expect(stdout).toContain(`POST http://127.0.0.1:${http}/orders`);
+
+    // Its last line: the page it wrote, which must show in a browser what the tree shows.
+    const pageUrl = stdout.trimEnd().split('\n').at(-1)!.trim();
+    expect(pageUrl).toBe(pathToFileURL(join(ROOT, '.traces', 'latest.html')).href);
+    const traceId = traceLine!.split(' ')[1];
+    const treeRows = tree
+      .split('\n')
+      .slice(2)
+      .map((line) => /^([ │]*(?:[└├]─ )?)(.+?)\s{2,}(?:INTERNAL|SERVER|CLIENT|PRODUCER|CONSUMER)\s+\S+\s+\+[\d.]+ ms\s+([\d.]+ ms)/.exec(line))
+      .filter((match) => match !== null)
+      .map(([, lead, name, duration]) => [name, lead.length / 3, duration]);
+    expect(treeRows).toHaveLength(8);
+    const browser = await openChromium();
+    try {
+      const page = browser.page;
+      await page.goto(pageUrl);
+      expect(await page.locator(`section.trace[data-trace-id="${traceId}"] .trace-id`).textContent()).toBe(traceId);
+      const shown = await shownSpans(page, traceId);
+      expect(shown.map((row) => [row.name, row.depth, row.duration])).toEqual(treeRows);
+      expect(shown.filter((row) => row.status === 'ERROR')).toEqual([]);
+      const server = page.locator(`section.trace[data-trace-id="${traceId}"] details.span`).nth(2);
+      expect(await server.locator('.span-meta').textContent()).toBe(`${functionName('create-order')} · SERVER · 202`);
+      await server.locator('summary').click();
+      await expect.poll(() => server.locator('table.attributes').isVisible()).toBe(true);
+      expect(await server.locator('table.attributes').textContent()).toContain('http.response.status_code202');
+      const screenshot = screenshotColours(await page.screenshot({ fullPage: true, timeout: 15_000 }), [255, 255, 255]);
+      expect(screenshot.width).toBe(1280);
+      expect(screenshot.height).toBeGreaterThanOrEqual(800);
+      expect(screenshot.distinct, 'not a blank image').toBeGreaterThan(50);
+      expect(browser.offLoopback).toEqual([]);
+      expect(browser.problems).toEqual([]);
+    } finally {
+      await browser.close();
+    }
   });
 
   it('with OTEL_EXPORTER_OTLP_ENDPOINT set, stops only once the whole trace has been sent there', { timeout: 150_000 }, async () => {
@@ -74,7 +113,7 @@ describe('npm start', () => {
       // Read as soon as npm start has exited: nothing is still on its way.
       const trace = spansOfTrace(backend.spans(), traceId!);
       expect(trace).toHaveLength(8);
-      expect(isConnectedTrace(trace, ['create-order', 'process-order', 'notify-customer'].map((fn) => `order-pipeline-offline-${fn}`))).toBe(true);
+      expect(isConnectedTrace(trace, FUNCTIONS.map(functionName))).toBe(true);
     } finally {
       await backend.close();
     }

@@ -1,3 +1,4 @@
+import { createTraceState, SpanKind } from '@opentelemetry/api';
 import { JsonTraceSerializer } from '@opentelemetry/otlp-transformer';
 import { describe, expect, it } from 'vitest';
 import { startRun, withSpan } from '../../lib';
@@ -59,6 +60,22 @@ describe('the local OTLP receiver and the trace tree', () => {
       '└─ send orders  PRODUCER  create-order | ERROR QueueDoesNotExist: The queue does not exist',
       'POST /orders    SERVER    create-order | 202',
     ]);
+  });
+
+  it('decodes span links with their trace, span, trace state and attributes', async () => {
+    const capture = captureSpans({ OTEL_SERVICE_NAME: 'process-order' });
+    const producer = { traceId: 'b'.repeat(32), spanId: 'c'.repeat(16), traceFlags: 1, isRemote: true, traceState: createTraceState('vendor=1') };
+    capture.telemetry.tracer
+      .startSpan('process orders', { kind: SpanKind.CONSUMER, links: [{ context: producer, attributes: { 'messaging.message.id': 'm-1' } }] })
+      .end();
+    capture.telemetry.tracer.startSpan('unlinked').end();
+    const body = JSON.parse(Buffer.from(JsonTraceSerializer.serializeRequest(capture.spans())!).toString('utf8'));
+
+    const [linked, unlinked] = decodeTracesRequest(body);
+
+    expect(linked.links).toEqual([{ traceId: 'b'.repeat(32), spanId: 'c'.repeat(16), traceState: 'vendor=1', attributes: { 'messaging.message.id': 'm-1' } }]);
+    expect(unlinked.links).toEqual([]);
+    expect(decodeTracesRequest({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 't', spanId: 's', name: 'no links field' }] }] }] })[0].links).toEqual([]);
   });
 
   it('rejects a body that is not an OTLP traces request', () => {
