@@ -1,0 +1,127 @@
+import { execFile } from 'node:child_process';
+import { cp, mkdtemp, readFile, rm, stat, symlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describeService } from '../scripts/offline/service';
+import { parseArguments, TRIGGERS } from '../scripts/new';
+
+// `npm run new` in a copy of the project: every trigger's function is generated, then the copy must typecheck,
+// lint, pass the generated unit tests, package, and declare what the offline stack needs.
+const ROOT = resolve(__dirname, '..');
+const GENERATED = [
+  ['sqs', 'ship-order'],
+  ['http', 'get-status'],
+  ['invoke', 'refund-order'],
+  ['sns', 'order-events-sink'],
+  ['eventbridge', 'audit-trail'],
+] as const;
+let copy: string;
+
+/** Runs a command in the copy; resolves with its exit code and output instead of rejecting. */
+function run(command: string, args: string[], timeout = 120_000): Promise<{ code: number | null; output: string }> {
+  return new Promise((done) => {
+    const child = execFile(command, args, { cwd: copy, timeout, env: { ...process.env, ESBUILD_WORK_FOLDER: '.esbuild-generator-test' } });
+    let output = '';
+    child.stdout!.on('data', (chunk) => (output += chunk));
+    child.stderr!.on('data', (chunk) => (output += chunk));
+    child.on('close', (code) => done({ code, output }));
+  });
+}
+const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
+
+beforeAll(async () => {
+  copy = await mkdtemp(join(tmpdir(), 'traced-generator-'));
+  for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'vitest.config.mts', 'eslint.config.mjs', '.prettierrc.json', 'functions', 'lib', 'scripts', 'extension', 'collector']) {
+    await cp(join(ROOT, entry), join(copy, entry), { recursive: true });
+  }
+  for (const file of ['setup.ts', 'global-setup.ts', 'service.ts', 'trace-ids.ts']) await cp(join(ROOT, 'test', file), join(copy, 'test', file));
+  await symlink(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+  for (const [trigger, name] of GENERATED) {
+    const { code, output } = await run(bin('tsx'), ['scripts/new.ts', trigger, name]);
+    if (code !== 0) throw new Error(`npm run new -- ${trigger} ${name} failed:\n${output}`);
+  }
+}, 180_000);
+
+afterAll(async () => {
+  if (copy) await rm(copy, { recursive: true, force: true });
+});
+
+describe('npm run new', () => {
+  it('writes a handler and its unit test for every trigger', async () => {
+    expect([...TRIGGERS].sort()).toEqual(GENERATED.map(([trigger]) => trigger).sort());
+    for (const [, name] of GENERATED) {
+      expect((await stat(join(copy, 'functions', `${name}.ts`))).isFile()).toBe(true);
+      expect((await stat(join(copy, 'test', 'functions', `${name}.test.ts`))).isFile()).toBe(true);
+    }
+    // The handlers never import OpenTelemetry: the kit's wrappers do the tracing.
+    for (const [, name] of GENERATED) expect(await readFile(join(copy, 'functions', `${name}.ts`), 'utf8')).not.toContain('@opentelemetry');
+  });
+
+  it('generates code that typechecks, lints and is formatted', { timeout: 120_000 }, async () => {
+    const files = GENERATED.flatMap(([, name]) => [`functions/${name}.ts`, `test/functions/${name}.test.ts`]);
+    const typecheck = await run(bin('tsc'), ['--noEmit', '-p', '.']);
+    expect(typecheck.output).toBe('');
+    expect(typecheck.code).toBe(0);
+    expect(await run(bin('eslint'), files)).toMatchObject({ code: 0 });
+    expect(await run(bin('prettier'), ['--check', ...files, 'serverless.yml'])).toMatchObject({ code: 0 });
+  });
+
+  it("generates unit tests that pass: each function continues its caller's trace", { timeout: 120_000 }, async () => {
+    const { code, output } = await run(bin('vitest'), ['run', ...GENERATED.map(([, name]) => `test/functions/${name}.test.ts`)]);
+    expect(output).toMatch(new RegExp(`Tests\\s+.*${GENERATED.length} passed`));
+    expect(code).toBe(0);
+  });
+
+  it('declares each function with its own least-privilege role, and the sqs one with its queue and dead-letter queue', async () => {
+    const service = describeService('offline', copy);
+    const ship = service.functions.find((fn) => fn.key === 'ship-order')!;
+    expect(ship.consumes).toEqual(['ShipOrderQueue']);
+    expect(service.queue('ShipOrderQueue')).toMatchObject({ deadLetterQueue: 'ShipOrderDeadLetterQueue', maxReceiveCount: 3 });
+    expect(service.functions.find((fn) => fn.key === 'get-status')!.triggers).toEqual(['httpApi']);
+    expect(service.functions.find((fn) => fn.key === 'order-events-sink')!.triggers).toEqual(['sns']);
+    expect(service.functions.find((fn) => fn.key === 'audit-trail')!.triggers).toEqual(['eventBridge']);
+    // The example's functions are still there, unchanged.
+    expect(service.functions.map((fn) => fn.key)).toEqual(expect.arrayContaining(['create-order', 'process-order', 'notify-customer']));
+  });
+
+  it('packages every generated function, the queue wired to its consumer and nothing granted beyond it', { timeout: 120_000 }, async () => {
+    const out = join(copy, '.serverless-test');
+    const { code, output } = await run(process.execPath, [join(ROOT, 'node_modules', 'osls', 'bin', 'serverless.js'), 'package', '--stage', 'dev', '--package', out]);
+    expect(code, output).toBe(0);
+    for (const [, name] of GENERATED) expect((await stat(join(out, `${name}.zip`))).size).toBeGreaterThan(0);
+    const { Resources: resources } = JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
+    expect(resources.ShipOrderQueue.Properties.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': ['ShipOrderDeadLetterQueue', 'Arn'] });
+    const mapping = Object.values(resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).find(
+      (resource) => resource.Type === 'AWS::Lambda::EventSourceMapping' && JSON.stringify(resource.Properties.EventSourceArn).includes('ShipOrderQueue'),
+    );
+    expect(mapping?.Properties).toMatchObject({ FunctionName: { 'Fn::GetAtt': ['ShipDashorderLambdaFunction', 'Arn'] }, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    const granted = (role: string) =>
+      resources[role].Properties.Policies.flatMap((policy: { PolicyDocument: { Statement: unknown[] } }) => policy.PolicyDocument.Statement)
+        .filter((statement: { Effect?: string }) => statement.Effect === 'Allow')
+        .map((statement: { Action: unknown; Resource: unknown }) => [statement.Action, statement.Resource]);
+    expect(granted('ShipOrderRole')).toEqual([
+      [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['ShipDashorderLogGroup', 'Arn'] }],
+      [['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'], { 'Fn::GetAtt': ['ShipOrderQueue', 'Arn'] }],
+    ]);
+    expect(granted('GetStatusRole')).toEqual([[['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GetDashstatusLogGroup', 'Arn'] }]]);
+    // Every reference in the template points at a resource it declares.
+    const declared = new Set(Object.keys(resources));
+    const referenced = new Set<string>();
+    JSON.stringify(resources, (key, value) => {
+      if (key === 'Fn::GetAtt') referenced.add(Array.isArray(value) ? value[0] : String(value).split('.')[0]);
+      if (key === 'Ref' && typeof value === 'string' && !value.startsWith('AWS::')) referenced.add(value);
+      return value;
+    });
+    expect([...referenced].filter((id) => !declared.has(id))).toEqual([]);
+  });
+
+  it('refuses a name that exists, an unknown trigger and a malformed name, saying what to give', async () => {
+    const again = await run(bin('tsx'), ['scripts/new.ts', 'sqs', 'ship-order']);
+    expect(again.code).toBe(1);
+    expect(again.output).toContain('ship-order.ts exists already');
+    expect(() => parseArguments(['queue', 'x'])).toThrow('unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge> <name>');
+    expect(() => parseArguments(['sqs', 'Ship_Order'])).toThrow('"Ship_Order" is not a function name');
+    expect(() => parseArguments(['sqs'])).toThrow('usage: npm run new');
+  });
+});
