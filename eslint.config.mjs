@@ -4,7 +4,10 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 const nodeGlobals = Object.fromEntries(
-  ['console', 'process', 'Buffer', 'URL', 'globalThis', 'setTimeout', 'clearTimeout', 'setImmediate', 'performance', 'AbortSignal', 'fetch'].map((name) => [name, 'readonly']),
+  ['console', 'process', 'Buffer', 'URL', 'globalThis', 'setTimeout', 'clearTimeout', 'setImmediate', 'performance', 'AbortSignal', 'fetch'].map((name) => [
+    name,
+    'readonly',
+  ]),
 );
 
 export default tseslint.config(
@@ -25,7 +28,11 @@ export default tseslint.config(
     },
   },
   // CommonJS scripts (run by Node.js before anything is built) require what they use.
-  { files: ['**/*.cjs'], languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly' } }, rules: { '@typescript-eslint/no-require-imports': 'off' } },
+  {
+    files: ['**/*.cjs'],
+    languageOptions: { sourceType: 'commonjs', globals: { require: 'readonly', module: 'writable', __dirname: 'readonly' } },
+    rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
   // Tests read untyped documents (CloudFormation templates, OTLP bodies, runtime answers) and poke at them.
   { files: ['test/**/*.ts'], rules: { '@typescript-eslint/no-explicit-any': 'off' } },
 );

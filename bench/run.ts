@@ -21,8 +21,30 @@ const OUT = join(__dirname, '.build');
 const quick = process.argv.includes('--quick');
 const resultsFile = process.argv.includes('--out') ? resolve(process.argv[process.argv.indexOf('--out') + 1]) : join(__dirname, '.build', 'results.md');
 const plan = quick
-  ? { coldRounds: 2, apiBatches: 2, apiSize: 200, sqsBatches: 2, sqsSize: 50, memoryCount: 2_000, flushCount: 50, remoteCount: 10, runtimeCpuCount: 100, lossCount: 200 }
-  : { coldRounds: 15, apiBatches: 15, apiSize: 4_000, sqsBatches: 15, sqsSize: 800, memoryCount: 100_000, flushCount: 1_000, remoteCount: 200, runtimeCpuCount: 3_000, lossCount: 10_000 };
+  ? {
+      coldRounds: 2,
+      apiBatches: 2,
+      apiSize: 200,
+      sqsBatches: 2,
+      sqsSize: 50,
+      memoryCount: 2_000,
+      flushCount: 50,
+      remoteCount: 10,
+      runtimeCpuCount: 100,
+      lossCount: 200,
+    }
+  : {
+      coldRounds: 15,
+      apiBatches: 15,
+      apiSize: 4_000,
+      sqsBatches: 15,
+      sqsSize: 800,
+      memoryCount: 100_000,
+      flushCount: 1_000,
+      remoteCount: 200,
+      runtimeCpuCount: 3_000,
+      lossCount: 10_000,
+    };
 /** The OTLP receiver "20 ms away": it answers each export after this long. */
 const REMOTE_DELAY_MS = 20;
 
@@ -281,7 +303,9 @@ async function main() {
       memory[name] = await probe(variants[name], ['memory', String(plan.memoryCount)], 'instant', endpoint, ['--expose-gc']);
     }
 
-    console.log(`Under the runtime interface client: response and busy time (receiver ${REMOTE_DELAY_MS} ms away), CPU per invocation, ${plan.lossCount.toLocaleString('en')} invocations then a shutdown…`);
+    console.log(
+      `Under the runtime interface client: response and busy time (receiver ${REMOTE_DELAY_MS} ms away), CPU per invocation, ${plan.lossCount.toLocaleString('en')} invocations then a shutdown…`,
+    );
     const runtime = await measureUnderRuntime(
       runtimeVariants,
       { responseCount: plan.remoteCount, cpuCount: plan.runtimeCpuCount, lossCount: plan.lossCount, coldRounds: plan.coldRounds },
@@ -369,12 +393,15 @@ function renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runti
     const [targetText, verdictText] = target(added);
     rows.push({ label, cells, added, digits, target: targetText, verdict: verdictText });
   };
-  const tenthOfLayer = (added: Row['added']): [string, string] => ['added ≤ 0.1× the layer\'s', relativeVerdict(added.ours!, added.layer!, 0.1)];
+  const tenthOfLayer = (added: Row['added']): [string, string] => ["added ≤ 0.1× the layer's", relativeVerdict(added.ours!, added.layer!, 0.1)];
   const coldSamples = (key: 'init' | 'first') => Object.fromEntries(NAMES.map((name) => [name, cold[name][key]]));
   measured('cold: module init, ms since process start', coldSamples('init'), 1, tenthOfLayer);
   measured('cold: first invocation incl. its export, ms since process start', coldSamples('first'), 1, tenthOfLayer);
   // What the deployed functions add on top: the source map beside the bundle, loaded by --enable-source-maps.
-  for (const [label, key] of [['module init', 'init'], ['first invocation', 'first']] as const) {
+  for (const [label, key] of [
+    ['module init', 'init'],
+    ['first invocation', 'first'],
+  ] as const) {
     const [withMaps, without, bare] = [median(cold.oursMaps[key]), median(cold.ours[key]), median(cold.bare[key])];
     rows.push({
       label: `cold: ${label} with source maps on (${kb(sizes.oursMap)} KiB map), ms`,
@@ -387,7 +414,14 @@ function renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runti
   }
 
   const largest = Math.max(sizes['create-order'], sizes['process-order'], sizes['notify-customer']);
-  const bundles: Partial<Record<HotVariantName, number>> = { bare: sizes.bare, ours: largest, stock: sizes.stock, contrib: sizes.contrib, layer: sizes.layer, powertools: sizes.powertools };
+  const bundles: Partial<Record<HotVariantName, number>> = {
+    bare: sizes.bare,
+    ours: largest,
+    stock: sizes.stock,
+    contrib: sizes.contrib,
+    layer: sizes.layer,
+    powertools: sizes.powertools,
+  };
   rows.push({
     label: 'bundle, minified KiB (AWS SDK external; ours: the largest function)',
     cells: {
@@ -406,9 +440,24 @@ function renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runti
 
   measured('per invocation, API Gateway, µs', hot.api, 2, () => ['', '']);
   measured('per invocation, SQS ×10 records, µs', hot.sqs, 2, (added) => ['added ≤ 24', verdict(added.ours!, 24)]);
-  measured('invocation with its export to a loopback receiver, ms p50 / p99', flush, 3, (added) => ['p50 ≤ 1', verdict(percentile(flush.ours, 50), 1) + ` (added ${added.ours!.toFixed(3)})`], 'p50p99');
-  measured('CPU per invocation, export to loopback included, µs', flushCpu, 0, (added) => ['added ≤ 0.6× the layer\'s', relativeVerdict(added.ours!, added.layer!, 0.6)]);
-  measured(`response time, receiver ${REMOTE_DELAY_MS} ms away, export in the invocation, ms p50 / p99`, remote, 2, () => ['(after the response: next table)', ''], 'p50p99');
+  measured(
+    'invocation with its export to a loopback receiver, ms p50 / p99',
+    flush,
+    3,
+    (added) => ['p50 ≤ 1', verdict(percentile(flush.ours, 50), 1) + ` (added ${added.ours!.toFixed(3)})`],
+    'p50p99',
+  );
+  measured('CPU per invocation, export to loopback included, µs', flushCpu, 0, (added) => [
+    "added ≤ 0.6× the layer's",
+    relativeVerdict(added.ours!, added.layer!, 0.6),
+  ]);
+  measured(
+    `response time, receiver ${REMOTE_DELAY_MS} ms away, export in the invocation, ms p50 / p99`,
+    remote,
+    2,
+    () => ['(after the response: next table)', ''],
+    'p50p99',
+  );
   rows.push({
     label: `memory over ${plan.memoryCount.toLocaleString('en')} invocations: peak RSS, heap growth after GC (10% → end), MB`,
     cells: Object.fromEntries(NAMES.map((name) => [name, `${memory[name].peakRssMb.toFixed(1)}, heap ${signed(memory[name].heapGrowthMb, 2)}`])),
@@ -441,22 +490,22 @@ function renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runti
     `Run ${new Date().toISOString()} · Node.js ${process.version} · ${cpus().length} × ${cpus()[0]?.model ?? 'cpu'}${quick ? ' · QUICK RUN (smoke only, not figures)' : ''}`,
     '',
     'Medians with min–max over repeated runs, then (+x) what the column adds over the bare handler in the same run.',
-    '- **bare**: the same handler with no tracing. **ours**: the project\'s wrappers as the functions use them.',
-    '- **SDK floor (kit set-up)**: the same spans as ours with the fewest official API calls, on the kit\'s own tracer set-up',
-    '  (same provider, processor and propagators): what the kit\'s wrappers add on top of it. Not a stock set-up.',
-    '- **stock wrapper**: the same spans from stock parts only: the SDK\'s TracerProvider, BatchSpanProcessor and the stock',
+    "- **bare**: the same handler with no tracing. **ours**: the project's wrappers as the functions use them.",
+    "- **SDK floor (kit set-up)**: the same spans as ours with the fewest official API calls, on the kit's own tracer set-up",
+    "  (same provider, processor and propagators): what the kit's wrappers add on top of it. Not a stock set-up.",
+    "- **stock wrapper**: the same spans from stock parts only: the SDK's TracerProvider, BatchSpanProcessor and the stock",
     '  OTLP/HTTP exporter, the W3C propagator, and forceFlush before each handler returns.',
     "- **contrib, minimal**: the SDK's tracer provider + `instrumentation-aws-lambda` + `instrumentation-aws-sdk` + W3C",
     '  propagator, loaded with `--require` before the runtime loads the handler file.',
-    '- **OTel layer, as it runs**: the OpenTelemetry Lambda layer\'s own initialisation, loaded with `--import` as its',
+    "- **OTel layer, as it runs**: the OpenTelemetry Lambda layer's own initialisation, loaded with `--import` as its",
     '  otel-handler does: its default instrumentations (aws-lambda, aws-sdk, dns, http, net), the Lambda, env and process',
     '  resource detectors, tracer, meter and logger providers with OTLP/HTTP exporters (all flushed per invocation),',
-    '  the W3C, baggage and X-Ray propagators, and import-in-the-middle\'s loader hook (bench/fixtures/layer-wrapper.ts).',
-    '- **Powertools Tracer**: AWS Lambda Powertools\' Tracer as its documentation wraps a handler: one X-Ray subsegment',
+    "  the W3C, baggage and X-Ray propagators, and import-in-the-middle's loader hook (bench/fixtures/layer-wrapper.ts).",
+    "- **Powertools Tracer**: AWS Lambda Powertools' Tracer as its documentation wraps a handler: one X-Ray subsegment",
     '  per invocation, sent over UDP to the X-Ray daemon (a socket on loopback here) without waiting for it.',
     `- Cold start: a fresh \`node\` process per run (${plan.coldRounds} rounds, rotating order), times since process start;`,
     '  the first invocation includes its export to an OTLP/HTTP receiver on loopback (Powertools: its UDP send). Each',
-    "  process first does what the Lambda Node.js runtime does before it loads a handler file (its runtime API client",
+    '  process first does what the Lambda Node.js runtime does before it loads a handler file (its runtime API client',
     '  requires `node:http` and makes a keep-alive Agent), and invokes after one event-loop turn.',
     '- Bundles: esbuild, minified, `@aws-sdk/*` external (the Lambda Node.js runtime provides it), ES module builds',
     '  preferred: the options `serverless package` uses. The package step ships one file per function, no `node_modules`.',
@@ -474,7 +523,7 @@ function renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runti
     '',
     '### What each adds over bare, against ours',
     '',
-    'Each peer\'s added cost, and in brackets that divided by what ours adds: above 1×, ours costs less.',
+    "Each peer's added cost, and in brackets that divided by what ours adds: above 1×, ours costs less.",
     '',
     markdown([ratioHeader, ratioHeader.map(() => '---'), ...ratioRows]),
     '',
@@ -483,7 +532,7 @@ function renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runti
 }
 
 function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
-  const title = '## Under AWS\'s runtime interface client (export after the response)';
+  const title = "## Under AWS's runtime interface client (export after the response)";
   if (typeof runtime === 'string') return [title, '', `Not measured: ${runtime}.`, ''];
   const names: RuntimeVariantName[] = ['bare', 'oursNoExport', 'ours', 'oursInline', 'stock', 'contrib', 'layer', 'powertools'];
   const labels: Record<RuntimeVariantName, string> = {
@@ -498,9 +547,13 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
   };
   const p = (values: number[], q: number) => percentile(values, q);
   const pair = (values: number[]) => `${p(values, 50).toFixed(2)} / ${p(values, 99).toFixed(2)}`;
-  const over = (values: Record<RuntimeVariantName, number[]>, name: RuntimeVariantName, base: RuntimeVariantName = 'bare') => p(values[name], 50) - p(values[base], 50);
+  const over = (values: Record<RuntimeVariantName, number[]>, name: RuntimeVariantName, base: RuntimeVariantName = 'bare') =>
+    p(values[name], 50) - p(values[base], 50);
   const list = (values: Record<RuntimeVariantName, number[]>, digits: number, skip: RuntimeVariantName[] = ['bare', 'oursNoExport']) =>
-    names.filter((name) => !skip.includes(name)).map((name) => `${name === 'ours' ? 'ours' : labels[name]} ${over(values, name).toFixed(digits)}`).join(' · ');
+    names
+      .filter((name) => !skip.includes(name))
+      .map((name) => `${name === 'ours' ? 'ours' : labels[name]} ${over(values, name).toFixed(digits)}`)
+      .join(' · ');
   // What the export adds to the response: ours as deployed against the same tracing with nothing exported.
   const exportAdded = over(runtime.response, 'ours', 'oursNoExport');
   const cpuAdded = (name: RuntimeVariantName) => runtime.cpuUs[name] - runtime.cpuUs.bare;
@@ -530,7 +583,10 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
     [
       'CPU per invocation, export to loopback included, µs',
       ...names.map((name) => runtime.cpuUs[name].toFixed(0)),
-      names.filter((name) => name !== 'bare').map((name) => `${name === 'ours' ? 'ours' : labels[name]} ${cpuAdded(name).toFixed(0)}`).join(' · '),
+      names
+        .filter((name) => name !== 'bare')
+        .map((name) => `${name === 'ours' ? 'ours' : labels[name]} ${cpuAdded(name).toFixed(0)}`)
+        .join(' · '),
       "ours added ≤ 0.6× the layer's",
       relativeVerdict(cpuAdded('ours'), cpuAdded('layer'), 0.6),
     ],
@@ -555,7 +611,7 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
     "Busy: until everyone waits on /next (Lambda may freeze the sandbox then). CPU: the function process's user + system",
     'time (/proc) over the invocations, exports included. **ours (after response)**: as deployed (NODE_OPTIONS',
     '`--import ./extension/after-response.mjs`); **ours (in invocation)**: TRACED_LAMBDA_EXPORT_AFTER_RESPONSE=false.',
-    "**contrib, minimal** makes no span here: the runtime client imports the handler file with `import()`, and the",
+    '**contrib, minimal** makes no span here: the runtime client imports the handler file with `import()`, and the',
     'aws-lambda instrumentation set up with `--require` patches `require` only; the layer registers import-in-the-middle',
     "for that. Powertools runs with active tracing (Lambda's trace header sampled), as it needs.",
     '',

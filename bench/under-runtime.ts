@@ -149,7 +149,7 @@ export async function measureUnderRuntime(
         const spansBefore = received();
         const cpuBefore = await cpuSeconds(fn.pid!);
         for (let i = 0; i < plan.cpuCount; i++) await invoke(fn);
-        result.cpuUs[name] = ((await cpuSeconds(fn.pid!)) - cpuBefore) * 1e6 / plan.cpuCount;
+        result.cpuUs[name] = (((await cpuSeconds(fn.pid!)) - cpuBefore) * 1e6) / plan.cpuCount;
         // A datagram sent after the last response may still be on its way.
         await new Promise((resolve) => setTimeout(resolve, 50));
         result.spansPerInvocation[name] = (received() - spansBefore) / plan.cpuCount;

@@ -124,7 +124,7 @@ if (!runtimeApi) {
    */
   async function serve(id) {
     const headers = { 'Lambda-Extension-Identifier': id };
-    for (let failures = 0; ; ) {
+    for (let failures = 0; ;) {
       /** @type {{ eventType?: string } & Partial<InvokeEvent>} */
       let event;
       try {
@@ -141,7 +141,13 @@ if (!runtimeApi) {
         link.status = 'stopped';
         link.reason = `the Lambda Extensions API stopped answering: ${error instanceof Error ? error.message : String(error)}`;
         link.onStopped?.();
-        await call('POST', '/exit/error', { ...headers, 'Lambda-Extension-Function-Error-Type': 'Extension.EventsUnavailable' }, undefined, REGISTER_TIMEOUT_MS).catch(() => undefined);
+        await call(
+          'POST',
+          '/exit/error',
+          { ...headers, 'Lambda-Extension-Function-Error-Type': 'Extension.EventsUnavailable' },
+          undefined,
+          REGISTER_TIMEOUT_MS,
+        ).catch(() => undefined);
         return;
       }
       if (event.eventType === 'INVOKE' && link.onInvoke) {

@@ -231,7 +231,9 @@ function describeMode(): void {
     diag.info(`traced-lambda: spans are exported after each response (internal Lambda extension ${link?.name}).`);
   } else if (!link) {
     if (process.env.AWS_LAMBDA_RUNTIME_API) {
-      diag.info('traced-lambda: spans are exported before each response returns (extension/after-response.mjs is not loaded: NODE_OPTIONS has no --import of it).');
+      diag.info(
+        'traced-lambda: spans are exported before each response returns (extension/after-response.mjs is not loaded: NODE_OPTIONS has no --import of it).',
+      );
     }
   } else if (link.status === 'failed' || link.status === 'stopped') {
     diag.warn(`traced-lambda: spans are exported before each response returns (${link.reason}).`);

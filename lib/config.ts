@@ -10,14 +10,7 @@ import { xraySigningRegion, type SigningConfig } from './sigv4';
 const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
 export type TracesExporterName = (typeof TRACES_EXPORTERS)[number];
 
-const SAMPLERS = [
-  'always_on',
-  'always_off',
-  'traceidratio',
-  'parentbased_always_on',
-  'parentbased_always_off',
-  'parentbased_traceidratio',
-] as const;
+const SAMPLERS = ['always_on', 'always_off', 'traceidratio', 'parentbased_always_on', 'parentbased_always_off', 'parentbased_traceidratio'] as const;
 export type SamplerName = (typeof SAMPLERS)[number];
 export interface SamplerConfig {
   name: SamplerName;
@@ -108,10 +101,7 @@ export function readTelemetryConfig(env: Env): TelemetryConfig {
     sampler: readSampler(env, warnings),
     // The spec: the generic headers, then the traces-specific ones over them, key by key.
     otlpHeaders: { ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) },
-    flushTimeoutMs: readPositiveInt(
-      nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) ?? env.OTEL_EXPORTER_OTLP_TIMEOUT,
-      DEFAULT_FLUSH_TIMEOUT_MS,
-    ),
+    flushTimeoutMs: readPositiveInt(nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) ?? env.OTEL_EXPORTER_OTLP_TIMEOUT, DEFAULT_FLUSH_TIMEOUT_MS),
     logLevel: readLogLevel(env.OTEL_LOG_LEVEL, warnings),
     warnings,
     lambda,
@@ -127,7 +117,10 @@ function readBoolean(name: string, env: Env, warnings: string[]): boolean {
 }
 
 function readPropagators(value: string | undefined, warnings: string[]): PropagatorName[] {
-  const names = (value ?? '').split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  const names = (value ?? '')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
   if (names.length === 0) return ['tracecontext', 'baggage'];
   if (names.includes('none')) return [];
   const known = names.filter((name): name is PropagatorName => (PROPAGATORS as readonly string[]).includes(name));
@@ -214,7 +207,10 @@ function readLambdaEnvironment(env: Env): LambdaEnvironment {
 
 function readExporter(value: string | undefined, warnings: string[]): TracesExporterName {
   // The spec allows a comma-separated list; one exporter per function is what we support.
-  const names = (value ?? '').split(',').map((name) => name.trim().toLowerCase()).filter(Boolean);
+  const names = (value ?? '')
+    .split(',')
+    .map((name) => name.trim().toLowerCase())
+    .filter(Boolean);
   if (names.length === 0) return 'otlp';
   const [first] = names;
   if (names.length > 1) warnings.push(`OTEL_TRACES_EXPORTER lists several exporters; using "${first}" only.`);

@@ -22,11 +22,5 @@ export type { ForwardOptions } from './forward/parent';
 export { injectIntoSqsMessage, sendMessage, sendMessageBatch } from './forward/sqs';
 export { injectIntoInvokeInput, invokeFunction } from './forward/lambda';
 export { tracedFetch } from './forward/http';
-export {
-  continueFromPayload,
-  currentTraceHeaders,
-  currentTracePayload,
-  traceLogFields,
-  type TracePayload,
-} from './trace-payload';
+export { continueFromPayload, currentTraceHeaders, currentTracePayload, traceLogFields, type TracePayload } from './trace-payload';
 export { startRun, type Run } from './run';

@@ -77,10 +77,7 @@ export class InvocationSpanProcessor implements SpanProcessor {
     await this.flushWithin(maxWaitMs);
     if (this.inFlight.size === 0) return;
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([
-      Promise.all(this.inFlight),
-      new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, until - Date.now())))),
-    ]);
+    await Promise.race([Promise.all(this.inFlight), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, until - Date.now()))))]);
     clearTimeout(timer);
   }
 
@@ -117,10 +114,7 @@ export class InvocationSpanProcessor implements SpanProcessor {
       // an exporter that answers at once, or one whose own deadline comes first, costs no second timer.
       const settlesWithinMs = (this.exporter as Partial<BoundedSpanExporter> | undefined)?.settlesWithinMs;
       if (!settled && !(typeof settlesWithinMs === 'number' && settlesWithinMs <= waitMs)) {
-        timer = setTimeout(
-          () => done({ code: ExportResultCode.FAILED, error: new Error(`export not finished after ${waitMs} ms`) }),
-          waitMs,
-        );
+        timer = setTimeout(() => done({ code: ExportResultCode.FAILED, error: new Error(`export not finished after ${waitMs} ms`) }), waitMs);
       }
     });
   }

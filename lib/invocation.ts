@@ -41,11 +41,7 @@ export function takeColdStart(initializationType: string | undefined): boolean {
 }
 
 /** The FaaS attributes every invocation span carries. */
-export function invocationAttributes(
-  lambdaContext: LambdaContext,
-  trigger: string,
-  coldStart: boolean,
-): Attributes {
+export function invocationAttributes(lambdaContext: LambdaContext, trigger: string, coldStart: boolean): Attributes {
   // Built by assignment into one object: spreading objects with computed keys costs microseconds per span.
   const attributes: Attributes = {};
   attributes[ATTR_FAAS_TRIGGER] = trigger;
@@ -183,12 +179,7 @@ export function getEntrySpan(ctx: Context): Span | undefined {
  * Runs `run` with `span` current (in `spanContext`): reads the result into the span, records a thrown error on
  * it and rethrows the error unchanged, and always ends the span.
  */
-export async function runInSpan<R>(
-  span: Span,
-  spanContext: Context,
-  run: () => Promise<R>,
-  onResult?: (span: Span, result: R) => void,
-): Promise<R> {
+export async function runInSpan<R>(span: Span, spanContext: Context, run: () => Promise<R>, onResult?: (span: Span, result: R) => void): Promise<R> {
   try {
     const result = await context.with(spanContext, run);
     onResult?.(span, result);
@@ -272,13 +263,7 @@ export interface EntrySpanRequest {
  * lost: span processors' onStart and the sampler see the span without them; the built-in samplers the kit
  * configures from OTEL_TRACES_SAMPLER do not read attributes.
  */
-export function startSpanThenSetAttributes(
-  tracer: Tracer,
-  name: string,
-  options: SpanOptions,
-  attributes: Attributes,
-  parentContext: Context,
-): Span {
+export function startSpanThenSetAttributes(tracer: Tracer, name: string, options: SpanOptions, attributes: Attributes, parentContext: Context): Span {
   const span = tracer.startSpan(name, options, parentContext);
   span.setAttributes(attributes);
   return span;

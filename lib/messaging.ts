@@ -8,11 +8,7 @@ import {
 } from './semconv';
 
 /** Adds the messaging attributes every SQS span carries, producer or consumer side, to `attributes`. */
-export function addSqsSpanAttributes(
-  attributes: Attributes,
-  operation: 'send' | 'create' | 'process',
-  queue: string | undefined,
-): Attributes {
+export function addSqsSpanAttributes(attributes: Attributes, operation: 'send' | 'create' | 'process', queue: string | undefined): Attributes {
   attributes[ATTR_MESSAGING_SYSTEM] = MESSAGING_SYSTEM_AWS_SQS;
   attributes[ATTR_MESSAGING_OPERATION_TYPE] = operation;
   attributes[ATTR_MESSAGING_OPERATION_NAME] = operation;

@@ -1,11 +1,4 @@
-import {
-  createContextKey,
-  trace,
-  type Context,
-  type TextMapGetter,
-  type TextMapPropagator,
-  type TextMapSetter,
-} from '@opentelemetry/api';
+import { createContextKey, trace, type Context, type TextMapGetter, type TextMapPropagator, type TextMapSetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
 import { parseTraceState } from './carriers/trace-state';
 
@@ -54,9 +47,7 @@ export class TraceContextPropagator implements TextMapPropagator {
         extracted = trace.setSpanContext(extracted, parent);
       }
     }
-    return parent && parent !== trace.getSpanContext(ctx) && parent.traceFlags & RANDOM_TRACE_FLAG
-      ? markRandomTrace(extracted, parent.traceId)
-      : extracted;
+    return parent && parent !== trace.getSpanContext(ctx) && parent.traceFlags & RANDOM_TRACE_FLAG ? markRandomTrace(extracted, parent.traceId) : extracted;
   }
 
   fields(): string[] {
@@ -74,8 +65,7 @@ function plainGetter(getter: TextMapGetter): TextMapGetter {
   if (!plain) {
     plain = {
       keys: (carrier) => getter.keys(carrier),
-      get: (carrier, key) =>
-        key === 'traceparent' ? plainHeaderValue(getter.get(carrier, key)) : key === 'tracestate' ? undefined : getter.get(carrier, key),
+      get: (carrier, key) => (key === 'traceparent' ? plainHeaderValue(getter.get(carrier, key)) : key === 'tracestate' ? undefined : getter.get(carrier, key)),
     };
     plainGetters.set(getter, plain);
   }

@@ -38,9 +38,7 @@ export type RequestSigner = (request: RequestToSign) => Promise<Record<string, s
 
 export function createRequestSigner({ service, region, credentials }: SigningConfig): RequestSigner {
   if (!credentials) {
-    const missing = new Error(
-      `signing for ${service} in ${region} needs AWS credentials, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set`,
-    );
+    const missing = new Error(`signing for ${service} in ${region} needs AWS credentials, and AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY are not set`);
     return () => Promise.reject(missing);
   }
   // Requires, not imports: esbuild then evaluates the signer's modules, and Node.js loads node:crypto (several

@@ -155,11 +155,9 @@ function createExporter(config: TelemetryConfig): SpanExporter {
 
 /** One flush function, without per-call allocations in the usual case (only the exporting processor). */
 function flushAll(exporting: InvocationSpanProcessor | undefined, others: SpanProcessor[]) {
-  const flushExporting = (maxWaitMs?: number) =>
-    exporting ? exporting.flushWithin(maxWaitMs ?? Number.POSITIVE_INFINITY) : Promise.resolve();
+  const flushExporting = (maxWaitMs?: number) => (exporting ? exporting.flushWithin(maxWaitMs ?? Number.POSITIVE_INFINITY) : Promise.resolve());
   if (others.length === 0) return flushExporting;
-  return (maxWaitMs?: number) =>
-    Promise.all([flushExporting(maxWaitMs), ...others.map((processor) => processor.forceFlush())]).then(() => undefined);
+  return (maxWaitMs?: number) => Promise.all([flushExporting(maxWaitMs), ...others.map((processor) => processor.forceFlush())]).then(() => undefined);
 }
 
 /** OTEL_PROPAGATORS in order; `tracecontext` is the W3C propagator that keeps the level 2 random flag. */
@@ -173,7 +171,11 @@ function createPropagator(names: TelemetryConfig['propagators']): TextMapPropaga
 
 function createSampler({ name, ratio }: TelemetryConfig['sampler']): Sampler {
   if (name === 'parentbased_always_on') return new ParentBasedAlwaysOnSampler();
-  const root = name.endsWith('always_off') ? new AlwaysOffSampler() : name.endsWith('traceidratio') ? new TraceIdRatioBasedSampler(ratio) : new AlwaysOnSampler();
+  const root = name.endsWith('always_off')
+    ? new AlwaysOffSampler()
+    : name.endsWith('traceidratio')
+      ? new TraceIdRatioBasedSampler(ratio)
+      : new AlwaysOnSampler();
   return name.startsWith('parentbased_') ? new ParentBasedSampler({ root }) : root;
 }
 

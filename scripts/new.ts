@@ -25,7 +25,11 @@ const pascal = (name: string) => name.replace(/(^|-)([a-z0-9])/g, (_, __, letter
 /** `ship-order` → `shipOrder`. */
 const camel = (name: string) => pascal(name).replace(/^./, (letter) => letter.toLowerCase());
 /** The framework's logical id stem for a function key (`ship-order` → `ShipDashorder`, as in `ShipDashorderLogGroup`). */
-const normalized = (name: string) => name.replace(/-/g, 'Dash').replace(/_/g, 'Underscore').replace(/^./, (letter) => letter.toUpperCase());
+const normalized = (name: string) =>
+  name
+    .replace(/-/g, 'Dash')
+    .replace(/_/g, 'Underscore')
+    .replace(/^./, (letter) => letter.toUpperCase());
 
 /** Checks the arguments; throws an error that says what is wrong and what to give instead. */
 export function parseArguments(args: string[]): NewFunction {
@@ -219,7 +223,11 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
     '${self:custom.otlpSecretStatements.secretsManager}',
   ];
   if (trigger === 'sqs') {
-    statements.push({ Effect: 'Allow', Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'], Resource: tagged('!GetAtt', `${queue}.Arn`) });
+    statements.push({
+      Effect: 'Allow',
+      Action: ['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'],
+      Resource: tagged('!GetAtt', `${queue}.Arn`),
+    });
     addEntry(doc, ['resources', 'Resources'], queue, {
       Type: 'AWS::SQS::Queue',
       Properties: {

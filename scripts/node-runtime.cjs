@@ -27,7 +27,8 @@ function check(version = process.versions.node, execPath = process.execPath) {
   if (major < OLDEST_SUPPORTED_MAJOR) {
     return {
       ok: false,
-      message: `${line}.\nNode.js ${OLDEST_SUPPORTED_MAJOR} or later is needed (the OpenTelemetry SDK and vitest require it). ` +
+      message:
+        `${line}.\nNode.js ${OLDEST_SUPPORTED_MAJOR} or later is needed (the OpenTelemetry SDK and vitest require it). ` +
         `Run through npm (npm test, npm start, npx …) after npm ci so that the project's Node.js ${deployed} is used, ` +
         `or install Node.js ${deployed} (.nvmrc).`,
     };

@@ -17,7 +17,13 @@ const TRACE_TIMEOUT_MS = 30_000;
 const TRACE_PAGE_FILE = resolve(__dirname, '..', '.traces', 'latest.html');
 // npm start, POST, POST /orders, send, process, invoke, notify-customer, send order confirmation.
 const EXPECTED_SPANS = 8;
-const order = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 2 }, { sku: 'PEN-7', quantity: 1 }] };
+const order = {
+  customerEmail: 'ada@example.com',
+  items: [
+    { sku: 'BOOK-42', quantity: 2 },
+    { sku: 'PEN-7', quantity: 1 },
+  ],
+};
 
 async function main(): Promise<number> {
   const externalBackend = process.env.OTEL_EXPORTER_OTLP_ENDPOINT || process.env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT;

@@ -40,7 +40,18 @@ describe('npm run bench --quick', () => {
     const number = /^-?\d+(\.\d+)?/;
 
     const main = table(figures);
-    expect(main.header).toEqual(['figure', 'bare', 'ours', 'SDK floor (kit set-up)', 'stock wrapper', 'contrib, minimal', 'OTel layer, as it runs', 'Powertools Tracer', 'target', 'ours']);
+    expect(main.header).toEqual([
+      'figure',
+      'bare',
+      'ours',
+      'SDK floor (kit set-up)',
+      'stock wrapper',
+      'contrib, minimal',
+      'OTel layer, as it runs',
+      'Powertools Tracer',
+      'target',
+      'ours',
+    ]);
     expect(main.rows.map((row) => row[0])).toEqual([
       'cold: module init, ms since process start',
       'cold: first invocation incl. its export, ms since process start',
@@ -83,7 +94,16 @@ describe('npm run bench --quick', () => {
       'spans lost over 200 invocations and a shutdown (SIGTERM)',
     ]);
     const runtimeColumns = runtime.header.slice(1, -3);
-    expect(runtimeColumns).toEqual(['bare', 'ours, nothing exported', 'ours (after response)', 'ours (in invocation)', 'stock wrapper', 'contrib, minimal', 'OTel layer, as it runs', 'Powertools Tracer']);
+    expect(runtimeColumns).toEqual([
+      'bare',
+      'ours, nothing exported',
+      'ours (after response)',
+      'ours (in invocation)',
+      'stock wrapper',
+      'contrib, minimal',
+      'OTel layer, as it runs',
+      'Powertools Tracer',
+    ]);
     for (const row of runtime.rows.slice(0, 4)) {
       for (const column of runtimeColumns) expect(runtime.cell(row, column)).toMatch(number);
     }

@@ -32,7 +32,19 @@ const bin = (name: string) => join(ROOT, 'node_modules', '.bin', name);
 
 beforeAll(async () => {
   copy = await mkdtemp(join(tmpdir(), 'traced-generator-'));
-  for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'vitest.config.mts', 'eslint.config.mjs', '.prettierrc.json', 'functions', 'lib', 'scripts', 'extension', 'collector']) {
+  for (const entry of [
+    'serverless.yml',
+    'package.json',
+    'tsconfig.json',
+    'vitest.config.mts',
+    'eslint.config.mjs',
+    '.prettierrc.json',
+    'functions',
+    'lib',
+    'scripts',
+    'extension',
+    'collector',
+  ]) {
     await cp(join(ROOT, entry), join(copy, entry), { recursive: true });
   }
   for (const file of ['setup.ts', 'global-setup.ts', 'service.ts', 'trace-ids.ts']) await cp(join(ROOT, 'test', file), join(copy, 'test', file));
@@ -87,7 +99,14 @@ describe('npm run new', () => {
 
   it('packages every generated function, the queue wired to its consumer and nothing granted beyond it', { timeout: 120_000 }, async () => {
     const out = join(copy, '.serverless-test');
-    const { code, output } = await run(process.execPath, [join(ROOT, 'node_modules', 'osls', 'bin', 'serverless.js'), 'package', '--stage', 'dev', '--package', out]);
+    const { code, output } = await run(process.execPath, [
+      join(ROOT, 'node_modules', 'osls', 'bin', 'serverless.js'),
+      'package',
+      '--stage',
+      'dev',
+      '--package',
+      out,
+    ]);
     expect(code, output).toBe(0);
     for (const [, name] of GENERATED) expect((await stat(join(out, `${name}.zip`))).size).toBeGreaterThan(0);
     const { Resources: resources } = JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
@@ -95,7 +114,10 @@ describe('npm run new', () => {
     const mapping = Object.values(resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).find(
       (resource) => resource.Type === 'AWS::Lambda::EventSourceMapping' && JSON.stringify(resource.Properties.EventSourceArn).includes('ShipOrderQueue'),
     );
-    expect(mapping?.Properties).toMatchObject({ FunctionName: { 'Fn::GetAtt': ['ShipDashorderLambdaFunction', 'Arn'] }, FunctionResponseTypes: ['ReportBatchItemFailures'] });
+    expect(mapping?.Properties).toMatchObject({
+      FunctionName: { 'Fn::GetAtt': ['ShipDashorderLambdaFunction', 'Arn'] },
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+    });
     const granted = (role: string) =>
       resources[role].Properties.Policies.flatMap((policy: { PolicyDocument: { Statement: unknown[] } }) => policy.PolicyDocument.Statement)
         .filter((statement: { Effect?: string }) => statement.Effect === 'Allow')

@@ -21,7 +21,13 @@ let outDir: string;
 
 /** `serverless package --stage dev` into `dir`, with no AWS credentials and only the given OTEL_* variables. */
 async function packageService(dir: string, otel: Record<string, string> = {}): Promise<Template> {
-  const env: NodeJS.ProcessEnv = { ...process.env, AWS_ACCESS_KEY_ID: '', AWS_SECRET_ACCESS_KEY: '', AWS_PROFILE: 'no-such-profile', ESBUILD_WORK_FOLDER: WORK_FOLDER };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    AWS_ACCESS_KEY_ID: '',
+    AWS_SECRET_ACCESS_KEY: '',
+    AWS_PROFILE: 'no-such-profile',
+    ESBUILD_WORK_FOLDER: WORK_FOLDER,
+  };
   for (const name of Object.keys(env)) if (name.startsWith('OTEL_')) delete env[name];
   await promisify(execFile)(process.execPath, [require.resolve('osls/bin/serverless.js'), 'package', '--stage', 'dev', '--package', dir], {
     cwd: ROOT,
@@ -104,11 +110,10 @@ describe('serverless package', () => {
       const statements = role.Properties.Policies.flatMap((policy: any) => policy.PolicyDocument.Statement);
       // X-Ray's span actions take no resource ARN; the statement exists only while the functions export there.
       expect(statements, name).toContainEqual({ 'Fn::If': ['ExportsToXRay', xray, { Ref: 'AWS::NoValue' }] });
-      expect(statements.filter((statement: any) => statement['Fn::If']).map((statement: any) => statement['Fn::If'][0]), name).toEqual([
-        'ExportsToXRay',
-        'ReadsOtlpSecretFromSsm',
-        'ReadsOtlpSecretFromSecretsManager',
-      ]);
+      expect(
+        statements.filter((statement: any) => statement['Fn::If']).map((statement: any) => statement['Fn::If'][0]),
+        name,
+      ).toEqual(['ExportsToXRay', 'ReadsOtlpSecretFromSsm', 'ReadsOtlpSecretFromSecretsManager']);
       for (const statement of statements.filter((statement: any) => !statement['Fn::If'])) {
         expect(JSON.stringify(statement.Resource)).not.toContain('"*"');
       }
@@ -171,7 +176,11 @@ describe('serverless package', () => {
       const parameter = '/order-pipeline/otlp-api-key';
       const fromSsm = await packageService(dir, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com', OTLP_SECRET_SSM_PARAMETER: parameter });
       const [fn] = Object.values(fromSsm.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
-      expect(fn.Properties.Environment.Variables).toMatchObject({ OTLP_SECRET_HEADER: 'x-api-key', OTLP_SECRET_SSM_PARAMETER: parameter, OTEL_EXPORTER_OTLP_HEADERS: '' });
+      expect(fn.Properties.Environment.Variables).toMatchObject({
+        OTLP_SECRET_HEADER: 'x-api-key',
+        OTLP_SECRET_SSM_PARAMETER: parameter,
+        OTEL_EXPORTER_OTLP_HEADERS: '',
+      });
       expect(evaluateCondition({ Condition: 'ReadsOtlpSecretFromSsm' }, fromSsm.Conditions)).toBe(true);
       expect(evaluateCondition({ Condition: 'ReadsOtlpSecretFromSecretsManager' }, fromSsm.Conditions)).toBe(false);
       const read = fromSsm.Resources.CreateOrderRole.Properties.Policies[0].PolicyDocument.Statement.find(
@@ -232,7 +241,7 @@ describe('serverless package', () => {
 });
 
 describe('serverless package with a function that does not build', () => {
-  it('fails at once with esbuild\'s message', { timeout: 60_000 }, async () => {
+  it("fails at once with esbuild's message", { timeout: 60_000 }, async () => {
     // A copy of the service whose create-order imports a module that does not exist.
     const copy = await mkdtemp(join(tmpdir(), 'traced-broken-'));
     try {

@@ -39,13 +39,18 @@ describe('quality gates', () => {
     expect(code).toBe(1);
     expect(output).toContain('@typescript-eslint/no-floating-promises');
     // The same code with the promise handed off on purpose passes.
-    expect((await exitOf('eslint', ['--stdin', '--stdin-filename', 'lib/handlers/http.ts'], { input: floating.replace('  send();', '  void send();') })).code).toBe(0);
+    expect(
+      (await exitOf('eslint', ['--stdin', '--stdin-filename', 'lib/handlers/http.ts'], { input: floating.replace('  send();', '  void send();') })).code,
+    ).toBe(0);
   });
 
   it('the type check rejects a type error, with the project settings', { timeout: 90_000 }, async () => {
     const dir = await mkdtemp(join(tmpdir(), 'traced-typecheck-'));
     dirs.push(dir);
-    await writeFile(join(dir, 'tsconfig.json'), JSON.stringify({ extends: resolve(ROOT, 'tsconfig.json'), include: ['*.ts'], compilerOptions: { typeRoots: [resolve(ROOT, 'node_modules/@types')] } }));
+    await writeFile(
+      join(dir, 'tsconfig.json'),
+      JSON.stringify({ extends: resolve(ROOT, 'tsconfig.json'), include: ['*.ts'], compilerOptions: { typeRoots: [resolve(ROOT, 'node_modules/@types')] } }),
+    );
     await symlink(resolve(ROOT, 'node_modules'), join(dir, 'node_modules'));
     await writeFile(join(dir, 'wrong.ts'), "export const count: number = 'three';\n");
     const { code, output } = await exitOf('tsc', ['--noEmit', '-p', dir], { cwd: dir });

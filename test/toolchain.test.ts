@@ -56,7 +56,7 @@ describe('toolchain', () => {
     expect(Object.entries(pkg.allowScripts).filter(([, allowed]) => allowed)).toEqual([['aws-lambda-ric', true]]);
   });
 
-  it('applies the project\'s patch to serverless-offline at install (repeated HTTP API headers joined with commas)', () => {
+  it("applies the project's patch to serverless-offline at install (repeated HTTP API headers joined with commas)", () => {
     expect(pkg.scripts.postinstall).toBe('patch-package');
     const patched = readFileSync(resolve(ROOT, 'node_modules/serverless-offline/src/events/http/lambda-events/LambdaProxyIntegrationEventV2.js'), 'utf8');
     expect(patched).toContain('the values of a repeated header');

@@ -18,7 +18,14 @@ export function extractXRayTraceHeader(header: string): Context {
   const fields = header.split(';').flatMap((field) => {
     const at = field.indexOf('=');
     const name = field.slice(0, at).trim();
-    return at > 0 && XRAY_FIELDS.has(name) ? [`${name}=${field.slice(at + 1).trim().toLowerCase()}`] : [];
+    return at > 0 && XRAY_FIELDS.has(name)
+      ? [
+          `${name}=${field
+            .slice(at + 1)
+            .trim()
+            .toLowerCase()}`,
+        ]
+      : [];
   });
   return xray.extract(ROOT_CONTEXT, fields.join(';'), singleValueGetter);
 }

@@ -1,12 +1,6 @@
 import { propagation, SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import { httpHeadersSetter } from '../carriers/http-headers';
-import {
-  ATTR_HTTP_REQUEST_METHOD,
-  ATTR_HTTP_RESPONSE_STATUS_CODE,
-  ATTR_SERVER_ADDRESS,
-  ATTR_SERVER_PORT,
-  ATTR_URL_FULL,
-} from '../semconv';
+import { ATTR_HTTP_REQUEST_METHOD, ATTR_HTTP_RESPONSE_STATUS_CODE, ATTR_SERVER_ADDRESS, ATTR_SERVER_PORT, ATTR_URL_FULL } from '../semconv';
 import { runOutgoingCall, type ForwardOptions } from './parent';
 
 /**

@@ -40,11 +40,7 @@ export function injectIntoInvokeInput(input: InvokeCommandInput, ctx: Context): 
  * invoke (see `injectIntoInvokeInput`), so the invoked function continues the trace. A function error
  * (`FunctionError` in the response) marks the span failed; the SDK's result and errors pass through unchanged.
  */
-export async function invokeFunction(
-  client: LambdaClient,
-  input: InvokeCommandInput,
-  options?: ForwardOptions,
-): Promise<InvokeCommandOutput> {
+export async function invokeFunction(client: LambdaClient, input: InvokeCommandInput, options?: ForwardOptions): Promise<InvokeCommandOutput> {
   const name = functionNameOf(input.FunctionName);
   return runOutgoingCall({
     name: `invoke ${name}`,

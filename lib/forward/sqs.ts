@@ -62,11 +62,7 @@ export function injectIntoSqsMessage<T extends SqsMessageCarrier>(input: T, ctx:
  * Sends one message with a PRODUCER `send <queue>` span around the call and the span's context in the
  * message, so the consumer continues the trace. The SDK's result and errors pass through unchanged.
  */
-export async function sendMessage(
-  client: SQSClient,
-  input: SendMessageCommandInput,
-  options?: ForwardOptions,
-): Promise<SendMessageCommandOutput> {
+export async function sendMessage(client: SQSClient, input: SendMessageCommandInput, options?: ForwardOptions): Promise<SendMessageCommandOutput> {
   const queue = queueNameFromUrl(input.QueueUrl);
   return runOutgoingCall({
     name: sqsSpanName('send', queue),
@@ -114,9 +110,7 @@ export async function sendMessageBatch(
     return injectIntoSqsMessage(entry, trace.setSpan(batchContext, span));
   });
   try {
-    const output = await context.with(batchContext, () =>
-      client.send(new (loadSqsCommands().SendMessageBatchCommand)({ ...input, Entries: tracedEntries })),
-    );
+    const output = await context.with(batchContext, () => client.send(new (loadSqsCommands().SendMessageBatchCommand)({ ...input, Entries: tracedEntries })));
     for (const sent of output?.Successful ?? []) {
       if (sent.MessageId) entrySpans.get(sent.Id)?.setAttribute(ATTR_MESSAGING_MESSAGE_ID, sent.MessageId);
     }

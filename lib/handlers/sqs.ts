@@ -15,13 +15,7 @@ import {
   type StartedInvocation,
 } from '../invocation';
 import { addSqsSpanAttributes, sqsSpanName } from '../messaging';
-import {
-  ATTR_FAAS_COLDSTART,
-  ATTR_MESSAGING_BATCH_MESSAGE_COUNT,
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_MESSAGE_ID,
-  FAAS_TRIGGER,
-} from '../semconv';
+import { ATTR_FAAS_COLDSTART, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, FAAS_TRIGGER } from '../semconv';
 import { getTelemetry, type Telemetry } from '../telemetry';
 
 /** Handles one SQS record; a rejection marks that record failed (it is retried), the others still succeed. */
@@ -68,9 +62,7 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
     // Extraction never throws: a record it cannot read gives no parent.
     const lookups = records.map(extractParentFromSqsRecord);
     const batch =
-      telemetry && strategy === 'both'
-        ? startTelemetrySafely(() => startBatchSpan(telemetry, records, lookups, lambdaContext, coldStart, inbound))
-        : undefined;
+      telemetry && strategy === 'both' ? startTelemetrySafely(() => startBatchSpan(telemetry, records, lookups, lambdaContext, coldStart, inbound)) : undefined;
 
     // One attributes object for every record span of this invocation: the SDK copies it when a span starts.
     const recordAttributes = startTelemetrySafely(() =>
@@ -173,8 +165,7 @@ function startBatchSpan(
   inbound: InboundPolicy,
 ): StartedInvocation {
   const queue = queueNameFromArn(records[0]?.eventSourceARN);
-  const links: Link[] =
-    inbound === 'ignore' ? [] : lookups.flatMap((lookup) => (lookup?.parent ? [{ context: lookup.parent }] : []));
+  const links: Link[] = inbound === 'ignore' ? [] : lookups.flatMap((lookup) => (lookup?.parent ? [{ context: lookup.parent }] : []));
   const attributes = addSqsSpanAttributes(invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, coldStart), 'process', queue);
   attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = records.length;
   return startEntrySpan(telemetry, {

@@ -95,8 +95,7 @@ export async function startOtlpReceiver(port = 0, host = '127.0.0.1'): Promise<O
 }
 
 function handle(request: IncomingMessage, response: ServerResponse, accept: (batch: ReceivedSpan[]) => void): void {
-  const answer = (status: number, body: unknown) =>
-    response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
+  const answer = (status: number, body: unknown) => response.writeHead(status, { 'content-type': 'application/json' }).end(JSON.stringify(body));
   if (request.method !== 'POST' || request.url?.split('?')[0] !== '/v1/traces') {
     answer(404, { message: 'this receiver accepts POST /v1/traces only' });
     return;

@@ -54,7 +54,10 @@ export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color
   const header = ['span', 'kind', 'function', 'start', 'duration', 'outcome'];
   const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => visible(row[column]).length)));
   const line = (row: string[]) =>
-    row.map((cell, column) => (column >= 3 && column <= 4 ? cell.padStart(widths[column]) : pad(cell, widths[column]))).join('  ').trimEnd();
+    row
+      .map((cell, column) => (column >= 3 && column <= 4 ? cell.padStart(widths[column]) : pad(cell, widths[column])))
+      .join('  ')
+      .trimEnd();
   const remote = roots.find((root) => root.parentSpanId)?.parentSpanId;
   return [
     paint('1', `trace ${spans[0].traceId}`) +

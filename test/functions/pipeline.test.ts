@@ -66,9 +66,7 @@ describe('create-order', () => {
     });
     const sent = JSON.parse(sqsMock.commandCalls(SendMessageCommand)[0].args[0].input.MessageBody!);
     expect(sent).toMatchObject({ ...ORDER, orderId: body.orderId });
-    expect(traceShape(capture.spans())).toEqual([
-      { name: 'POST /orders', kind: 'SERVER', children: [{ name: SEND_ORDERS, kind: 'PRODUCER' }] },
-    ]);
+    expect(traceShape(capture.spans())).toEqual([{ name: 'POST /orders', kind: 'SERVER', children: [{ name: SEND_ORDERS, kind: 'PRODUCER' }] }]);
   });
 
   it.each([

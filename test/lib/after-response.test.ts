@@ -103,7 +103,12 @@ describe('export after the response (Lambda extension registered)', () => {
     const context = lambdaContext();
     const invoke = link.onInvoke!(invokeEvent(context.awsRequestId));
     const result = kit.traceInvokeHandler(async () => Promise.reject(failure))({}, context);
-    expect(await settledWithin(result.catch(() => undefined), 100)).toBe(true);
+    expect(
+      await settledWithin(
+        result.catch(() => undefined),
+        100,
+      ),
+    ).toBe(true);
     await expect(result).rejects.toBe(failure);
     await exportTurn();
     expect(held.exports[0].spans[0].status.code).toBe(2);

@@ -12,9 +12,7 @@ describe('readTelemetryConfig', () => {
   });
 
   it('appends the traces path to the base endpoint and uses the per-signal endpoint as is', () => {
-    expect(readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).otlpTracesUrl).toBe(
-      'http://collector:4318/v1/traces',
-    );
+    expect(readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318/' }).otlpTracesUrl).toBe('http://collector:4318/v1/traces');
     expect(
       readTelemetryConfig({
         OTEL_EXPORTER_OTLP_ENDPOINT: 'http://collector:4318',

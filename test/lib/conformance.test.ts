@@ -22,7 +22,6 @@ import {
 } from '../../lib/testing';
 import { SPAN_ID, TRACE_ID, TRACEPARENT } from '../trace-ids';
 
-
 beforeEach(() => {
   captureSpans();
 });
@@ -140,7 +139,10 @@ describe('W3C tracestate', () => {
     ['a key of 256 characters', `${'z'.repeat(256)}=1`],
     ['a key that starts with a digit', '0tenant=1'],
   ])('keeps %s, on REST and HTTP API events', (_, tracestate) => {
-    for (const event of [apiGatewayV2Event({ headers: { traceparent: TRACEPARENT, tracestate } }), apiGatewayV1Event({ headers: { TraceParent: TRACEPARENT, TraceState: tracestate } })]) {
+    for (const event of [
+      apiGatewayV2Event({ headers: { traceparent: TRACEPARENT, tracestate } }),
+      apiGatewayV1Event({ headers: { TraceParent: TRACEPARENT, TraceState: tracestate } }),
+    ]) {
       expect(extractParentFromHttpEvent(event).parent?.traceState?.serialize()).toBe(tracestate);
     }
   });
@@ -181,8 +183,7 @@ describe('W3C tracestate', () => {
   });
 
   it('puts a key it updates first and keeps at most 32 members', () => {
-    const traceState = fromHeaders({ traceparent: TRACEPARENT, tracestate: Array.from({ length: 32 }, (_, i) => `k${i}=v`).join(',') }).parent!
-      .traceState!;
+    const traceState = fromHeaders({ traceparent: TRACEPARENT, tracestate: Array.from({ length: 32 }, (_, i) => `k${i}=v`).join(',') }).parent!.traceState!;
     const updated = traceState.set('k5', 'new').set('ours', 'x');
     expect(updated.serialize().split(',').slice(0, 2)).toEqual(['ours=x', 'k5=new']);
     expect(updated.serialize().split(',')).toHaveLength(32);

@@ -69,7 +69,9 @@ describe("the function's log", () => {
     const { lines, logger } = recording();
     startTelemetry(readTelemetryConfig({ OTEL_TRACES_SAMPLER: 'sometimes' }), { logger, exporter: answering(ExportResultCode.SUCCESS) });
 
-    expect(lines).toContainEqual(expect.stringMatching(/^warn: traced-lambda: OTEL_TRACES_SAMPLER="sometimes" is not one of .*; using "parentbased_always_on"\.$/));
+    expect(lines).toContainEqual(
+      expect.stringMatching(/^warn: traced-lambda: OTEL_TRACES_SAMPLER="sometimes" is not one of .*; using "parentbased_always_on"\.$/),
+    );
   });
 
   it('honours OTEL_LOG_LEVEL: error hides the warning, debug shows each failure', async () => {

@@ -21,9 +21,7 @@ describe('extractParentFromHttpEvent', () => {
   });
 
   it('keeps tracestate with the parent', () => {
-    const found = extractParentFromHttpEvent(
-      apiGatewayV2Event({ headers: { traceparent: TRACEPARENT, tracestate: 'vendor=value,other=1' } }),
-    );
+    const found = extractParentFromHttpEvent(apiGatewayV2Event({ headers: { traceparent: TRACEPARENT, tracestate: 'vendor=value,other=1' } }));
 
     expect(found.parent?.traceState?.serialize()).toBe('vendor=value,other=1');
   });

@@ -6,23 +6,8 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import { mockClient } from 'aws-sdk-client-mock';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { ENVELOPE_KEY } from '../../lib/carriers/invoke-payload-envelope';
-import {
-  invokeFunction,
-  sendMessage,
-  sendMessageBatch,
-  traceInvokeHandler,
-  traceSqsRecords,
-  tracedFetch,
-  withSpan,
-} from '../../lib';
-import {
-  captureSpans,
-  clientContextFromInvoke,
-  lambdaContext,
-  sqsEvent,
-  sqsRecordFromSendMessage,
-  type SpanCapture,
-} from '../../lib/testing';
+import { invokeFunction, sendMessage, sendMessageBatch, traceInvokeHandler, traceSqsRecords, tracedFetch, withSpan } from '../../lib';
+import { captureSpans, clientContextFromInvoke, lambdaContext, sqsEvent, sqsRecordFromSendMessage, type SpanCapture } from '../../lib/testing';
 
 const QUEUE_URL = 'https://sqs.eu-west-1.amazonaws.com/123456789012/orders';
 const sqsMock = mockClient(SQSClient);
@@ -211,7 +196,13 @@ describe('sendMessageBatch', () => {
 
   it('each record of the batch continues its own entry span (round trip)', async () => {
     sqsMock.on(SendMessageBatchCommand).resolves({ Successful: [], Failed: [] });
-    await sendMessageBatch(sqs, { QueueUrl: QUEUE_URL, Entries: [{ Id: '1', MessageBody: '1' }, { Id: '2', MessageBody: '2' }] });
+    await sendMessageBatch(sqs, {
+      QueueUrl: QUEUE_URL,
+      Entries: [
+        { Id: '1', MessageBody: '1' },
+        { Id: '2', MessageBody: '2' },
+      ],
+    });
     const input = sqsMock.commandCalls(SendMessageBatchCommand)[0].args[0].input;
     const records = input.Entries!.map((entry) => sqsRecordFromSendMessage({ QueueUrl: input.QueueUrl, ...entry }));
 

@@ -1,7 +1,14 @@
 import type { APIGatewayProxyEvent, APIGatewayProxyEventV2, SQSEvent, SQSRecord } from 'aws-lambda';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { extractParentFromHttpEvent, extractParentFromInvoke, extractParentFromSqsRecord, traceHttpHandler, traceInvokeHandler, traceSqsRecords } from '../../lib';
+import {
+  extractParentFromHttpEvent,
+  extractParentFromInvoke,
+  extractParentFromSqsRecord,
+  traceHttpHandler,
+  traceInvokeHandler,
+  traceSqsRecords,
+} from '../../lib';
 import { apiGatewayV1Event, apiGatewayV2Event, captureSpans, lambdaContext, sqsRecord, stringAttribute } from '../../lib/testing';
 
 // Property-based tests over every entry point and carrier, seeded so that a failure replays: whatever arrives,
@@ -28,9 +35,9 @@ const traceparentLike = fc.oneof(
     const i = at % (value.length + 1);
     return value.slice(0, i) + text + value.slice(i + 1);
   }),
-  fc.tuple(fc.constantFrom(' ', '\t', '\n', '\r', '\u00a0', '\u2028', '\ufeff', ''), validTraceparent, fc.constantFrom(' ', '\t', '\n', '\u00a0', '')).map(
-    ([before, value, after]) => before + value + after,
-  ),
+  fc
+    .tuple(fc.constantFrom(' ', '\t', '\n', '\r', '\u00a0', '\u2028', '\ufeff', ''), validTraceparent, fc.constantFrom(' ', '\t', '\n', '\u00a0', ''))
+    .map(([before, value, after]) => before + value + after),
   validTraceparent.map((value) => value.toUpperCase()),
   fc.string({ unit: 'binary' }),
 );
@@ -67,9 +74,9 @@ describe('generated input', () => {
   it('HTTP events (REST and HTTP API, any header shape): one call, the result or error unchanged, a well-formed parent or none', async () => {
     const headers = fc.dictionary(fc.constantFrom('traceparent', 'TraceParent', 'TRACEPARENT', 'tracestate', 'x'), fc.oneof(traceparentLike, anyValue));
     const event = fc.oneof(
-      fc.tuple(headers, fc.option(fc.dictionary(fc.constantFrom('traceparent', 'Traceparent'), fc.oneof(fc.array(traceparentLike), anyValue)))).map(
-        ([h, multi]) => ({ ...apiGatewayV1Event(), headers: h, multiValueHeaders: multi }) as unknown as APIGatewayProxyEvent,
-      ),
+      fc
+        .tuple(headers, fc.option(fc.dictionary(fc.constantFrom('traceparent', 'Traceparent'), fc.oneof(fc.array(traceparentLike), anyValue))))
+        .map(([h, multi]) => ({ ...apiGatewayV1Event(), headers: h, multiValueHeaders: multi }) as unknown as APIGatewayProxyEvent),
       headers.map((h) => ({ ...apiGatewayV2Event(), headers: h }) as unknown as APIGatewayProxyEventV2),
       anyValue,
     );
@@ -110,7 +117,12 @@ describe('generated input', () => {
         .record({
           id: fc.uuid(),
           traceparent: fc.option(traceparentLike),
-          awsTraceHeader: fc.option(fc.oneof(fc.string(), fc.tuple(hex(8), hex(24), hex(16)).map(([a, b, c]) => `Root=1-${a}-${b};Parent=${c};Sampled=1`.toUpperCase()))),
+          awsTraceHeader: fc.option(
+            fc.oneof(
+              fc.string(),
+              fc.tuple(hex(8), hex(24), hex(16)).map(([a, b, c]) => `Root=1-${a}-${b};Parent=${c};Sampled=1`.toUpperCase()),
+            ),
+          ),
           arn: fc.oneof(fc.constant('arn:aws:sqs:eu-west-1:123456789012:orders'), fc.constant('arn:aws:sqs:eu-west-1:123456789012:orders.fifo'), anyValue),
         })
         .map(

@@ -27,7 +27,6 @@ import {
 } from '../../lib/testing';
 import { SPAN_ID, TRACE_ID, TRACEPARENT } from '../trace-ids';
 
-
 let capture: SpanCapture;
 beforeEach(() => {
   capture = captureSpans();
@@ -154,9 +153,7 @@ describe('traceHttpHandler', () => {
 
     await handler(apiGatewayV2Event({ headers: { traceparent: TRACEPARENT } }), lambdaContext());
 
-    expect(traceShape(capture.spans())).toEqual([
-      { name: 'POST /orders', kind: 'SERVER', children: [{ name: 'validate', kind: 'INTERNAL' }] },
-    ]);
+    expect(traceShape(capture.spans())).toEqual([{ name: 'POST /orders', kind: 'SERVER', children: [{ name: 'validate', kind: 'INTERNAL' }] }]);
   });
 
   it('exports every span of the invocation, in one export, before the handler returns', async () => {

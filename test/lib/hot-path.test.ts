@@ -74,7 +74,9 @@ describe('the default sampler (parentbased_always_on)', () => {
 
   it('is what OTEL_TRACES_SAMPLER names, by default and when asked for', () => {
     for (const env of [{}, { OTEL_TRACES_SAMPLER: 'parentbased_always_on' }]) {
-      const telemetry = startTelemetry(readTelemetryConfig(env), { exporter: { export: (_spans, done) => done({ code: 0 }), shutdown: async () => undefined } });
+      const telemetry = startTelemetry(readTelemetryConfig(env), {
+        exporter: { export: (_spans, done) => done({ code: 0 }), shutdown: async () => undefined },
+      });
       const notSampled = trace.setSpanContext(ROOT_CONTEXT, { traceId: TRACE_ID, spanId: SPAN_ID, traceFlags: TraceFlags.NONE, isRemote: true });
       expect(telemetry.tracer.startSpan('a', {}, notSampled).isRecording()).toBe(false);
       expect(telemetry.tracer.startSpan('b', {}, ROOT_CONTEXT).isRecording()).toBe(true);

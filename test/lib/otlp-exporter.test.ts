@@ -19,8 +19,7 @@ async function endedSpans(): Promise<ReadableSpan[]> {
   return memory.spans;
 }
 
-const exportOnce = (exporter: SpanExporter, spans: ReadableSpan[]) =>
-  new Promise<ExportResult>((resolve) => exporter.export(spans, resolve));
+const exportOnce = (exporter: SpanExporter, spans: ReadableSpan[]) => new Promise<ExportResult>((resolve) => exporter.export(spans, resolve));
 
 describe('OtlpHttpSpanExporter', () => {
   let server: Server;

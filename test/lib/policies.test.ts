@@ -62,10 +62,8 @@ describe('inbound trust policy', () => {
 
 describe('SQS batch strategies', () => {
   const otherTrace = '0af7651916cd43dd8448eb211c80319c';
-  const batch = () => sqsEvent([
-    sqsRecord({ traceparent: TRACEPARENT, messageId: 'm-1' }),
-    sqsRecord({ traceparent: `00-${otherTrace}-b7ad6b7169203331-01`, messageId: 'm-2' }),
-  ]);
+  const batch = () =>
+    sqsEvent([sqsRecord({ traceparent: TRACEPARENT, messageId: 'm-1' }), sqsRecord({ traceparent: `00-${otherTrace}-b7ad6b7169203331-01`, messageId: 'm-2' })]);
 
   it('"links": each record span starts a new trace linked to its producer', async () => {
     await traceSqsRecords(async () => undefined, { strategy: 'links' })(batch(), lambdaContext());

@@ -104,7 +104,9 @@ describe('an OTLP header from Secrets Manager', () => {
     const lines = start({ OTLP_SECRET_ARN: 'otlp', OTLP_SECRET_HEADER: 'x-api-key' });
     await invocations(1);
     expect(requests).toHaveLength(0);
-    expect(lines.join('\n')).toContain('could not read the x-api-key header from Secrets Manager secret otlp (Error: the secret is JSON without a "x-api-key" string)');
+    expect(lines.join('\n')).toContain(
+      'could not read the x-api-key header from Secrets Manager secret otlp (Error: the secret is JSON without a "x-api-key" string)',
+    );
   });
 });
 

@@ -59,7 +59,9 @@ const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).u
 /** Recomputes the request's SigV4 signature from what arrived, with the given secret. */
 function expectedSignature(request: Received, secret: string) {
   const authorization = String(request.headers.authorization);
-  const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(authorization);
+  const match = /^AWS4-HMAC-SHA256 Credential=([^/]+)\/(\d{8})\/([^/]+)\/([^/]+)\/aws4_request, SignedHeaders=([^,]+), Signature=([0-9a-f]{64})$/.exec(
+    authorization,
+  );
   if (!match) throw new Error(`not a SigV4 Authorization header: ${authorization}`);
   const [, accessKeyId, date, region, service, signedHeaders, signature] = match;
   const canonicalHeaders = signedHeaders
@@ -89,7 +91,9 @@ describe('SigV4-signed OTLP export', () => {
     // Signed now, in UTC, for today's scope.
     const amzDate = String(request.headers['x-amz-date']);
     expect(amzDate.slice(0, 8)).toBe(check.date);
-    const signedAt = Date.parse(`${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`);
+    const signedAt = Date.parse(
+      `${amzDate.slice(0, 4)}-${amzDate.slice(4, 6)}-${amzDate.slice(6, 8)}T${amzDate.slice(9, 11)}:${amzDate.slice(11, 13)}:${amzDate.slice(13, 15)}Z`,
+    );
     expect(Math.abs(Date.now() - signedAt)).toBeLessThan(60_000);
     // The body AWS expects: OTLP JSON with the invocation's span.
     expect(request.headers['content-type']).toBe('application/json');
@@ -102,7 +106,13 @@ describe('SigV4-signed OTLP export', () => {
 
   it('signs the gzip-compressed body it sends', async () => {
     const request = await exportOneInvocation(
-      new OtlpHttpSpanExporter({ url, headers: {}, timeoutMs: 2000, compression: 'gzip', signing: { service: 'xray', region: REGION, credentials: CREDENTIALS } }),
+      new OtlpHttpSpanExporter({
+        url,
+        headers: {},
+        timeoutMs: 2000,
+        compression: 'gzip',
+        signing: { service: 'xray', region: REGION, credentials: CREDENTIALS },
+      }),
     );
 
     const check = expectedSignature(request, CREDENTIALS.secretAccessKey);
@@ -124,7 +134,11 @@ describe('SigV4-signed OTLP export', () => {
 });
 
 describe('the CloudWatch OTLP endpoint in the configuration', () => {
-  const credentials = { AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId, AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey, AWS_SESSION_TOKEN: CREDENTIALS.sessionToken };
+  const credentials = {
+    AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
+    AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
+    AWS_SESSION_TOKEN: CREDENTIALS.sessionToken,
+  };
 
   it('signs for xray in the region the endpoint names, with the role credentials Lambda provides', () => {
     const config = readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://xray.ap-southeast-2.amazonaws.com', AWS_REGION: 'eu-west-1', ...credentials });

@@ -65,7 +65,7 @@ describe('OTEL_SDK_DISABLED', () => {
 describe('OTEL_PROPAGATORS', () => {
   const incoming = { traceparent: TRACEPARENT, baggage: 'customer=ada,tier=gold' };
 
-  it('defaults to tracecontext and baggage: the caller\'s baggage goes on with the trace', async () => {
+  it("defaults to tracecontext and baggage: the caller's baggage goes on with the trace", async () => {
     captureSpans();
     const headers = await forwardedFrom(incoming);
     expect(headers.traceparent).toMatch(new RegExp(`^00-${TRACE_ID}-[0-9a-f]{16}-0[13]$`));
@@ -101,11 +101,15 @@ describe('span limits', () => {
   it('caps attributes, attribute values and events as the OTEL_*_LIMIT variables say', async () => {
     const capture = captureSpans({ OTEL_SPAN_ATTRIBUTE_COUNT_LIMIT: '2', OTEL_ATTRIBUTE_VALUE_LENGTH_LIMIT: '4', OTEL_SPAN_EVENT_COUNT_LIMIT: '1' });
     await traceInvokeHandler(async () =>
-      withSpan('limited', async () => {
-        const span = trace.getSpan(context.active())!;
-        span.addEvent('first');
-        span.addEvent('second');
-      }, { a: 'abcdefgh', b: 'b', c: 'c' }),
+      withSpan(
+        'limited',
+        async () => {
+          const span = trace.getSpan(context.active())!;
+          span.addEvent('first');
+          span.addEvent('second');
+        },
+        { a: 'abcdefgh', b: 'b', c: 'c' },
+      ),
     )({}, invokedWith({}));
 
     const span = capture.span('limited');

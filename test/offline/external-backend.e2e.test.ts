@@ -14,7 +14,8 @@ beforeAll(async () => {
   stack = await startOfflineStack({
     ports: { http, lambda, sqs, otlp: 0 },
     env: { OTEL_EXPORTER_OTLP_ENDPOINT: backend.endpoint },
-    readyTimeoutMs: 90_000, buildFolder: `.esbuild-e2e-${http}`,
+    readyTimeoutMs: 90_000,
+    buildFolder: `.esbuild-e2e-${http}`,
   });
 }, 120_000);
 

@@ -139,10 +139,7 @@ describe('the order pipeline offline', () => {
     expect(response.FunctionError).toBeUndefined();
     expect(JSON.parse(Buffer.from(response.Payload!).toString())).toMatchObject({ orderId: 'o-direct', delivered: true });
     const spans = await waitForTrace(traceId, 2, [functionName('notify-customer')]);
-    expect(shapeOf(spans)).toEqual([
-      `${NOTIFY} SERVER notify-customer`,
-      '  send order confirmation INTERNAL notify-customer',
-    ]);
+    expect(shapeOf(spans)).toEqual([`${NOTIFY} SERVER notify-customer`, '  send order confirmation INTERNAL notify-customer']);
     expect(spans.find((span) => span.kind === 'SERVER')!.parentSpanId).toBe('0123456789abcdef');
     lambda.destroy();
   });

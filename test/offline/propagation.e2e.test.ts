@@ -2,15 +2,7 @@ import { request } from 'node:http';
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { SendMessageBatchCommand, SQSClient, type SendMessageBatchRequestEntry } from '@aws-sdk/client-sqs';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  injectIntoSqsMessage,
-  invokeFunction,
-  readTelemetryConfig,
-  sendMessage,
-  startRun,
-  startTelemetry,
-  type Run,
-} from '../../lib';
+import { injectIntoSqsMessage, invokeFunction, readTelemetryConfig, sendMessage, startRun, startTelemetry, type Run } from '../../lib';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 import { freePorts, functionName, service, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
 import { waitForConnectedTrace } from '../../scripts/offline/trace-tree';
@@ -76,7 +68,10 @@ describe('repeated traceparent headers', () => {
 
   it('start a new trace on both routes when they differ (HTTP API: joined with commas, as API Gateway does)', { timeout: 30_000 }, async () => {
     for (const url of [stack.httpApiUrl, stack.restApiUrl]) {
-      const answer = await postOrderWithHeaders(url, [['traceparent', first], ['traceparent', second]]);
+      const answer = await postOrderWithHeaders(url, [
+        ['traceparent', first],
+        ['traceparent', second],
+      ]);
       expect(answer.status, url).toBe(202);
       expect(answer.traceId, url).toMatch(/^[0-9a-f]{32}$/);
       expect([first.slice(3, 35), second.slice(3, 35)], url).not.toContain(answer.traceId);
@@ -92,7 +87,9 @@ describe('propagation paths offline', () => {
   it('continues each message of one batch in its own trace', { timeout: 90_000 }, async () => {
     // Arrange: three producers, each its own trace, whose messages are enqueued together (one batch)
     const runs = [1, 2, 3].map((n) => startRun(`producer ${n}`));
-    const entries = runs.map((run, index) => injectIntoSqsMessage<SendMessageBatchRequestEntry>({ Id: `m${index}`, MessageBody: order(index + 1) }, run.context));
+    const entries = runs.map((run, index) =>
+      injectIntoSqsMessage<SendMessageBatchRequestEntry>({ Id: `m${index}`, MessageBody: order(index + 1) }, run.context),
+    );
 
     // Act
     await sqs.send(new SendMessageBatchCommand({ QueueUrl: stack.queueUrl, Entries: entries }));

@@ -19,12 +19,23 @@ describe('the service as serverless.yml declares it', () => {
       service: 'shop',
       provider: { stage: 'test', region: 'us-east-2' },
       functions: {
-        'take-order': { handler: 'functions/take-order.handler', events: [{ httpApi: { path: '/orders', method: 'post' } }], environment: { QUEUE_URL: { Ref: 'Jobs' }, MODE: 'fast' } },
+        'take-order': {
+          handler: 'functions/take-order.handler',
+          events: [{ httpApi: { path: '/orders', method: 'post' } }],
+          environment: { QUEUE_URL: { Ref: 'Jobs' }, MODE: 'fast' },
+        },
         work: { name: 'custom-worker', handler: 'functions/work.handler', events: [{ sqs: { arn: { 'Fn::GetAtt': ['Jobs', 'Arn'] }, batchSize: 5 } }] },
       },
       resources: {
         Resources: {
-          Jobs: { Type: 'AWS::SQS::Queue', Properties: { QueueName: 'shop-test-jobs', VisibilityTimeout: 30, RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': ['JobsDlq', 'Arn'] }, maxReceiveCount: 5 } } },
+          Jobs: {
+            Type: 'AWS::SQS::Queue',
+            Properties: {
+              QueueName: 'shop-test-jobs',
+              VisibilityTimeout: 30,
+              RedrivePolicy: { deadLetterTargetArn: { 'Fn::GetAtt': ['JobsDlq', 'Arn'] }, maxReceiveCount: 5 },
+            },
+          },
           JobsDlq: { Type: 'AWS::SQS::Queue', Properties: { QueueName: 'shop-test-jobs-dlq' } },
           Role: { Type: 'AWS::IAM::Role', Properties: {} },
         },
@@ -71,6 +82,8 @@ describe('the service as serverless.yml declares it', () => {
     // Assert
     expect(renamed.service).toBe('renamed-shop');
     expect(renamed.functions.map((fn) => fn.name)).toEqual(devService.functions.map((fn) => `renamed-shop-offline-${fn.key}`));
-    expect(renamed.queues.map((queue) => queue.name)).toEqual(devService.queues.map((queue) => queue.name.replace(`${devService.service}-dev-`, 'renamed-shop-offline-')));
+    expect(renamed.queues.map((queue) => queue.name)).toEqual(
+      devService.queues.map((queue) => queue.name.replace(`${devService.service}-dev-`, 'renamed-shop-offline-')),
+    );
   });
 });

@@ -21,7 +21,13 @@ describe('the local OTLP receiver and the trace tree', () => {
     const { spans, received } = await exportedTrace();
 
     expect(received.map((span) => [span.name, span.spanId, span.parentSpanId ?? null, span.kind, span.status])).toEqual(
-      spans.map((span) => [span.name, span.spanContext().spanId, span.parentSpanContext?.spanId ?? null, 'INTERNAL', span.name === 'npm start' ? 'ERROR' : 'UNSET']),
+      spans.map((span) => [
+        span.name,
+        span.spanContext().spanId,
+        span.parentSpanContext?.spanId ?? null,
+        'INTERNAL',
+        span.name === 'npm start' ? 'ERROR' : 'UNSET',
+      ]),
     );
     expect(received[0].resource['faas.name']).toBe('order-pipeline-offline-create-order');
     expect(received.every((span) => span.endNs >= span.startNs)).toBe(true);
@@ -48,8 +54,25 @@ describe('the local OTLP receiver and the trace tree', () => {
     const common = { traceId: 'a'.repeat(32), startNs: 0n, endNs: 2_000_000n, resource: { 'faas.name': 'order-pipeline-offline-create-order' } };
     const lines = renderTraceTree(
       [
-        { ...common, spanId: '1', name: 'POST /orders', kind: 'SERVER', status: 'ERROR', statusMessage: 'Internal Server Error', attributes: { 'http.response.status_code': 500 } },
-        { ...common, spanId: '2', parentSpanId: '1', name: 'send orders', kind: 'PRODUCER', status: 'ERROR', statusMessage: 'The queue does not exist', attributes: { 'error.type': 'QueueDoesNotExist' } },
+        {
+          ...common,
+          spanId: '1',
+          name: 'POST /orders',
+          kind: 'SERVER',
+          status: 'ERROR',
+          statusMessage: 'Internal Server Error',
+          attributes: { 'http.response.status_code': 500 },
+        },
+        {
+          ...common,
+          spanId: '2',
+          parentSpanId: '1',
+          name: 'send orders',
+          kind: 'PRODUCER',
+          status: 'ERROR',
+          statusMessage: 'The queue does not exist',
+          attributes: { 'error.type': 'QueueDoesNotExist' },
+        },
         { ...common, spanId: '3', name: 'POST /orders', kind: 'SERVER', status: 'UNSET', attributes: { 'http.response.status_code': 202 } },
       ],
       { functionPrefix: 'order-pipeline-offline-' },

@@ -55,7 +55,7 @@ export interface PackagedFunction {
   readonly name: string;
   invoke(event: unknown, options?: InvokeOptions): Promise<InvokeResult>;
   /** The error the runtime reported from `init/error`, when loading the handler failed. */
-  initError(): InvokeResult & { ok: false } | undefined;
+  initError(): (InvokeResult & { ok: false }) | undefined;
   /** Extensions that registered, and the registrations the Extensions API refused (with its answer). */
   extensions(): { registered: RegisteredExtension[]; refused: { name: string; errorType: string }[] };
   /**
@@ -157,8 +157,16 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     parkedNext!.writeHead(200, { 'content-type': 'application/json', ...pending.headers }).end(pending.event);
     parkedNext = undefined;
     for (const extension of extensions.values()) {
-      const event = { eventType: 'INVOKE', deadlineMs: pending.deadlineMs, requestId: pending.requestId, invokedFunctionArn: pending.invokedFunctionArn, tracing: {} };
-      extension.parkedNext!.writeHead(200, { 'content-type': 'application/json', 'Lambda-Extension-Event-Identifier': randomUUID() }).end(JSON.stringify(event));
+      const event = {
+        eventType: 'INVOKE',
+        deadlineMs: pending.deadlineMs,
+        requestId: pending.requestId,
+        invokedFunctionArn: pending.invokedFunctionArn,
+        tracing: {},
+      };
+      extension
+        .parkedNext!.writeHead(200, { 'content-type': 'application/json', 'Lambda-Extension-Event-Identifier': randomUUID() })
+        .end(JSON.stringify(event));
       extension.parkedNext = undefined;
     }
   };
@@ -221,7 +229,10 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
         : registrationClosed
           ? ['Extension.RegistrationServiceOff', `ExtensionsAPI failed to register Internal Extension ${name}`]
           : !Array.isArray(events) || events.some((event) => event !== 'INVOKE')
-            ? [Array.isArray(events) && events.includes('SHUTDOWN') ? 'ShutdownEventNotSupportedForInternalExtension' : 'Extension.InvalidEventType', `events ${JSON.stringify(events)}`]
+            ? [
+                Array.isArray(events) && events.includes('SHUTDOWN') ? 'ShutdownEventNotSupportedForInternalExtension' : 'Extension.InvalidEventType',
+                `events ${JSON.stringify(events)}`,
+              ]
             : [...extensions.values()].some((extension) => extension.name === name)
               ? ['Extension.AlreadyRegistered', name]
               : undefined;
@@ -250,7 +261,12 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
       // Lambda resets the sandbox after either: the invocations waiting on it fail.
       response.writeHead(202).end(JSON.stringify({ status: 'OK' }));
       extensions.delete(extension.id);
-      failAll(() => new Error(`${options.name}: extension ${extension.name} reported ${path.slice(1)} ${String(request.headers['lambda-extension-function-error-type'] ?? '')}`));
+      failAll(
+        () =>
+          new Error(
+            `${options.name}: extension ${extension.name} reported ${path.slice(1)} ${String(request.headers['lambda-extension-function-error-type'] ?? '')}`,
+          ),
+      );
       return;
     }
     refuse(404, 'NotFound', path);
@@ -350,7 +366,10 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     extensions: () => ({ registered: [...extensions.values()].map(({ name, id, events }) => ({ name, id, events })), refused: [...refused] }),
     whenIdle(timeoutMs = 10_000) {
       return new Promise<number>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`${options.name}: runtime and extensions not back on /next within ${timeoutMs} ms\n${output}`)), timeoutMs);
+        const timer = setTimeout(
+          () => reject(new Error(`${options.name}: runtime and extensions not back on /next within ${timeoutMs} ms\n${output}`)),
+          timeoutMs,
+        );
         const wake = () => {
           clearTimeout(timer);
           resolve(performance.now() - lastDispatchAt);

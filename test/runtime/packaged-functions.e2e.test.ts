@@ -44,11 +44,11 @@ let template: { Resources: Record<string, { Type: string; Properties: any }> };
 beforeAll(async () => {
   work = await mkdtemp(join(tmpdir(), 'traced-runtime-'));
   const outDir = join(work, 'package');
-  await promisify(execFile)(
-    process.execPath,
-    [require.resolve('osls/bin/serverless.js'), 'package', '--stage', STAGE, '--package', outDir],
-    { cwd: ROOT, env: { ...process.env, ESBUILD_WORK_FOLDER: '.esbuild-runtime-test', AWS_PROFILE: 'no-such-profile' }, timeout: 120_000 },
-  );
+  await promisify(execFile)(process.execPath, [require.resolve('osls/bin/serverless.js'), 'package', '--stage', STAGE, '--package', outDir], {
+    cwd: ROOT,
+    env: { ...process.env, ESBUILD_WORK_FOLDER: '.esbuild-runtime-test', AWS_PROFILE: 'no-such-profile' },
+    timeout: 120_000,
+  });
   template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
 
   // The runtime's own modules: only @aws-sdk/* is visible to a function, as in /var/runtime/node_modules.
@@ -107,18 +107,30 @@ describe('packaged functions under the Lambda runtime interface client', () => {
     expect(accepted).toMatchObject({ ok: true, payload: { statusCode: 202 } });
 
     // The message create-order queued, delivered to process-order as the SQS event source mapping would.
-    const client = new SQSClient({ region: REGION, endpoint: queueUrl.slice(0, queueUrl.indexOf('/000000000000')), credentials: { accessKeyId: 'x', secretAccessKey: 'x' } });
+    const client = new SQSClient({
+      region: REGION,
+      endpoint: queueUrl.slice(0, queueUrl.indexOf('/000000000000')),
+      credentials: { accessKeyId: 'x', secretAccessKey: 'x' },
+    });
     const { Messages = [] } = await client.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ['All'], MessageSystemAttributeNames: ['All'], WaitTimeSeconds: 1 }),
+      new ReceiveMessageCommand({
+        QueueUrl: queueUrl,
+        MaxNumberOfMessages: 10,
+        MessageAttributeNames: ['All'],
+        MessageSystemAttributeNames: ['All'],
+        WaitTimeSeconds: 1,
+      }),
     );
     client.destroy();
     expect(Messages).toHaveLength(1);
     const processed = await invoke('process-order', { Records: Messages.map(sqsRecordOf) });
     expect(processed).toEqual({ requestId: expect.any(String), ok: true, payload: { batchItemFailures: [] }, responseMs: expect.any(Number) });
 
-    const spans = await waitForConnectedTrace(receiver, TRACE_ID, { count: 6, functions: FUNCTIONS.map((key) => PREFIX + key) }, 10_000).catch((error: Error) => {
-      throw new Error(`${error.message}\n${renderTraceTree(spansOfTrace(receiver.spans(), TRACE_ID))}\n${logsOfAll()}`);
-    });
+    const spans = await waitForConnectedTrace(receiver, TRACE_ID, { count: 6, functions: FUNCTIONS.map((key) => PREFIX + key) }, 10_000).catch(
+      (error: Error) => {
+        throw new Error(`${error.message}\n${renderTraceTree(spansOfTrace(receiver.spans(), TRACE_ID))}\n${logsOfAll()}`);
+      },
+    );
     expect(spans.map((span) => `${span.kind} ${span.name}`).sort()).toEqual(
       [
         'SERVER POST /orders',
@@ -160,7 +172,10 @@ describe('packaged functions under the Lambda runtime interface client', () => {
       expect(result).toMatchObject({ ok: true, payload: { orderId: `o-${i}`, delivered: true } });
     }
     // The runtime writes console output as "<time>\t<request id>\t<LEVEL>\t<message>" (CloudWatch Logs lines).
-    const lines = unreachable.logs().split('\n').filter((line) => line.includes('could not export'));
+    const lines = unreachable
+      .logs()
+      .split('\n')
+      .filter((line) => line.includes('could not export'));
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatch(/\tWARN\ttraced-lambda: could not export 2 span\(s\): connect ECONNREFUSED/);
   });
@@ -174,7 +189,10 @@ describe('packaged functions under the Lambda runtime interface client', () => {
     const result = await toXRay.invoke({ orderId: 'o-xray', customerEmail: 'ada@example.com', itemCount: 1 });
     expect(result).toMatchObject({ ok: true, payload: { orderId: 'o-xray', delivered: true } });
     await toXRay.whenIdle(); // the export runs after the response
-    const [line] = toXRay.logs().split('\n').filter((text) => text.includes('could not export'));
+    const [line] = toXRay
+      .logs()
+      .split('\n')
+      .filter((text) => text.includes('could not export'));
     expect(line).toMatch(/\tWARN\ttraced-lambda: could not export 2 span\(s\): (getaddrinfo|no answer|the OTLP endpoint answered 40[13])/);
     expect(toXRay.logs()).not.toMatch(/Cannot find module|needs AWS credentials/);
   });
@@ -261,7 +279,10 @@ describe('packaged functions under the Lambda runtime interface client', () => {
   it('gives a package nothing but the AWS SDK: a require of anything else fails at init, as on AWS', async () => {
     const taskRoot = join(work, 'probe');
     await mkdir(join(taskRoot, 'functions'), { recursive: true });
-    await writeFile(join(taskRoot, 'functions', 'sdk.js'), "const { SQSClient } = require('@aws-sdk/client-sqs');\nexports.handler = async () => typeof SQSClient;\n");
+    await writeFile(
+      join(taskRoot, 'functions', 'sdk.js'),
+      "const { SQSClient } = require('@aws-sdk/client-sqs');\nexports.handler = async () => typeof SQSClient;\n",
+    );
     await writeFile(join(taskRoot, 'functions', 'unbundled.js'), "require('@opentelemetry/api');\nexports.handler = async () => 'loaded';\n");
     const start = (handler: string) =>
       startPackagedFunction({ name: `probe-${handler}`, taskRoot, handler, nodePath, environment: {} }).then((fn) => (extra.push(fn), fn));
@@ -362,7 +383,10 @@ async function startLambdaInvokeApi(find: (name: string) => PackagedFunction | u
       const match = /^\/2015-03-31\/functions\/([^/]+)\/invocations/.exec(request.url ?? '');
       const name = match ? decodeURIComponent(match[1]).split(':function:').pop()!.split(':')[0] : '';
       const fn = find(name);
-      if (!fn) return void response.writeHead(404, { 'x-amzn-errortype': 'ResourceNotFoundException' }).end(JSON.stringify({ message: `Function not found: ${name}` }));
+      if (!fn)
+        return void response
+          .writeHead(404, { 'x-amzn-errortype': 'ResourceNotFoundException' })
+          .end(JSON.stringify({ message: `Function not found: ${name}` }));
       const payload = chunks.length ? JSON.parse(Buffer.concat(chunks).toString('utf8')) : {};
       const encoded = request.headers['x-amz-client-context'];
       const clientContext = typeof encoded === 'string' ? JSON.parse(Buffer.from(encoded, 'base64').toString('utf8')) : undefined;
