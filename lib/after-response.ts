@@ -47,7 +47,8 @@ export const DEADLINE_MARGIN_MS = 50;
  */
 export const UNTRACED_GRACE_MS = 1_000;
 
-type Flush = (maxWaitMs: number) => Promise<void>;
+/** Exports one invocation's spans (and those of no invocation), or every span when no id is given. */
+type Flush = (maxWaitMs: number, invocationId?: string) => Promise<void>;
 
 interface Tracked {
   started: boolean;
@@ -115,7 +116,7 @@ export class AfterResponseExport {
     } finally {
       this.invocations.delete(requestId);
     }
-    await this.flush(Math.max(0, deadline - Date.now())).catch(() => undefined);
+    await this.flush(Math.max(0, deadline - Date.now()), requestId).catch(() => undefined);
   }
 
   /** True unless an invocation has ended and its event is still to be read (then it must be read at once). */
@@ -195,7 +196,7 @@ const connected = connect(afterResponseLink());
 
 function connect(link: AfterResponseLink | undefined): AfterResponseExport | undefined {
   if (link?.status !== 'registered') return undefined;
-  const afterResponse = new AfterResponseExport(link, (maxWaitMs) => (target ? target.flush(maxWaitMs) : Promise.resolve()));
+  const afterResponse = new AfterResponseExport(link, (maxWaitMs, invocationId) => (target ? target.flush(maxWaitMs, invocationId) : Promise.resolve()));
   link.onInvoke = (event) => afterResponse.onInvoke(event);
   link.onStopped = () => {
     diag.warn(`traced-lambda: spans are exported before each response returns from now on (${link.reason}).`);
@@ -262,7 +263,7 @@ export function handOffToExtension(lambdaContext: LambdaContext | undefined): bo
 }
 
 /** The request id of an invocation, when the runtime gave one. */
-function requestIdOf(lambdaContext: LambdaContext | undefined): string | undefined {
+export function requestIdOf(lambdaContext: LambdaContext | undefined): string | undefined {
   try {
     const id = lambdaContext?.awsRequestId;
     return typeof id === 'string' && id !== '' ? id : undefined;

@@ -1,4 +1,4 @@
-import { diag, TraceFlags } from '@opentelemetry/api';
+import { createContextKey, diag, TraceFlags, type Context } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
 
@@ -8,12 +8,31 @@ export interface BoundedSpanExporter extends SpanExporter {
 }
 
 /**
- * Holds the spans that end during an invocation and exports them in one request when the invocation
- * flushes. No timers run between invocations (a frozen Lambda sandbox must not owe a background export),
- * and one request per invocation keeps the flush cheap on a keep-alive connection.
+ * The request id of the invocation a span belongs to, in the context it starts in: set by the wrappers under the
+ * entry span (`startEntrySpan`), so that every span started inside the invocation carries it.
+ */
+export const INVOCATION_ID_KEY = createContextKey('traced-lambda invocation id');
+
+/** Spans kept for a later export when they have no invocation, or were still running when theirs ended. */
+const MAX_UNOWNED_SPANS = 4096;
+
+/**
+ * Holds each invocation's spans and exports them in one request when that invocation flushes. One process may
+ * run several invocations at once (Lambda Managed Instances, a middy stack, tests): each flush exports only its
+ * own invocation's spans, with the spans that belong to no invocation. No timers run between invocations (a
+ * frozen Lambda sandbox must not owe a background export), and one request per invocation keeps the flush cheap
+ * on a keep-alive connection.
  */
 export class InvocationSpanProcessor implements SpanProcessor {
-  private pending: ReadableSpan[] = [];
+  /**
+   * Spans by the invocation they started in, kept from their start (nothing to look up when they end). The
+   * invocation whose span started last has its own slot: one invocation at a time, the usual case, needs no map.
+   */
+  private readonly byInvocation = new Map<string, ReadableSpan[]>();
+  private lastInvocationId: string | undefined;
+  private lastInvocationSpans: ReadableSpan[] = [];
+  /** Spans started outside any invocation, and spans still running when their invocation flushed. */
+  private unowned: ReadableSpan[] = [];
   private exporter: SpanExporter | undefined;
   /** Spans lost since the last export that succeeded: the first failure is logged, the rest counted. */
   private unexportedSpans = 0;
@@ -29,27 +48,82 @@ export class InvocationSpanProcessor implements SpanProcessor {
     private readonly timeoutMs: number,
   ) {}
 
-  onStart(_span: Span): void {}
-
-  onEnd(span: ReadableSpan): void {
+  onStart(span: Span, parentContext: Context): void {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
-    this.pending.push(span);
+    const invocationId = parentContext.getValue(INVOCATION_ID_KEY) as string | undefined;
+    if (invocationId === undefined) {
+      this.keepUnowned(span);
+      return;
+    }
+    if (invocationId === this.lastInvocationId) {
+      this.lastInvocationSpans.push(span);
+      return;
+    }
+    // Another invocation: the last one's spans move to the map, this one takes the slot.
+    if (this.lastInvocationId !== undefined && this.lastInvocationSpans.length > 0) this.byInvocation.set(this.lastInvocationId, this.lastInvocationSpans);
+    this.lastInvocationId = invocationId;
+    const earlier = this.byInvocation.get(invocationId);
+    if (earlier) this.byInvocation.delete(invocationId);
+    this.lastInvocationSpans = earlier ?? [];
+    this.lastInvocationSpans.push(span);
   }
 
-  /** Exports what has ended so far. Never rejects: telemetry trouble must not reach the handler. */
+  onEnd(): void {}
+
+  /** Exports every span that has ended so far. Never rejects: telemetry trouble must not reach the handler. */
   forceFlush(): Promise<void> {
     return this.flushWithin(this.timeoutMs);
   }
 
   /**
-   * As `forceFlush`, waiting at most `maxWaitMs` (and never longer than the configured timeout): the export
-   * keeps going after that, but the invocation does not wait for it.
+   * Exports the spans of invocation `invocationId` that have ended, with the ended spans of no invocation (every
+   * ended span when no id is given), waiting at most `maxWaitMs` (and never longer than the configured timeout):
+   * the export keeps going after that, but the invocation does not wait for it.
    */
-  flushWithin(maxWaitMs: number): Promise<void> {
-    if (this.pending.length === 0) return Promise.resolve();
-    const batch = this.pending;
-    this.pending = [];
+  flushWithin(maxWaitMs: number, invocationId?: string): Promise<void> {
+    const batch = this.takeEnded(invocationId);
+    if (batch.length === 0) return Promise.resolve();
     return this.exportWithin(batch, Math.max(0, Math.min(maxWaitMs, this.timeoutMs))).then((result) => this.report(result, batch.length));
+  }
+
+  /** The ended spans a flush exports; the ones still running wait, unowned, for a later flush. */
+  private takeEnded(invocationId: string | undefined): ReadableSpan[] {
+    let owned: ReadableSpan[] | undefined;
+    if (invocationId !== undefined && invocationId === this.lastInvocationId) {
+      owned = this.lastInvocationSpans;
+      this.lastInvocationId = undefined;
+      this.lastInvocationSpans = [];
+    } else if (invocationId !== undefined) {
+      owned = this.byInvocation.get(invocationId);
+      this.byInvocation.delete(invocationId);
+    } else {
+      if (this.lastInvocationId !== undefined) this.byInvocation.set(this.lastInvocationId, this.lastInvocationSpans);
+      this.lastInvocationId = undefined;
+      this.lastInvocationSpans = [];
+      owned = this.byInvocation.size === 0 ? undefined : [...this.byInvocation.values()].flat();
+      this.byInvocation.clear();
+    }
+    const unowned = this.unowned;
+    if (unowned.length > 0) this.unowned = [];
+    // The usual case: one invocation's spans, all ended, nothing else waiting: exported as they are.
+    if (unowned.length === 0 && owned !== undefined && owned.every(hasEnded)) return owned;
+    const batch: ReadableSpan[] = [];
+    for (const spans of owned ? [owned, unowned] : [unowned]) {
+      for (const span of spans) {
+        if (span.ended) batch.push(span);
+        else this.keepUnowned(span);
+      }
+    }
+    return batch;
+  }
+
+  private keepUnowned(span: ReadableSpan): void {
+    if (this.unowned.length >= MAX_UNOWNED_SPANS) {
+      // A span that never ends would otherwise be kept forever: the oldest goes, and is counted as not exported.
+      this.unowned.shift();
+      this.report({ code: ExportResultCode.FAILED, error: new Error(`more than ${MAX_UNOWNED_SPANS} spans still running or outside any invocation`) }, 1);
+    }
+    this.unowned.push(span);
   }
 
   /** Says once that spans are being lost (not once per invocation), and how many when exports work again. */
@@ -119,3 +193,5 @@ export class InvocationSpanProcessor implements SpanProcessor {
     });
   }
 }
+
+const hasEnded = (span: ReadableSpan) => span.ended;

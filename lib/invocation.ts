@@ -22,9 +22,10 @@ import {
   ATTR_FAAS_TRIGGER,
 } from './semconv';
 import type { ParentLookup } from './extract';
-import { handOffToExtension, invocationStarted } from './after-response';
+import { handOffToExtension, invocationStarted, requestIdOf } from './after-response';
 import { applyInboundPolicy, type InboundPolicy } from './inbound-policy';
 import { markRandomTrace } from './propagator';
+import { INVOCATION_ID_KEY } from './invocation-span-processor';
 import type { Telemetry } from './telemetry';
 
 /** A Lambda handler without the legacy callback argument. */
@@ -221,7 +222,7 @@ export function beginInvocation(lambdaContext: LambdaContext | undefined): void 
  */
 export function endInvocation(telemetry: Telemetry | undefined, lambdaContext: LambdaContext | undefined): Promise<void> | undefined {
   if (handOffToExtension(lambdaContext)) return undefined;
-  return telemetry?.flush(flushBudgetMs(lambdaContext));
+  return telemetry?.flush(flushBudgetMs(lambdaContext), requestIdOf(lambdaContext));
 }
 
 /** A handler run without tracing (tracing could not start): its result as is, the invocation still ended. */
@@ -269,10 +270,17 @@ export function startSpanThenSetAttributes(tracer: Tracer, name: string, options
   return span;
 }
 
-/** Starts an invocation's entry span where the inbound policy says, with the links it asks for. */
+/**
+ * Starts an invocation's entry span where the inbound policy says, with the links it asks for. The invocation's
+ * request id (its `faas.invocation_id`) goes into the context the span starts in, so that it and every span started
+ * under it are exported with that invocation (InvocationSpanProcessor).
+ */
 export function startEntrySpan(telemetry: Telemetry, request: EntrySpanRequest): StartedInvocation {
   const placed = applyInboundPolicy(request.lookup, request.inbound);
-  const parentContext = request.parentContext ?? placed.context;
+  const invocationId = request.attributes[ATTR_FAAS_INVOCATION_ID];
+  const found = request.parentContext ?? placed.context;
+  const parentContext =
+    typeof invocationId === 'string' && found.getValue(INVOCATION_ID_KEY) !== invocationId ? new ContextLink(found, INVOCATION_ID_KEY, invocationId) : found;
   const options: SpanOptions = { kind: request.kind };
   const links = request.links ? placed.links.concat(request.links) : placed.links;
   if (links.length > 0) options.links = links;

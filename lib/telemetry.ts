@@ -52,10 +52,11 @@ export interface Telemetry {
   readonly config: TelemetryConfig;
   readonly tracer: Tracer;
   /**
-   * Exports every span ended so far; resolves within the configured flush timeout, or `maxWaitMs` when that is
-   * shorter (what is left of the invocation's time), and never rejects.
+   * Exports the ended spans of invocation `invocationId` (its Lambda request id) and those of no invocation, or
+   * every span ended so far when no id is given; resolves within the configured flush timeout, or `maxWaitMs`
+   * when that is shorter (what is left of the invocation's time), and never rejects.
    */
-  flush(maxWaitMs?: number): Promise<void>;
+  flush(maxWaitMs?: number, invocationId?: string): Promise<void>;
   /**
    * Where invocations export: `after-response` while the internal Lambda extension (extension/after-response.mjs)
    * serves events, `in-invocation` (before the handler's result is returned) everywhere else.
@@ -155,9 +156,11 @@ function createExporter(config: TelemetryConfig): SpanExporter {
 
 /** One flush function, without per-call allocations in the usual case (only the exporting processor). */
 function flushAll(exporting: InvocationSpanProcessor | undefined, others: SpanProcessor[]) {
-  const flushExporting = (maxWaitMs?: number) => (exporting ? exporting.flushWithin(maxWaitMs ?? Number.POSITIVE_INFINITY) : Promise.resolve());
+  const flushExporting = (maxWaitMs?: number, invocationId?: string) =>
+    exporting ? exporting.flushWithin(maxWaitMs ?? Number.POSITIVE_INFINITY, invocationId) : Promise.resolve();
   if (others.length === 0) return flushExporting;
-  return (maxWaitMs?: number) => Promise.all([flushExporting(maxWaitMs), ...others.map((processor) => processor.forceFlush())]).then(() => undefined);
+  return (maxWaitMs?: number, invocationId?: string) =>
+    Promise.all([flushExporting(maxWaitMs, invocationId), ...others.map((processor) => processor.forceFlush())]).then(() => undefined);
 }
 
 /** OTEL_PROPAGATORS in order; `tracecontext` is the W3C propagator that keeps the level 2 random flag. */

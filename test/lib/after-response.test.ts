@@ -211,7 +211,11 @@ describe('export after the response (Lambda extension registered)', () => {
 
   it('keeps invocations running at once apart: each event waits for its own invocation', async () => {
     const releases: (() => void)[] = [];
-    const handler = kit.traceInvokeHandler(() => new Promise<string>((resolve) => releases.push(() => resolve('ok'))));
+    // Each invocation ends a step at once, then waits to be released.
+    const handler = kit.traceInvokeHandler(async () => {
+      await kit.withSpan('step', async () => undefined);
+      return new Promise<string>((resolve) => releases.push(() => resolve('ok')));
+    });
     const [a, b] = [lambdaContext(), lambdaContext()];
     const eventA = link.onInvoke!(invokeEvent(a.awsRequestId));
     const eventB = link.onInvoke!(invokeEvent(b.awsRequestId));
@@ -222,12 +226,18 @@ describe('export after the response (Lambda extension registered)', () => {
     expect(await settledWithin(resultB, 100)).toBe(true);
     await exportTurn();
     expect(held.exports).toHaveLength(1);
+    // B's export holds B's spans only: A's step has ended too, but A is still running.
+    const invocationOf = (spans: ReadableSpan[]) => spans.map((span) => span.attributes['faas.invocation_id']).filter((id) => id !== undefined);
+    expect(held.exports[0].spans.map((span) => span.name).filter((name) => name === 'step')).toHaveLength(1);
+    expect(invocationOf(held.exports[0].spans)).toEqual([b.awsRequestId]);
     held.exports[0].answer();
     await eventB;
     expect(await settledWithin(eventA, 20)).toBe(false);
     releases[0]();
     expect(await settledWithin(resultA, 100)).toBe(true);
     await exportTurn();
+    expect(invocationOf(held.exports[1].spans)).toEqual([a.awsRequestId]);
+    expect(held.exports[1].spans).toHaveLength(2);
     held.exports[1].answer();
     await eventA;
   });

@@ -191,7 +191,7 @@ describe('tracingMiddleware in a middy chain', () => {
     await vi.waitFor(() => expect(exports).toHaveLength(1));
     await new Promise((resolve) => setTimeout(resolve, 10));
 
-    expect(exports[0].names).toEqual(['step', 'POST /orders']);
+    expect(exports[0].names).toEqual(['POST /orders', 'step']);
     expect(answered).toBe(false);
     exports[0].answer();
     await expect(result).resolves.toEqual({ statusCode: 200 });

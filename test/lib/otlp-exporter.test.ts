@@ -1,3 +1,4 @@
+import { ROOT_CONTEXT } from '@opentelemetry/api';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { ExportResult } from '@opentelemetry/core';
@@ -148,7 +149,8 @@ describe('InvocationSpanProcessor wait', () => {
 
   it('arms no timer of its own when the exporter settles sooner than the invocation can wait', async () => {
     const processor = new InvocationSpanProcessor(() => answeringExporter(2000), 2000);
-    spans.forEach((span) => processor.onEnd(span));
+    // Spans are kept from their start (ended ones here): outside any invocation, so any flush exports them.
+    spans.forEach((span) => processor.onStart(span as never, ROOT_CONTEXT));
     const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
 
     await processor.flushWithin(2950);
@@ -158,7 +160,8 @@ describe('InvocationSpanProcessor wait', () => {
 
   it('bounds the wait itself when the invocation has less time left than the exporter may take', async () => {
     const processor = new InvocationSpanProcessor(() => answeringExporter(2000), 2000);
-    spans.forEach((span) => processor.onEnd(span));
+    // Spans are kept from their start (ended ones here): outside any invocation, so any flush exports them.
+    spans.forEach((span) => processor.onStart(span as never, ROOT_CONTEXT));
     const setTimeoutSpy = vi.spyOn(globalThis, 'setTimeout');
 
     await processor.flushWithin(300);
