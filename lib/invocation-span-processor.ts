@@ -8,10 +8,18 @@ export interface BoundedSpanExporter extends SpanExporter {
 }
 
 /**
- * The request id of the invocation a span belongs to, in the context it starts in: set by the wrappers under the
- * entry span (`startEntrySpan`), so that every span started inside the invocation carries it.
+ * The request id of the invocation a span belongs to, in the contexts its code runs in: read from the entry span's
+ * link (`entryContext`), so that every span started inside the invocation carries it.
  */
 export const INVOCATION_ID_KEY = createContextKey('traced-lambda invocation id');
+
+/** The invocation an entry span is being started for, during the one synchronous call that starts it. */
+let startingFor: string | undefined;
+
+/** Says which invocation the entry span about to start belongs to (undefined again once it has started). */
+export function startingInvocation(invocationId: string | undefined): void {
+  startingFor = invocationId;
+}
 
 /** Spans kept for a later export when they have no invocation, or were still running when theirs ended. */
 const MAX_UNOWNED_SPANS = 4096;
@@ -50,7 +58,7 @@ export class InvocationSpanProcessor implements SpanProcessor {
 
   onStart(span: Span, parentContext: Context): void {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
-    const invocationId = parentContext.getValue(INVOCATION_ID_KEY) as string | undefined;
+    const invocationId = startingFor ?? (parentContext.getValue(INVOCATION_ID_KEY) as string | undefined);
     if (invocationId === undefined) {
       this.keepUnowned(span);
       return;
@@ -105,8 +113,9 @@ export class InvocationSpanProcessor implements SpanProcessor {
     }
     const unowned = this.unowned;
     if (unowned.length > 0) this.unowned = [];
-    // The usual case: one invocation's spans, all ended, nothing else waiting: exported as they are.
+    // The usual cases: one invocation's spans, or only spans of none, all ended: exported as they are.
     if (unowned.length === 0 && owned !== undefined && owned.every(hasEnded)) return owned;
+    if (owned === undefined && unowned.every(hasEnded)) return unowned;
     const batch: ReadableSpan[] = [];
     for (const spans of owned ? [owned, unowned] : [unowned]) {
       for (const span of spans) {

@@ -25,7 +25,7 @@ import type { ParentLookup } from './extract';
 import { handOffToExtension, invocationStarted, requestIdOf } from './after-response';
 import { applyInboundPolicy, type InboundPolicy } from './inbound-policy';
 import { markRandomTrace } from './propagator';
-import { INVOCATION_ID_KEY } from './invocation-span-processor';
+import { INVOCATION_ID_KEY, startingInvocation } from './invocation-span-processor';
 import type { Telemetry } from './telemetry';
 
 /** A Lambda handler without the legacy callback argument. */
@@ -106,14 +106,19 @@ export interface StartedInvocation {
   telemetry: Telemetry;
   parentContext: Context;
   span: Span;
+  /** The request id the span and those started under it are exported with. */
+  invocationId?: string;
 }
 
 /** Where the invocation's entry span is kept, so that a forward call can attach to it instead of the current span. */
 const ENTRY_SPAN_KEY = createContextKey('traced-lambda entry span');
 
-/** The context for code running inside an invocation: `span` is current and is the entry span. */
-export function entryContext(parentContext: Context, span: Span): Context {
-  return trace.setSpan(new ContextLink(parentContext, ENTRY_SPAN_KEY, span), span);
+/**
+ * The context for code running inside an invocation: `span` is current and is the entry span, and spans started
+ * in it belong to invocation `invocationId` (INVOCATION_ID_KEY reads it from the entry span's link).
+ */
+export function entryContext(parentContext: Context, span: Span, invocationId?: string): Context {
+  return trace.setSpan(new ContextLink(parentContext, ENTRY_SPAN_KEY, span, invocationId), span);
 }
 
 /** Links kept in a chain before it is copied into one flat context (lookups walk the chain). */
@@ -133,6 +138,8 @@ class ContextLink implements Context {
     private readonly parent: Context,
     private readonly key: symbol,
     private readonly value: unknown,
+    /** On an entry span's link: the invocation it belongs to, read as INVOCATION_ID_KEY (no link of its own). */
+    private readonly invocationId: string | undefined = undefined,
   ) {
     this.depth = parent instanceof ContextLink ? parent.depth + 1 : 1;
   }
@@ -141,6 +148,7 @@ class ContextLink implements Context {
     let node: Context = this;
     while (node instanceof ContextLink) {
       if (node.key === key) return node.value;
+      if (key === INVOCATION_ID_KEY && node.invocationId !== undefined) return node.invocationId;
       node = node.parent;
     }
     return node.getValue(key);
@@ -165,6 +173,7 @@ class ContextLink implements Context {
     // Replayed oldest first, so that the nearest value is set last.
     for (let index = links.length - 1; index >= 0; index--) {
       const link = links[index];
+      if (link.invocationId !== undefined) node = node.setValue(INVOCATION_ID_KEY, link.invocationId);
       node = link.value === undefined ? node.deleteValue(link.key) : node.setValue(link.key, link.value);
     }
     return node;
@@ -198,13 +207,13 @@ export async function runInSpan<R>(span: Span, spanContext: Context, run: () => 
  * the export happens after the response when the Lambda extension is registered, before it otherwise).
  */
 export async function runInvocation<R>(
-  { telemetry, parentContext, span }: StartedInvocation,
+  { telemetry, parentContext, span, invocationId }: StartedInvocation,
   lambdaContext: LambdaContext,
   run: () => Promise<R>,
   onResult?: (span: Span, result: R) => void,
 ): Promise<R> {
   try {
-    return await runInSpan(span, entryContext(parentContext, span), run, onResult);
+    return await runInSpan(span, entryContext(parentContext, span, invocationId), run, onResult);
   } finally {
     const exporting = endInvocation(telemetry, lambdaContext);
     if (exporting) await exporting;
@@ -271,23 +280,28 @@ export function startSpanThenSetAttributes(tracer: Tracer, name: string, options
 }
 
 /**
- * Starts an invocation's entry span where the inbound policy says, with the links it asks for. The invocation's
- * request id (its `faas.invocation_id`) goes into the context the span starts in, so that it and every span started
- * under it are exported with that invocation (InvocationSpanProcessor).
+ * Starts an invocation's entry span where the inbound policy says, with the links it asks for. The span belongs to
+ * the invocation its `faas.invocation_id` names, and so does every span started in its `entryContext`: each is
+ * exported with that invocation (InvocationSpanProcessor).
  */
 export function startEntrySpan(telemetry: Telemetry, request: EntrySpanRequest): StartedInvocation {
   const placed = applyInboundPolicy(request.lookup, request.inbound);
-  const invocationId = request.attributes[ATTR_FAAS_INVOCATION_ID];
-  const found = request.parentContext ?? placed.context;
-  const parentContext =
-    typeof invocationId === 'string' && found.getValue(INVOCATION_ID_KEY) !== invocationId ? new ContextLink(found, INVOCATION_ID_KEY, invocationId) : found;
+  const parentContext = request.parentContext ?? placed.context;
   const options: SpanOptions = { kind: request.kind };
   const links = request.links ? placed.links.concat(request.links) : placed.links;
   if (links.length > 0) options.links = links;
-  const span = startSpanThenSetAttributes(telemetry.tracer, request.name, options, request.attributes, parentContext);
+  const id = request.attributes[ATTR_FAAS_INVOCATION_ID];
+  const invocationId = typeof id === 'string' ? id : undefined;
+  startingInvocation(invocationId);
+  let span: Span;
+  try {
+    span = startSpanThenSetAttributes(telemetry.tracer, request.name, options, request.attributes, parentContext);
+  } finally {
+    startingInvocation(undefined);
+  }
   // A new root: its trace id came from the SDK's random generator, which W3C level 2 lets us say downstream.
   if (!trace.getSpanContext(parentContext)) {
-    return { telemetry, parentContext: markRandomTrace(parentContext, span.spanContext().traceId), span };
+    return { telemetry, parentContext: markRandomTrace(parentContext, span.spanContext().traceId), span, invocationId };
   }
-  return { telemetry, parentContext, span };
+  return { telemetry, parentContext, span, invocationId };
 }

@@ -74,7 +74,7 @@ export function tracingMiddleware(options: TracingMiddlewareOptions): TracingMid
         state.started = start(request);
         // The context manager the kit registers supports attach; with tracing disabled there is none to ask.
         if (state.started && !state.started.telemetry.config.disabled) {
-          state.scope = context.attach(entryContext(state.started.parentContext, state.started.span));
+          state.scope = context.attach(entryContext(state.started.parentContext, state.started.span, state.started.invocationId));
         }
       } catch (error) {
         diag.error('traced-lambda: tracingMiddleware could not start tracing for this invocation', error);

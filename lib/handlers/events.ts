@@ -48,7 +48,7 @@ export function traceSnsRecords(
       for (const [index, record] of records.entries()) {
         const started = telemetry ? startTelemetrySafely(() => startSnsRecordSpan(telemetry, record, index, lambdaContext, options)) : undefined;
         if (!started) await handleRecord(record, lambdaContext);
-        else await runInSpan(started.span, entryContext(started.parentContext, started.span), () => handleRecord(record, lambdaContext));
+        else await runInSpan(started.span, entryContext(started.parentContext, started.span, started.invocationId), () => handleRecord(record, lambdaContext));
       }
     } finally {
       // One export for the whole invocation, not one per record.

@@ -196,7 +196,7 @@ function startRecordSpan(
     attributes,
     lookup: lookup ?? { context: ROOT_CONTEXT, source: 'none' },
     inbound: placement.inbound,
-    parentContext: placement.batch ? entryContext(placement.batch.parentContext, placement.batch.span) : undefined,
+    parentContext: placement.batch ? entryContext(placement.batch.parentContext, placement.batch.span, placement.batch.invocationId) : undefined,
   });
 }
 
@@ -207,7 +207,7 @@ function startRecordSpan(
 function runHandler(handleRecord: SqsRecordHandler, record: SQSRecord, lambdaContext: LambdaContext, started: StartedInvocation | undefined): Promise<unknown> {
   try {
     return started
-      ? context.with(entryContext(started.parentContext, started.span), handleRecord, undefined, record, lambdaContext)
+      ? context.with(entryContext(started.parentContext, started.span, started.invocationId), handleRecord, undefined, record, lambdaContext)
       : handleRecord(record, lambdaContext);
   } catch (error) {
     return Promise.reject(error);
