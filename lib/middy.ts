@@ -9,7 +9,9 @@ import { unwrapInvokePayload } from './carriers/invoke-payload-envelope';
 import type { HttpEvent } from './carriers/http-headers';
 import { recordHttpResponse, startHttpInvocation, type HttpHandlerOptions } from './handlers/http';
 import { startInvokeInvocation, type InvokeHandlerOptions } from './handlers/invoke';
-import { beginInvocation, endInvocation, entryContext, recordFailure, type StartedInvocation } from './invocation';
+import { entryContext } from './entry-context';
+import { beginInvocation, endInvocation, type StartedInvocation } from './invocation';
+import { recordFailure } from './span-outcome';
 
 /** What the middleware reads and writes of middy's request object. */
 export interface MiddlewareRequest {

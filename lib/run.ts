@@ -1,5 +1,6 @@
 import { context, SpanKind, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import { entryContext, recordFailure } from './invocation';
+import { entryContext } from './entry-context';
+import { recordFailure } from './span-outcome';
 import { markRandomTrace } from './propagator';
 import { getTelemetry } from './telemetry';
 import { currentTraceHeaders } from './trace-payload';

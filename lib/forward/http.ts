@@ -14,10 +14,10 @@ export async function tracedFetch(input: string | URL, init: RequestInit = {}, o
     kind: SpanKind.CLIENT,
     attributes: urlAttributes(input, method),
     options,
-    send: (spanContext) => {
+    send: (callContext) => {
       const headers = new Headers(init.headers);
       const traceHeaders: Record<string, string> = {};
-      propagation.inject(spanContext, traceHeaders, httpHeadersSetter);
+      propagation.inject(callContext, traceHeaders, httpHeadersSetter);
       for (const [name, value] of Object.entries(traceHeaders)) headers.set(name, value);
       return fetch(input, { ...init, headers });
     },

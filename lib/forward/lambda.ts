@@ -47,7 +47,7 @@ export async function invokeFunction(client: LambdaClient, input: InvokeCommandI
     kind: SpanKind.CLIENT,
     attributes: await invokeAttributes(client, name),
     options,
-    send: (spanContext) => client.send(new (loadLambdaCommands().InvokeCommand)(injectIntoInvokeInput(input, spanContext))),
+    send: (callContext) => client.send(new (loadLambdaCommands().InvokeCommand)(injectIntoInvokeInput(input, callContext))),
     onResult: (span, output) => {
       if (!output?.FunctionError) return;
       span.setStatus({ code: SpanStatusCode.ERROR, message: output.FunctionError });

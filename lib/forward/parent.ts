@@ -1,5 +1,7 @@
 import { context, trace, type Attributes, type Context, type Span, type SpanKind } from '@opentelemetry/api';
-import { getEntrySpan, runInSpan, startSpanThenSetAttributes } from '../invocation';
+import { getEntrySpan } from '../entry-context';
+import { startSpanThenSetAttributes } from '../invocation';
+import { runInSpan } from '../span-outcome';
 import { getTelemetry } from '../telemetry';
 
 export interface ForwardOptions {
@@ -24,8 +26,8 @@ export interface OutgoingCall<T> {
   kind: SpanKind;
   attributes: Attributes;
   options?: ForwardOptions;
-  /** Makes the call; `spanContext` is the context to inject into what is sent. */
-  send: (spanContext: Context) => Promise<T>;
+  /** Makes the call; `callContext` holds the call's span: inject it into what is sent. */
+  send: (callContext: Context) => Promise<T>;
   /** Reads the outcome into the span (message id, status code, a function error). */
   onResult?: (span: Span, result: T) => void;
 }
@@ -37,6 +39,6 @@ export interface OutgoingCall<T> {
 export async function runOutgoingCall<T>(call: OutgoingCall<T>): Promise<T> {
   const parent = forwardParentContext(call.options);
   const span = startSpanThenSetAttributes(getTelemetry().tracer, call.name, { kind: call.kind }, call.attributes, parent);
-  const spanContext = trace.setSpan(parent, span);
-  return runInSpan(span, spanContext, () => call.send(spanContext), call.onResult);
+  const callContext = trace.setSpan(parent, span);
+  return runInSpan(span, callContext, () => call.send(callContext), call.onResult);
 }

@@ -11,7 +11,7 @@ import type {
 import { loadSqsCommands } from './aws-sdk';
 import { SQS_MAX_MESSAGE_ATTRIBUTES, sqsSendAttributesSetter } from '../carriers/sqs-message-attributes';
 import { formatXRayTraceHeader } from '../carriers/xray-trace-header';
-import { recordFailure } from '../invocation';
+import { recordFailure } from '../span-outcome';
 import { addSqsSpanAttributes, sqsSpanName } from '../messaging';
 import { ATTR_ERROR_TYPE, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_MESSAGE_ID } from '../semconv';
 import { getTelemetry } from '../telemetry';
@@ -69,7 +69,7 @@ export async function sendMessage(client: SQSClient, input: SendMessageCommandIn
     kind: SpanKind.PRODUCER,
     attributes: addSqsSpanAttributes({}, 'send', queue),
     options,
-    send: (spanContext) => client.send(new (loadSqsCommands().SendMessageCommand)(injectIntoSqsMessage(input, spanContext))),
+    send: (callContext) => client.send(new (loadSqsCommands().SendMessageCommand)(injectIntoSqsMessage(input, callContext))),
     onResult: (span, output) => {
       if (output?.MessageId) span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, output.MessageId);
     },

@@ -2,19 +2,10 @@ import { SpanKind } from '@opentelemetry/api';
 import type { EventBridgeEvent, SNSEvent, SNSEventRecord } from 'aws-lambda';
 import { extractParentFromEventBridgeEvent, extractParentFromSnsRecord } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
-import {
-  beginInvocation,
-  endInvocation,
-  entryContext,
-  invocationAttributes,
-  runInSpan,
-  runInvocation,
-  runUntraced,
-  startEntrySpan,
-  startTelemetrySafely,
-  takeColdStart,
-  type LambdaFn,
-} from '../invocation';
+import { entryContext } from '../entry-context';
+import { beginInvocation, endInvocation, runInvocation, runUntraced, startEntrySpan, startTelemetrySafely, type LambdaFn } from '../invocation';
+import { invocationAttributes, takeColdStart } from '../invocation-attributes';
+import { runInSpan } from '../span-outcome';
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,

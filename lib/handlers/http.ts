@@ -2,17 +2,8 @@ import { diag, SpanKind, SpanStatusCode, type Attributes, type Span } from '@ope
 import type { APIGatewayProxyEventV2, Context as LambdaContext } from 'aws-lambda';
 import { headerValue, type HttpEvent } from '../carriers/http-headers';
 import { extractParentFromHttpEvent } from '../extract';
-import {
-  beginInvocation,
-  invocationAttributes,
-  runInvocation,
-  runUntraced,
-  startEntrySpan,
-  startTelemetrySafely,
-  takeColdStart,
-  type LambdaFn,
-  type StartedInvocation,
-} from '../invocation';
+import { beginInvocation, runInvocation, runUntraced, startEntrySpan, startTelemetrySafely, type LambdaFn, type StartedInvocation } from '../invocation';
+import { invocationAttributes, takeColdStart } from '../invocation-attributes';
 import type { InboundPolicy } from '../inbound-policy';
 import {
   ATTR_CLIENT_ADDRESS,

@@ -3,17 +3,8 @@ import type { Context as LambdaContext } from 'aws-lambda';
 import { unwrapInvokePayload, type TraceFields } from '../carriers/invoke-payload-envelope';
 import { extractParentFromInvoke } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
-import {
-  beginInvocation,
-  invocationAttributes,
-  runInvocation,
-  runUntraced,
-  startEntrySpan,
-  startTelemetrySafely,
-  takeColdStart,
-  type LambdaFn,
-  type StartedInvocation,
-} from '../invocation';
+import { beginInvocation, runInvocation, runUntraced, startEntrySpan, startTelemetrySafely, type LambdaFn, type StartedInvocation } from '../invocation';
+import { invocationAttributes, takeColdStart } from '../invocation-attributes';
 import { FAAS_TRIGGER } from '../semconv';
 import { getTelemetry } from '../telemetry';
 

@@ -1,0 +1,31 @@
+// The FaaS attributes every invocation's entry span carries, cold start included.
+import type { Attributes } from '@opentelemetry/api';
+import type { Context as LambdaContext } from 'aws-lambda';
+import { ATTR_AWS_LAMBDA_INVOKED_ARN, ATTR_CLOUD_ACCOUNT_ID, ATTR_FAAS_COLDSTART, ATTR_FAAS_INVOCATION_ID, ATTR_FAAS_TRIGGER } from './semconv';
+
+// Per process, not per invocation: only the first invocation a sandbox runs pays the cold start.
+let coldStartPending = true;
+
+/** True for the first invocation of this process, false afterwards (and always for provisioned concurrency). */
+export function takeColdStart(initializationType: string | undefined): boolean {
+  const cold = coldStartPending && initializationType !== 'provisioned-concurrency';
+  coldStartPending = false;
+  return cold;
+}
+
+/** The FaaS attributes every invocation span carries. */
+export function invocationAttributes(lambdaContext: LambdaContext, trigger: string, coldStart: boolean): Attributes {
+  // Built by assignment into one object: spreading objects with computed keys costs microseconds per span.
+  const attributes: Attributes = {};
+  attributes[ATTR_FAAS_TRIGGER] = trigger;
+  attributes[ATTR_FAAS_COLDSTART] = coldStart;
+  if (lambdaContext.awsRequestId) attributes[ATTR_FAAS_INVOCATION_ID] = lambdaContext.awsRequestId;
+  const arn = lambdaContext.invokedFunctionArn;
+  if (arn) {
+    attributes[ATTR_AWS_LAMBDA_INVOKED_ARN] = arn;
+    // arn:aws:lambda:region:account-id:function:name[:alias]
+    const account = arn.split(':')[4];
+    if (account) attributes[ATTR_CLOUD_ACCOUNT_ID] = account;
+  }
+  return attributes;
+}
