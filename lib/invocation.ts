@@ -10,7 +10,8 @@ import { handOffToExtension, invocationStarted, requestIdOf } from './after-resp
 import { applyInboundPolicy, type InboundPolicy } from './inbound-policy';
 import { markRandomTrace } from './propagator';
 import { startingInvocation } from './invocation-span-processor';
-import type { Telemetry } from './telemetry';
+import { getTelemetry, type Telemetry } from './telemetry';
+import { invocationAttributes, takeColdStart } from './invocation-attributes';
 
 /** A Lambda handler without the legacy callback argument. */
 export type LambdaFn<E, R> = (event: E, context: LambdaContext) => Promise<R>;
@@ -37,22 +38,68 @@ export interface StartedInvocation {
   invocationId?: string;
 }
 
+/** Runs `run` with the entry span current in its entry context (see `runInSpan`: result, error, end). */
+export function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise<R>, onResult?: (span: Span, result: R) => void): Promise<R> {
+  return runInSpan(started.span, entryContext(started.parentContext, started.span, started.invocationId), run, onResult);
+}
+
 /**
  * Runs the handler in the invocation's entry span (see `runInSpan`), then ends the invocation (`endInvocation`:
  * the export happens after the response when the Lambda extension is registered, before it otherwise).
  */
 export async function runInvocation<R>(
-  { telemetry, parentContext, span, invocationId }: StartedInvocation,
+  started: StartedInvocation,
   lambdaContext: LambdaContext,
   run: () => Promise<R>,
   onResult?: (span: Span, result: R) => void,
 ): Promise<R> {
   try {
-    return await runInSpan(span, entryContext(parentContext, span, invocationId), run, onResult);
+    return await runInEntrySpan(started, run, onResult);
   } finally {
-    const exporting = endInvocation(telemetry, lambdaContext);
+    const exporting = endInvocation(started.telemetry, lambdaContext);
     if (exporting) await exporting;
   }
+}
+
+/**
+ * What differs between triggers: how one event's entry span is made. `describe` adds the trigger's own attributes
+ * to the invocation's (`faas.*`, built once per span) and says the span's name, kind and where its parent is.
+ */
+export interface EntrySpanDescription<E> {
+  /** The span's `faas.trigger`. */
+  trigger: string;
+  /** The span to start for `event`; `attributes` (the invocation's, to add to) are the request's attributes. */
+  describe(event: E, lambdaContext: LambdaContext, attributes: Attributes, telemetry: Telemetry): EntrySpanRequest;
+}
+
+/** Starts one invocation's entry span as `description` says (after `beginInvocation`); undefined when tracing cannot start. */
+export function startInvocation<E>(description: EntrySpanDescription<E>, event: E, lambdaContext: LambdaContext): StartedInvocation | undefined {
+  return startTelemetrySafely(() => {
+    const telemetry = getTelemetry();
+    const attributes = invocationAttributes(lambdaContext, description.trigger, takeColdStart(telemetry.config.lambda.initializationType));
+    return startEntrySpan(telemetry, description.describe(event, lambdaContext, attributes, telemetry));
+  });
+}
+
+/**
+ * The lifecycle of a one-span trigger (HTTP, invoke, EventBridge): the entry span `description` makes, the handler
+ * run in it, its result read by `onResult`, the invocation ended; the handler runs untraced if tracing cannot
+ * start. `prepare` turns the event Lambda delivers into the one the handler gets (an invoke's envelope unwrapped).
+ */
+export function traceInvocation<E, H, R>(
+  description: EntrySpanDescription<E>,
+  handler: LambdaFn<H, R>,
+  options: { prepare?: (event: E) => H; onResult?: (span: Span, result: R) => void } = {},
+): LambdaFn<E, R> {
+  const { prepare, onResult } = options;
+  // Not async itself: the promise of runInvocation is returned as is, without one more hop.
+  return (event, lambdaContext) => {
+    beginInvocation(lambdaContext);
+    const handlerEvent = (prepare ? prepare(event) : event) as H;
+    const started = startInvocation(description, event, lambdaContext);
+    if (!started) return runUntraced(() => handler(handlerEvent, lambdaContext), lambdaContext);
+    return runInvocation(started, lambdaContext, () => handler(handlerEvent, lambdaContext), onResult);
+  };
 }
 
 /** Every wrapper calls this first, before any tracing work: the after-response export follows its invocations. */

@@ -7,10 +7,10 @@ import { context, diag, type ContextManagementToken, type Span } from '@opentele
 import type { Context as LambdaContext } from 'aws-lambda';
 import { unwrapInvokePayload } from './carriers/invoke-payload-envelope';
 import type { HttpEvent } from './carriers/http-headers';
-import { recordHttpResponse, startHttpInvocation, type HttpHandlerOptions } from './handlers/http';
-import { startInvokeInvocation, type InvokeHandlerOptions } from './handlers/invoke';
+import { httpEntrySpan, recordHttpResponse, type HttpHandlerOptions } from './handlers/http';
+import { invokeEntrySpan, type InvokeHandlerOptions } from './handlers/invoke';
 import { entryContext } from './entry-context';
-import { beginInvocation, endInvocation, type StartedInvocation } from './invocation';
+import { beginInvocation, endInvocation, startInvocation, type StartedInvocation } from './invocation';
 import { recordFailure } from './span-outcome';
 
 /** What the middleware reads and writes of middy's request object. */
@@ -51,15 +51,16 @@ let sqsBatchWarned = false;
  * untraced (its spans are per record: `traceSqsRecords`).
  */
 export function tracingMiddleware(options: TracingMiddlewareOptions): TracingMiddleware {
-  const start =
-    options.trigger === 'http'
-      ? (request: MiddlewareRequest) => startHttpInvocation(request.event as HttpEvent, request.context, options)
-      : (request: MiddlewareRequest) => {
-          // As the wrapper does: the handler (and every later middleware) sees the caller's own payload.
-          const { payload, fields } = unwrapInvokePayload(request.event);
-          request.event = payload;
-          return startInvokeInvocation(request.context, fields, options);
-        };
+  const http = options.trigger === 'http' ? httpEntrySpan(options) : undefined;
+  const invoke = options.trigger === 'invoke' ? invokeEntrySpan(options) : undefined;
+  const start = http
+    ? (request: MiddlewareRequest) => startInvocation(http, request.event as HttpEvent, request.context)
+    : (request: MiddlewareRequest) => {
+        const started = startInvocation(invoke!, request.event, request.context);
+        // As the wrapper does: the handler (and every later middleware) sees the caller's own payload.
+        request.event = unwrapInvokePayload(request.event).payload;
+        return started;
+      };
   const recordAnswer = options.trigger === 'http' ? recordHttpResponse : undefined;
 
   return {

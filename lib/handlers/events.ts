@@ -2,10 +2,16 @@ import { SpanKind } from '@opentelemetry/api';
 import type { EventBridgeEvent, SNSEvent, SNSEventRecord } from 'aws-lambda';
 import { extractParentFromEventBridgeEvent, extractParentFromSnsRecord } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
-import { entryContext } from '../entry-context';
-import { beginInvocation, endInvocation, runInvocation, runUntraced, startEntrySpan, startTelemetrySafely, type LambdaFn } from '../invocation';
-import { invocationAttributes, takeColdStart } from '../invocation-attributes';
-import { runInSpan } from '../span-outcome';
+import {
+  beginInvocation,
+  endInvocation,
+  runInEntrySpan,
+  startInvocation,
+  startTelemetrySafely,
+  traceInvocation,
+  type EntrySpanDescription,
+  type LambdaFn,
+} from '../invocation';
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
@@ -15,7 +21,7 @@ import {
   FAAS_TRIGGER,
   MESSAGING_SYSTEM_AWS_SNS,
 } from '../semconv';
-import { getTelemetry, type Telemetry } from '../telemetry';
+import { getTelemetry } from '../telemetry';
 
 export interface EventHandlerOptions {
   /** What to do with the publisher's trace context (default `continue`); see `InboundPolicy`. */
@@ -31,15 +37,16 @@ export function traceSnsRecords(
   handleRecord: (record: SNSEventRecord, context: Parameters<LambdaFn<SNSEvent, void>>[1]) => Promise<void>,
   options: EventHandlerOptions = {},
 ): LambdaFn<SNSEvent, void> {
+  const description = snsRecordEntrySpan(options);
   return async (event, lambdaContext) => {
     beginInvocation(lambdaContext);
     const records = Array.isArray(event?.Records) ? event.Records : [];
     const telemetry = startTelemetrySafely(getTelemetry);
     try {
-      for (const [index, record] of records.entries()) {
-        const started = telemetry ? startTelemetrySafely(() => startSnsRecordSpan(telemetry, record, index, lambdaContext, options)) : undefined;
+      for (const record of records) {
+        const started = telemetry ? startInvocation(description, record, lambdaContext) : undefined;
         if (!started) await handleRecord(record, lambdaContext);
-        else await runInSpan(started.span, entryContext(started.parentContext, started.span, started.invocationId), () => handleRecord(record, lambdaContext));
+        else await runInEntrySpan(started, () => handleRecord(record, lambdaContext));
       }
     } finally {
       // One export for the whole invocation, not one per record.
@@ -48,29 +55,26 @@ export function traceSnsRecords(
   };
 }
 
-function startSnsRecordSpan(
-  telemetry: Telemetry,
-  record: SNSEventRecord,
-  index: number,
-  lambdaContext: Parameters<LambdaFn<SNSEvent, void>>[1],
-  options: EventHandlerOptions,
-) {
-  const topic = record.Sns?.TopicArn?.split(':')[5];
-  const coldStart = index === 0 && takeColdStart(telemetry.config.lambda.initializationType);
-  return startEntrySpan(telemetry, {
-    name: topic ? `process ${topic}` : 'process',
-    kind: SpanKind.CONSUMER,
-    attributes: {
-      ...invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, coldStart),
-      [ATTR_MESSAGING_SYSTEM]: MESSAGING_SYSTEM_AWS_SNS,
-      [ATTR_MESSAGING_OPERATION_TYPE]: 'process',
-      [ATTR_MESSAGING_OPERATION_NAME]: 'process',
-      ...(topic ? { [ATTR_MESSAGING_DESTINATION_NAME]: topic } : {}),
-      ...(record.Sns?.MessageId ? { [ATTR_MESSAGING_MESSAGE_ID]: record.Sns.MessageId } : {}),
+/** The CONSUMER span of one SNS record: `process <topic>`, its parent from the message attributes. */
+function snsRecordEntrySpan(options: EventHandlerOptions): EntrySpanDescription<SNSEventRecord> {
+  return {
+    trigger: FAAS_TRIGGER.pubsub,
+    describe(record, _lambdaContext, attributes) {
+      const topic = record.Sns?.TopicArn?.split(':')[5];
+      attributes[ATTR_MESSAGING_SYSTEM] = MESSAGING_SYSTEM_AWS_SNS;
+      attributes[ATTR_MESSAGING_OPERATION_TYPE] = 'process';
+      attributes[ATTR_MESSAGING_OPERATION_NAME] = 'process';
+      if (topic) attributes[ATTR_MESSAGING_DESTINATION_NAME] = topic;
+      if (record.Sns?.MessageId) attributes[ATTR_MESSAGING_MESSAGE_ID] = record.Sns.MessageId;
+      return {
+        name: topic ? `process ${topic}` : 'process',
+        kind: SpanKind.CONSUMER,
+        attributes,
+        lookup: extractParentFromSnsRecord(record),
+        inbound: options.inbound,
+      };
     },
-    lookup: extractParentFromSnsRecord(record),
-    inbound: options.inbound,
-  });
+  };
 }
 
 /**
@@ -82,24 +86,24 @@ export function traceEventBridgeHandler<D, R>(
   handler: LambdaFn<EventBridgeEvent<string, D>, R>,
   options: EventHandlerOptions = {},
 ): LambdaFn<EventBridgeEvent<string, D>, R> {
-  return async (event, lambdaContext) => {
-    beginInvocation(lambdaContext);
-    const started = startTelemetrySafely(() => {
-      const telemetry = getTelemetry();
+  return traceInvocation(eventBridgeEntrySpan(options), handler);
+}
+
+/** The CONSUMER span of one EventBridge event: `process <detail-type>`, its parent from `detail`. */
+function eventBridgeEntrySpan<D>(options: EventHandlerOptions): EntrySpanDescription<EventBridgeEvent<string, D>> {
+  return {
+    trigger: FAAS_TRIGGER.pubsub,
+    describe(event, _lambdaContext, attributes) {
       const detailType = event?.['detail-type'];
-      return startEntrySpan(telemetry, {
+      attributes[ATTR_MESSAGING_OPERATION_TYPE] = 'process';
+      if (event?.id) attributes[ATTR_MESSAGING_MESSAGE_ID] = event.id;
+      return {
         name: detailType ? `process ${detailType}` : 'process',
         kind: SpanKind.CONSUMER,
-        attributes: {
-          ...invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, takeColdStart(telemetry.config.lambda.initializationType)),
-          [ATTR_MESSAGING_OPERATION_TYPE]: 'process',
-          ...(event?.id ? { [ATTR_MESSAGING_MESSAGE_ID]: event.id } : {}),
-        },
+        attributes,
         lookup: extractParentFromEventBridgeEvent(event as EventBridgeEvent<string, unknown>),
         inbound: options.inbound,
-      });
-    });
-    if (!started) return runUntraced(() => handler(event, lambdaContext), lambdaContext);
-    return runInvocation(started, lambdaContext, () => handler(event, lambdaContext));
+      };
+    },
   };
 }

@@ -1,9 +1,8 @@
 import { diag, SpanKind, SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
-import type { APIGatewayProxyEventV2, Context as LambdaContext } from 'aws-lambda';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue, type HttpEvent } from '../carriers/http-headers';
 import { extractParentFromHttpEvent } from '../extract';
-import { beginInvocation, runInvocation, runUntraced, startEntrySpan, startTelemetrySafely, type LambdaFn, type StartedInvocation } from '../invocation';
-import { invocationAttributes, takeColdStart } from '../invocation-attributes';
+import { traceInvocation, type EntrySpanDescription, type LambdaFn } from '../invocation';
 import type { InboundPolicy } from '../inbound-policy';
 import {
   ATTR_CLIENT_ADDRESS,
@@ -16,7 +15,6 @@ import {
   ATTR_USER_AGENT_ORIGINAL,
   FAAS_TRIGGER,
 } from '../semconv';
-import { getTelemetry } from '../telemetry';
 
 /**
  * Wraps an API Gateway (REST or HTTP API) or ALB handler: one SERVER span per request, the child of the
@@ -35,32 +33,24 @@ export interface HttpHandlerOptions {
 }
 
 export function traceHttpHandler<E extends HttpEvent, R>(handler: LambdaFn<E, R>, options: HttpHandlerOptions = {}): LambdaFn<E, R> {
-  // Not async itself: the promise of runInvocation is returned as is, without one more hop.
-  return (event, lambdaContext) => {
-    beginInvocation(lambdaContext);
-    const started = startHttpInvocation(event, lambdaContext, options);
-    if (!started) return runUntraced(() => handler(event, lambdaContext), lambdaContext);
-    return runInvocation(started, lambdaContext, () => handler(event, lambdaContext), recordHttpResponse);
-  };
+  return traceInvocation(httpEntrySpan(options), handler, { onResult: recordHttpResponse });
 }
 
-/**
- * Starts the SERVER span of one request (after `beginInvocation`); undefined when tracing could not start. Shared
- * by the wrapper and the middy middleware, so that both make the same span.
- */
-export function startHttpInvocation(event: HttpEvent, lambdaContext: LambdaContext, options: HttpHandlerOptions): StartedInvocation | undefined {
-  return startTelemetrySafely(() => {
-    const telemetry = getTelemetry();
-    const attributes = invocationAttributes(lambdaContext, FAAS_TRIGGER.http, takeColdStart(telemetry.config.lambda.initializationType));
-    const { method, route } = addRequestAttributes(attributes, event, options.route);
-    return startEntrySpan(telemetry, {
-      name: route ? `${method} ${route}` : method,
-      kind: SpanKind.SERVER,
-      attributes,
-      lookup: extractParentFromHttpEvent(event),
-      inbound: options.inbound,
-    });
-  });
+/** The SERVER span of one request: `METHOD /route`, its parent from the headers. Shared with the middy middleware. */
+export function httpEntrySpan(options: HttpHandlerOptions): EntrySpanDescription<HttpEvent> {
+  return {
+    trigger: FAAS_TRIGGER.http,
+    describe(event, _lambdaContext, attributes) {
+      const { method, route } = addRequestAttributes(attributes, event, options.route);
+      return {
+        name: route ? `${method} ${route}` : method,
+        kind: SpanKind.SERVER,
+        attributes,
+        lookup: extractParentFromHttpEvent(event),
+        inbound: options.inbound,
+      };
+    },
+  };
 }
 
 /** Adds the request's HTTP attributes to `attributes` (one object, no copies: this runs on every request). */
