@@ -1,15 +1,10 @@
 export { readTelemetryConfig, type TelemetryConfig, type TracesExporterName } from './config';
 export { getTelemetry, startTelemetry, type StartTelemetryOptions, type Telemetry } from './telemetry';
-export {
-  extractParentFromEventBridgeEvent,
-  extractParentFromHttpEvent,
-  extractParentFromInvoke,
-  extractParentFromSnsRecord,
-  extractParentFromSqsRecord,
-  PARENT_SOURCE,
-  type ParentLookup,
-  type ParentSource,
-} from './extract';
+export { PARENT_SOURCE, type ParentLookup, type ParentSource } from './parent-lookup';
+export { extractParentFromHttpEvent } from './carriers/http-headers';
+export { extractParentFromSqsRecord, injectIntoSqsMessage } from './carriers/sqs';
+export { extractParentFromSnsRecord } from './carriers/sns-message-attributes';
+export { extractParentFromInvoke, injectIntoInvokeInput } from './carriers/lambda-invoke';
 export type { InboundPolicy } from './inbound-policy';
 export type { LambdaFn } from './invocation';
 export { traceHttpHandler, type HttpHandlerOptions } from './handlers/http';
@@ -19,8 +14,15 @@ export { traceEventBridgeHandler, traceSnsRecords, type EventHandlerOptions } fr
 export { tracingMiddleware, type MiddlewareRequest, type TracingMiddleware, type TracingMiddlewareOptions } from './middy';
 export { withSpan } from './child-span';
 export type { ForwardOptions } from './forward/parent';
-export { injectIntoSqsMessage, sendMessage, sendMessageBatch } from './forward/sqs';
-export { injectIntoInvokeInput, invokeFunction } from './forward/lambda';
+export { sendMessage, sendMessageBatch } from './forward/sqs';
+export { invokeFunction } from './forward/lambda';
 export { tracedFetch } from './forward/http';
-export { continueFromPayload, currentTraceHeaders, currentTracePayload, traceLogFields, type TracePayload } from './trace-payload';
+export {
+  continueFromPayload,
+  currentTraceHeaders,
+  currentTracePayload,
+  extractParentFromEventBridgeEvent,
+  traceLogFields,
+  type TracePayload,
+} from './trace-payload';
 export { startRun, type Run } from './run';

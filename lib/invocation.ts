@@ -5,13 +5,13 @@ import type { Context as LambdaContext } from 'aws-lambda';
 import { entryContext } from './entry-context';
 import { ATTR_FAAS_INVOCATION_ID } from './semconv';
 import { runInSpan } from './span-outcome';
-import type { ParentLookup } from './extract';
 import { handOffToExtension, invocationStarted, requestIdOf } from './after-response';
 import { applyInboundPolicy, type InboundPolicy } from './inbound-policy';
 import { markRandomTrace } from './propagator';
 import { startingInvocation } from './invocation-span-processor';
 import { getTelemetry, type Telemetry } from './telemetry';
 import { invocationAttributes, takeColdStart } from './invocation-attributes';
+import { type ParentLookup } from './parent-lookup';
 
 /** A Lambda handler without the legacy callback argument. */
 export type LambdaFn<E, R> = (event: E, context: LambdaContext) => Promise<R>;

@@ -1,5 +1,8 @@
+// The HTTP hop, both sides: trace headers read from an API Gateway or ALB event (any header case) and written
+// into an outgoing request's headers.
 import type { TextMapGetter, TextMapSetter } from '@opentelemetry/api';
 import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
+import { extractWith, PARENT_SOURCE, type ParentLookup } from '../parent-lookup';
 
 /** The HTTP-shaped events a function can receive: API Gateway REST (v1), HTTP API (v2) and ALB. */
 export type HttpEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2 | ALBEvent;
@@ -65,3 +68,8 @@ export const httpHeadersSetter: TextMapSetter<Record<string, string>> = {
     carrier[key] = value;
   },
 };
+
+/** API Gateway REST (`multiValueHeaders`, then `headers`), HTTP API and ALB events; header names in any case. */
+export function extractParentFromHttpEvent(event: HttpEvent): ParentLookup {
+  return extractWith(event, httpEventHeadersGetter, PARENT_SOURCE.httpHeaders);
+}

@@ -1,3 +1,6 @@
+// SNS message attributes, read by an SNS-triggered function and from the envelope SNS puts in an SQS body.
+import type { SNSEventRecord } from 'aws-lambda';
+import { extractWith, PARENT_SOURCE, type ParentLookup } from '../parent-lookup';
 import type { TextMapGetter } from '@opentelemetry/api';
 
 /** SNS message attributes as they appear in an SNS event record and in an SNS envelope delivered to SQS. */
@@ -29,4 +32,9 @@ export function snsEnvelopeOf(body: string | undefined): { topicArn?: string; at
   } catch {
     return undefined;
   }
+}
+
+/** An SNS-triggered function's record: the message attributes. */
+export function extractParentFromSnsRecord(record: SNSEventRecord): ParentLookup {
+  return extractWith(record?.Sns?.MessageAttributes, snsAttributesGetter, PARENT_SOURCE.snsMessageAttributes);
 }

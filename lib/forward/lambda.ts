@@ -1,8 +1,7 @@
-import { propagation, SpanKind, SpanStatusCode, type Attributes, type Context } from '@opentelemetry/api';
+import { SpanKind, SpanStatusCode, type Attributes } from '@opentelemetry/api';
 import type { InvokeCommandInput, InvokeCommandOutput, LambdaClient } from '@aws-sdk/client-lambda';
 import { loadLambdaCommands } from './aws-sdk';
-import { wrapInvokePayload } from '../carriers/invoke-payload-envelope';
-import { mergeIntoClientContext } from '../carriers/lambda-client-context';
+import { injectIntoInvokeInput } from '../carriers/lambda-invoke';
 import {
   ATTR_ERROR_TYPE,
   ATTR_FAAS_INVOKED_NAME,
@@ -13,27 +12,6 @@ import {
   ATTR_RPC_SYSTEM,
 } from '../semconv';
 import { runOutgoingCall, type ForwardOptions } from './parent';
-
-/**
- * Returns a copy of an Invoke input that carries the trace context of `ctx`:
- * - `RequestResponse` (the default): in `ClientContext.custom`, the caller's keys kept, within Lambda's
- *   3,583-byte limit;
- * - `Event`: AWS drops the client context of asynchronous invokes, so the JSON payload is wrapped in an
- *   envelope that `traceInvokeHandler` unwraps (a payload that is not JSON is sent as is, untraced);
- * - `DryRun`: nothing to carry.
- */
-export function injectIntoInvokeInput(input: InvokeCommandInput, ctx: Context): InvokeCommandInput {
-  if (input.InvocationType === 'DryRun') return input;
-  const fields: Record<string, string> = {};
-  propagation.inject(ctx, fields);
-  if (Object.keys(fields).length === 0) return input;
-  if (input.InvocationType === 'Event') {
-    const Payload = wrapInvokePayload(input.Payload, fields);
-    return Payload ? { ...input, Payload } : input;
-  }
-  const ClientContext = mergeIntoClientContext(input.ClientContext, fields);
-  return ClientContext === input.ClientContext ? input : { ...input, ClientContext };
-}
 
 /**
  * Invokes a function with a CLIENT `invoke <function>` span around the call and the span's context in the

@@ -1,7 +1,5 @@
-import { context, diag, propagation, SpanKind, SpanStatusCode, trace, type Context, type Span } from '@opentelemetry/api';
+import { context, SpanKind, SpanStatusCode, trace, type Span } from '@opentelemetry/api';
 import type {
-  MessageAttributeValue,
-  MessageSystemAttributeValue,
   SendMessageBatchCommandInput,
   SendMessageBatchCommandOutput,
   SendMessageCommandInput,
@@ -9,54 +7,11 @@ import type {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { loadSqsCommands } from './aws-sdk';
-import { SQS_MAX_MESSAGE_ATTRIBUTES, sqsSendAttributesSetter } from '../carriers/sqs-message-attributes';
-import { formatXRayTraceHeader } from '../carriers/xray-trace-header';
 import { recordFailure } from '../span-outcome';
-import { addSqsSpanAttributes, sqsSpanName } from '../messaging';
 import { ATTR_ERROR_TYPE, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_MESSAGE_ID } from '../semconv';
 import { getTelemetry } from '../telemetry';
 import { forwardParentContext, runOutgoingCall, type ForwardOptions } from './parent';
-
-/** The part of a SendMessage (or SendMessageBatch entry) input that carries a trace context. */
-export interface SqsMessageCarrier {
-  MessageAttributes?: Record<string, MessageAttributeValue>;
-  MessageSystemAttributes?: Record<string, MessageSystemAttributeValue>;
-}
-
-let reportedAttributeLimit = false;
-
-/**
- * Returns a copy of a message input that carries the trace context of `ctx`: as `traceparent`/`tracestate`
- * message attributes (the caller's attributes kept), or, when those would push the message past SQS's limit
- * of 10 attributes, in the `AWSTraceHeader` system attribute, which does not count toward it (a `Lineage`
- * field already there is kept). The send never fails because of tracing.
- */
-export function injectIntoSqsMessage<T extends SqsMessageCarrier>(input: T, ctx: Context): T {
-  const ours: Record<string, MessageAttributeValue> = {};
-  propagation.inject(ctx, ours, sqsSendAttributesSetter);
-  if (Object.keys(ours).length === 0) return input;
-
-  const existing = input.MessageAttributes ?? {};
-  const names = new Set([...Object.keys(existing), ...Object.keys(ours)]);
-  if (names.size <= SQS_MAX_MESSAGE_ATTRIBUTES) {
-    return { ...input, MessageAttributes: { ...existing, ...ours } };
-  }
-
-  if (!reportedAttributeLimit) {
-    reportedAttributeLimit = true;
-    diag.info('traced-lambda: a message has too many attributes for the trace context; using the AWSTraceHeader system attribute.');
-  }
-  const previous = input.MessageSystemAttributes?.AWSTraceHeader?.StringValue;
-  const header = formatXRayTraceHeader(ctx, previous);
-  if (!header) return input;
-  return {
-    ...input,
-    MessageSystemAttributes: {
-      ...input.MessageSystemAttributes,
-      AWSTraceHeader: { DataType: 'String', StringValue: header },
-    },
-  };
-}
+import { addSqsSpanAttributes, injectIntoSqsMessage, sqsSpanName } from '../carriers/sqs';
 
 /**
  * Sends one message with a PRODUCER `send <queue>` span around the call and the span's context in the

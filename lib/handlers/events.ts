@@ -1,6 +1,5 @@
 import { SpanKind } from '@opentelemetry/api';
 import type { EventBridgeEvent, SNSEvent, SNSEventRecord } from 'aws-lambda';
-import { extractParentFromEventBridgeEvent, extractParentFromSnsRecord } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
 import {
   beginInvocation,
@@ -22,6 +21,8 @@ import {
   MESSAGING_SYSTEM_AWS_SNS,
 } from '../semconv';
 import { getTelemetry } from '../telemetry';
+import { extractParentFromEventBridgeEvent } from '../trace-payload';
+import { extractParentFromSnsRecord } from '../carriers/sns-message-attributes';
 
 export interface EventHandlerOptions {
   /** What to do with the publisher's trace context (default `continue`); see `InboundPolicy`. */

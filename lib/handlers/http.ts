@@ -1,7 +1,6 @@
 import { diag, SpanKind, SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue, type HttpEvent } from '../carriers/http-headers';
-import { extractParentFromHttpEvent } from '../extract';
 import { traceInvocation, type EntrySpanDescription, type LambdaFn } from '../invocation';
 import type { InboundPolicy } from '../inbound-policy';
 import {
@@ -15,6 +14,7 @@ import {
   ATTR_USER_AGENT_ORIGINAL,
   FAAS_TRIGGER,
 } from '../semconv';
+import { extractParentFromHttpEvent } from '../carriers/http-headers';
 
 /**
  * Wraps an API Gateway (REST or HTTP API) or ALB handler: one SERVER span per request, the child of the

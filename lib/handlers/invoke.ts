@@ -1,9 +1,9 @@
 import { SpanKind } from '@opentelemetry/api';
 import { unwrapInvokePayload } from '../carriers/invoke-payload-envelope';
-import { extractParentFromInvoke } from '../extract';
 import type { InboundPolicy } from '../inbound-policy';
 import { traceInvocation, type EntrySpanDescription, type LambdaFn } from '../invocation';
 import { FAAS_TRIGGER } from '../semconv';
+import { extractParentFromInvoke } from '../carriers/lambda-invoke';
 
 export interface InvokeHandlerOptions {
   /** What to do with the caller's trace context (default `continue`); see `InboundPolicy`. */

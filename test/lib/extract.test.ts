@@ -1,8 +1,10 @@
 import { beforeEach, describe, expect, it } from 'vitest';
 import { mergeIntoClientContext, CLIENT_CONTEXT_MAX_BYTES } from '../../lib/carriers/lambda-client-context';
-import { extractParentFromHttpEvent, extractParentFromInvoke, extractParentFromSqsRecord } from '../../lib/extract';
 import { apiGatewayV1Event, apiGatewayV2Event, captureSpans, lambdaContext, sqsRecord, stringAttribute } from '../../lib/testing';
 import { SPAN_ID, TRACE_ID, TRACEPARENT } from '../trace-ids';
+import { extractParentFromHttpEvent } from '../../lib/carriers/http-headers';
+import { extractParentFromInvoke } from '../../lib/carriers/lambda-invoke';
+import { extractParentFromSqsRecord } from '../../lib/carriers/sqs';
 
 beforeEach(() => {
   captureSpans(); // registers the W3C propagator the extraction uses
