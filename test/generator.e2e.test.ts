@@ -9,12 +9,13 @@ import { parseArguments, TRIGGERS } from '../scripts/new';
 // `npm run new` in a copy of the project: every trigger's function is generated, then the copy must typecheck,
 // lint, pass the generated unit tests, package, and declare what the offline stack needs.
 const ROOT = resolve(__dirname, '..');
+// Names no project is likely to have already (the copy holds the project's own functions, generated ones included).
 const GENERATED = [
-  ['sqs', 'ship-order'],
-  ['http', 'get-status'],
-  ['invoke', 'refund-order'],
-  ['sns', 'order-events-sink'],
-  ['eventbridge', 'audit-trail'],
+  ['sqs', 'gen-test-queue-worker'],
+  ['http', 'gen-test-http-endpoint'],
+  ['invoke', 'gen-test-invoked'],
+  ['sns', 'gen-test-sns-subscriber'],
+  ['eventbridge', 'gen-test-event-rule'],
 ] as const;
 let copy: string;
 
@@ -87,14 +88,13 @@ describe('npm run new', () => {
 
   it('declares each function with its own least-privilege role, and the sqs one with its queue and dead-letter queue', async () => {
     const service = describeService('offline', copy);
-    const ship = service.functions.find((fn) => fn.key === 'ship-order')!;
-    expect(ship.consumes).toEqual(['ShipOrderQueue']);
-    expect(service.queue('ShipOrderQueue')).toMatchObject({ deadLetterQueue: 'ShipOrderDeadLetterQueue', maxReceiveCount: 3 });
-    expect(service.functions.find((fn) => fn.key === 'get-status')!.triggers).toEqual(['httpApi']);
-    expect(service.functions.find((fn) => fn.key === 'order-events-sink')!.triggers).toEqual(['sns']);
-    expect(service.functions.find((fn) => fn.key === 'audit-trail')!.triggers).toEqual(['eventBridge']);
-    // The example's functions are still there, unchanged.
-    expect(service.functions.map((fn) => fn.key)).toEqual(expect.arrayContaining(['create-order', 'process-order', 'notify-customer']));
+    const worker = service.functions.find((fn) => fn.key === 'gen-test-queue-worker')!;
+    expect(worker.consumes).toEqual(['GenTestQueueWorkerQueue']);
+    expect(service.queue('GenTestQueueWorkerQueue')).toMatchObject({ deadLetterQueue: 'GenTestQueueWorkerDeadLetterQueue', maxReceiveCount: 3 });
+    expect(service.functions.find((fn) => fn.key === 'gen-test-http-endpoint')!.triggers).toEqual(['httpApi']);
+    expect(service.functions.find((fn) => fn.key === 'gen-test-invoked')!.triggers).toEqual([]);
+    expect(service.functions.find((fn) => fn.key === 'gen-test-sns-subscriber')!.triggers).toEqual(['sns']);
+    expect(service.functions.find((fn) => fn.key === 'gen-test-event-rule')!.triggers).toEqual(['eventBridge']);
   });
 
   it('packages every generated function, the queue wired to its consumer and nothing granted beyond it', { timeout: 120_000 }, async () => {
@@ -110,23 +110,28 @@ describe('npm run new', () => {
     expect(code, output).toBe(0);
     for (const [, name] of GENERATED) expect((await stat(join(out, `${name}.zip`))).size).toBeGreaterThan(0);
     const { Resources: resources } = JSON.parse(await readFile(join(out, 'cloudformation-template-update-stack.json'), 'utf8'));
-    expect(resources.ShipOrderQueue.Properties.RedrivePolicy.deadLetterTargetArn).toEqual({ 'Fn::GetAtt': ['ShipOrderDeadLetterQueue', 'Arn'] });
+    expect(resources.GenTestQueueWorkerQueue.Properties.RedrivePolicy.deadLetterTargetArn).toEqual({
+      'Fn::GetAtt': ['GenTestQueueWorkerDeadLetterQueue', 'Arn'],
+    });
     const mapping = Object.values(resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).find(
-      (resource) => resource.Type === 'AWS::Lambda::EventSourceMapping' && JSON.stringify(resource.Properties.EventSourceArn).includes('ShipOrderQueue'),
+      (resource) =>
+        resource.Type === 'AWS::Lambda::EventSourceMapping' && JSON.stringify(resource.Properties.EventSourceArn).includes('GenTestQueueWorkerQueue'),
     );
     expect(mapping?.Properties).toMatchObject({
-      FunctionName: { 'Fn::GetAtt': ['ShipDashorderLambdaFunction', 'Arn'] },
+      FunctionName: { 'Fn::GetAtt': ['GenDashtestDashqueueDashworkerLambdaFunction', 'Arn'] },
       FunctionResponseTypes: ['ReportBatchItemFailures'],
     });
     const granted = (role: string) =>
       resources[role].Properties.Policies.flatMap((policy: { PolicyDocument: { Statement: unknown[] } }) => policy.PolicyDocument.Statement)
         .filter((statement: { Effect?: string }) => statement.Effect === 'Allow')
         .map((statement: { Action: unknown; Resource: unknown }) => [statement.Action, statement.Resource]);
-    expect(granted('ShipOrderRole')).toEqual([
-      [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['ShipDashorderLogGroup', 'Arn'] }],
-      [['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'], { 'Fn::GetAtt': ['ShipOrderQueue', 'Arn'] }],
+    expect(granted('GenTestQueueWorkerRole')).toEqual([
+      [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashqueueDashworkerLogGroup', 'Arn'] }],
+      [['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'], { 'Fn::GetAtt': ['GenTestQueueWorkerQueue', 'Arn'] }],
     ]);
-    expect(granted('GetStatusRole')).toEqual([[['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GetDashstatusLogGroup', 'Arn'] }]]);
+    expect(granted('GenTestHttpEndpointRole')).toEqual([
+      [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashhttpDashendpointLogGroup', 'Arn'] }],
+    ]);
     // Every reference in the template points at a resource it declares.
     const declared = new Set(Object.keys(resources));
     const referenced = new Set<string>();
@@ -139,9 +144,9 @@ describe('npm run new', () => {
   });
 
   it('refuses a name that exists, an unknown trigger and a malformed name, saying what to give', async () => {
-    const again = await run(bin('tsx'), ['scripts/new.ts', 'sqs', 'ship-order']);
+    const again = await run(bin('tsx'), ['scripts/new.ts', 'sqs', 'gen-test-queue-worker']);
     expect(again.code).toBe(1);
-    expect(again.output).toContain('ship-order.ts exists already');
+    expect(again.output).toContain('gen-test-queue-worker.ts exists already');
     expect(() => parseArguments(['queue', 'x'])).toThrow('unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge> <name>');
     expect(() => parseArguments(['sqs', 'Ship_Order'])).toThrow('"Ship_Order" is not a function name');
     expect(() => parseArguments(['sqs'])).toThrow('usage: npm run new');

@@ -89,7 +89,10 @@ describe('serverless package', () => {
   });
 
   it('wires the queue to process-order with batches of 10 and ReportBatchItemFailures', () => {
-    const mappings = ofType('AWS::Lambda::EventSourceMapping').map(([, mapping]) => mapping.Properties);
+    // The orders queue has one consumer (functions added with npm run new bring their own queues).
+    const mappings = ofType('AWS::Lambda::EventSourceMapping')
+      .map(([, mapping]) => mapping.Properties)
+      .filter((mapping) => JSON.stringify(mapping.EventSourceArn) === JSON.stringify({ 'Fn::GetAtt': ['OrdersQueue', 'Arn'] }));
     expect(mappings).toHaveLength(1);
     expect(mappings[0]).toMatchObject({
       EventSourceArn: { 'Fn::GetAtt': ['OrdersQueue', 'Arn'] },

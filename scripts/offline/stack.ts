@@ -11,11 +11,8 @@ import { describeService, LOCAL_ACCOUNT_ID, OFFLINE_STAGE } from './service';
 
 /** The service as serverless.yml declares it for the offline stage: every name below comes from there. */
 export const service = describeService(OFFLINE_STAGE);
-export const SERVICE = service.service;
 export const STAGE = OFFLINE_STAGE;
-/** The keys of the functions serverless.yml declares. */
-export const FUNCTIONS = service.functions.map((fn) => fn.key);
-export const FUNCTION_PREFIX = `${SERVICE}-${STAGE}-`;
+export const FUNCTION_PREFIX = `${service.service}-${STAGE}-`;
 export const functionName = (key: string) => service.functionName(key);
 const ACCOUNT_ID = LOCAL_ACCOUNT_ID;
 /** The queues some function consumes (dead-letter queues are only written to). */

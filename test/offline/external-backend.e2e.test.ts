@@ -1,6 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startOtlpReceiver, type OtlpReceiver } from '../../scripts/offline/otlp-receiver';
-import { freePorts, FUNCTIONS, functionName, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
+import { freePorts, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
+import { ORDER_FLOW } from './order-flow';
 import { waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 
 // "Point it at your own backend": with OTEL_EXPORTER_OTLP_ENDPOINT set, the offline stack starts no receiver
@@ -37,7 +38,7 @@ describe('an external OTLP backend', () => {
     const { traceId } = (await response.json()) as { traceId: string };
 
     expect(response.status).toBe(202);
-    const spans = await waitForConnectedTrace(backend, traceId, { count: 6, functions: FUNCTIONS.map(functionName) }, 45_000);
+    const spans = await waitForConnectedTrace(backend, traceId, { count: 6, functions: ORDER_FLOW }, 45_000);
     expect(spans.map((span) => span.name)).toContain('send order confirmation');
   });
 });

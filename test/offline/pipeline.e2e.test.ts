@@ -1,14 +1,15 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
-import { freePorts, FUNCTION_PREFIX, FUNCTIONS, functionName, service, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
+import { freePorts, FUNCTION_PREFIX, functionName, service, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
+import { ORDER_FLOW } from './order-flow';
 import { functionOf, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 
 // The real offline stack on loopback: SQS emulator, serverless offline (esbuild bundles, worker threads),
 // serverless-offline-sqs polling, the Lambda invoke endpoint and the local OTLP receiver, on free ports.
 const ORDER = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 2 }] };
 const TRACE_WAIT_MS = 45_000;
-const ALL_FUNCTIONS = FUNCTIONS.map(functionName);
+const ALL_FUNCTIONS = ORDER_FLOW;
 
 let stack: OfflineStack;
 
