@@ -23,6 +23,8 @@ export function startingInvocation(invocationId: string | undefined): void {
 
 /** Spans kept for a later export when they have no invocation, or were still running when theirs ended. */
 const MAX_UNOWNED_SPANS = 4096;
+/** Invocations whose spans are kept apart at once (more than a process ever runs concurrently). */
+const MAX_PENDING_INVOCATIONS = 64;
 
 /**
  * Holds each invocation's spans and exports them in one request when that invocation flushes. One process may
@@ -68,7 +70,16 @@ export class InvocationSpanProcessor implements SpanProcessor {
       return;
     }
     // Another invocation: the last one's spans move to the map, this one takes the slot.
-    if (this.lastInvocationId !== undefined && this.lastInvocationSpans.length > 0) this.byInvocation.set(this.lastInvocationId, this.lastInvocationSpans);
+    if (this.lastInvocationId !== undefined && this.lastInvocationSpans.length > 0) {
+      this.byInvocation.set(this.lastInvocationId, this.lastInvocationSpans);
+      // An invocation that never flushes (its end never reported) must not hold its spans forever: past this
+      // many, the oldest one's spans go with the next flush of any invocation.
+      if (this.byInvocation.size > MAX_PENDING_INVOCATIONS) {
+        const [oldest, spans] = this.byInvocation.entries().next().value!;
+        this.byInvocation.delete(oldest);
+        for (const pending of spans) this.keepUnowned(pending);
+      }
+    }
     this.lastInvocationId = invocationId;
     const earlier = this.byInvocation.get(invocationId);
     if (earlier) this.byInvocation.delete(invocationId);

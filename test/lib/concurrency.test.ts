@@ -90,4 +90,24 @@ describe('invocations running at once in one process', () => {
     expect(exports[1].invocations).toEqual(['batch']);
     expect(exports).toHaveLength(2);
   });
+
+  it('does not hold the spans of invocations that never end forever: past 64 at once, the oldest go with the next export', async () => {
+    // Arrange: 70 invocations each end a step, then never end themselves (their end is never reported)
+    const exports = recordingExports();
+    const never = gate();
+    const stuck = traceInvokeHandler(async () => {
+      await withSpan('step', async () => undefined);
+      await never.opened;
+    });
+    for (let index = 0; index < 70; index++) void stuck({}, context(`stuck-${index}`));
+    await new Promise((resolve) => setImmediate(resolve));
+
+    // Act: one more invocation runs to its end
+    await traceInvokeHandler(async () => 'done')({}, context('done'));
+
+    // Assert: its export holds its own span and the ended steps of the 6 oldest invocations, no longer held apart
+    expect(exports).toHaveLength(1);
+    expect(exports[0].invocations).toEqual(['done']);
+    expect(exports[0].names.filter((name) => name === 'step')).toHaveLength(6);
+  });
 });
