@@ -17,6 +17,15 @@ export interface ReceivedSpan {
   resource: Record<string, unknown>;
   /** The spans this one is linked to (SQS `links`/`both` strategies, the `link` inbound policy); none when absent. */
   links?: ReceivedLink[];
+  /** Its events, in order: an `exception` event holds a failure's type, message and stack. */
+  events?: ReceivedEvent[];
+}
+
+/** A span event as OTLP/JSON carries it. */
+export interface ReceivedEvent {
+  name: string;
+  timeNs: bigint;
+  attributes: Record<string, unknown>;
 }
 
 /** A span link as OTLP/JSON carries it. */
@@ -148,6 +157,7 @@ interface OtlpSpan {
   status?: { code?: unknown; message?: unknown };
   attributes?: OtlpKeyValue[];
   links?: unknown;
+  events?: unknown;
 }
 
 /** OTLP/JSON `ExportTraceServiceRequest` → received spans. */
@@ -172,6 +182,7 @@ export function decodeTracesRequest(body: unknown): ReceivedSpan[] {
           attributes: toRecord(span.attributes),
           resource,
           links: (Array.isArray(span.links) ? (span.links as Parameters<typeof toLink>[0][]) : []).map(toLink),
+          events: (Array.isArray(span.events) ? (span.events as Parameters<typeof toEvent>[0][]) : []).map(toEvent),
         });
       }
     }
@@ -186,6 +197,10 @@ function toLink(link: { traceId?: unknown; spanId?: unknown; traceState?: unknow
     ...(link.traceState ? { traceState: String(link.traceState) } : {}),
     attributes: toRecord(link.attributes),
   };
+}
+
+function toEvent(event: { name?: unknown; timeUnixNano?: string | number; attributes?: OtlpKeyValue[] }): ReceivedEvent {
+  return { name: String(event.name ?? ''), timeNs: BigInt(event.timeUnixNano ?? 0), attributes: toRecord(event.attributes) };
 }
 
 function toRecord(attributes: OtlpKeyValue[] | undefined): Record<string, unknown> {

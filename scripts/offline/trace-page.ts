@@ -1,13 +1,13 @@
 /**
  * The received spans as one self-contained HTML page: a waterfall per trace, spans nested by parent, each
- * span's details (attributes, resource, links) behind a click. `npm start` writes it to a file and
+ * span's details (attributes, events with an exception's stack, resource, links) behind a click. `npm start` writes it to a file and
  * `npm run offline` serves it live. The page loads nothing: CSS and script are inline, its Content Security
  * Policy forbids everything else, and every received value is escaped (span names and attributes are user data).
  */
 import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import type { ReceivedLink, ReceivedSpan } from './otlp-receiver';
+import type { ReceivedEvent, ReceivedLink, ReceivedSpan } from './otlp-receiver';
 
 export interface TracePageOptions {
   /** The page's title and heading. */
@@ -22,13 +22,20 @@ export interface TracePageOptions {
 }
 
 /** A received span as JSON: times as decimal strings of nanoseconds, since JSON has no bigint. */
-export interface SpanJson extends Omit<ReceivedSpan, 'startNs' | 'endNs'> {
+export interface SpanJson extends Omit<ReceivedSpan, 'startNs' | 'endNs' | 'events'> {
   startTimeUnixNano: string;
   endTimeUnixNano: string;
+  events?: { name: string; timeUnixNano: string; attributes: Record<string, unknown> }[];
 }
 
+/** The spans as JSON can hold them: nanosecond times as strings (JSON has no bigint). */
 export function spansToJson(spans: readonly ReceivedSpan[]): SpanJson[] {
-  return spans.map(({ startNs, endNs, ...rest }) => ({ ...rest, startTimeUnixNano: String(startNs), endTimeUnixNano: String(endNs) }));
+  return spans.map(({ startNs, endNs, events, ...rest }) => ({
+    ...rest,
+    startTimeUnixNano: String(startNs),
+    endTimeUnixNano: String(endNs),
+    ...(events ? { events: events.map(({ timeNs, ...event }) => ({ ...event, timeUnixNano: String(timeNs) })) } : {}),
+  }));
 }
 
 /** Paths the live page polls and reloads from; the server answers exactly these. */
@@ -104,6 +111,8 @@ details.span[data-status="ERROR"] > summary { box-shadow: inset 3px 0 0 var(--er
 .duration { text-align: right; font-variant-numeric: tabular-nums; }
 .span-details { padding: 8px 16px 12px; background: #fbfdff; }
 .span-details h3 { font-size: 12px; text-transform: uppercase; letter-spacing: .04em; color: var(--muted); margin: 10px 0 4px; }
+.span-details ol.events { margin: 0; padding-left: 20px; }
+.span-details pre.stack { margin: 4px 0 8px; padding: 8px; background: #fef2f2; color: #7f1d1d; font-size: 12px; overflow-x: auto; white-space: pre; }
 .span-details table { border-collapse: collapse; width: 100%; }
 .span-details td { border-top: 1px solid var(--line); padding: 2px 8px 2px 0; vertical-align: top; overflow-wrap: anywhere; }
 .span-details td:first-child { width: 30%; color: var(--muted); }
@@ -255,15 +264,25 @@ function renderSpan(span: ReceivedSpan, depth: number, trace: Trace, serviceColo
     ['status', span.status === 'ERROR' ? `<span class="status-error">${escapeHtml(errorText(span))}</span>` : escapeHtml(span.status)],
   ];
   const links = span.links ?? [];
+  const events = span.events ?? [];
   return `<details class="span" id="span-${escapeHtml(span.spanId)}" data-span-id="${escapeHtml(span.spanId)}" data-parent-span-id="${escapeHtml(span.parentSpanId ?? '')}" data-depth="${depth}" data-status="${escapeHtml(span.status)}">
 <summary class="row"><span class="label" style="padding-left:${depth * 16}px"><span class="toggle">▸</span><span class="span-name">${escapeHtml(span.name)}</span><span class="span-meta">${metaParts.map(escapeHtml).join(' · ')}</span>${error}</span><span class="track"><span class="bar svc-${serviceColours.get(service)}" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%"></span></span><span class="duration">${escapeHtml(ms(duration))}</span></summary>
 <div class="span-details">
 ${table('span', facts, 'facts')}
 ${table('attributes', valueRows(span.attributes), 'attributes')}
+${events.length ? `<h3>events</h3><ol class="events">${events.map((event) => `<li>${renderEvent(event, trace)}</li>`).join('')}</ol>` : ''}
 ${links.length ? `<h3>links</h3><ul class="links">${links.map((link) => `<li>${renderLink(link, spanIdsOnPage)}</li>`).join('')}</ul>` : ''}
 ${table('resource', valueRows(span.resource), 'resource')}
 </div>
 </details>`;
+}
+
+/** An event: its name and time; an exception's type and message, and its stack as preformatted text. */
+function renderEvent(event: ReceivedEvent, trace: Trace): string {
+  const { 'exception.stacktrace': stack, ...others } = event.attributes;
+  const heading = `<span class="mono">${escapeHtml(event.name)}</span> at +${escapeHtml(ms(event.timeNs - trace.startNs))}`;
+  const rows = Object.keys(others).length ? table('', valueRows(others), 'event-attributes') : '';
+  return `${heading}${rows}${typeof stack === 'string' && stack !== '' ? `<pre class="stack">${escapeHtml(stack)}</pre>` : ''}`;
 }
 
 function renderLink(link: ReceivedLink, spanIdsOnPage: Set<string>): string {
@@ -280,7 +299,7 @@ function renderLink(link: ReceivedLink, spanIdsOnPage: Set<string>): string {
 /** A two-column table of rows that are HTML already (their values escaped by the caller). */
 function table(heading: string, rows: [string, string][], className: string): string {
   const body = rows.length ? rows.map(([key, value]) => `<tr><td>${key}</td><td>${value}</td></tr>`).join('') : '<tr><td>(none)</td><td></td></tr>';
-  return `<h3>${escapeHtml(heading)}</h3><table class="${className}"><tbody>${body}</tbody></table>`;
+  return `${heading ? `<h3>${escapeHtml(heading)}</h3>` : ''}<table class="${className}"><tbody>${body}</tbody></table>`;
 }
 
 function valueRows(values: Record<string, unknown>): [string, string][] {

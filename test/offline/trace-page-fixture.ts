@@ -212,6 +212,17 @@ export const failedTrace: FixtureTrace = {
       status: 'ERROR',
       statusMessage: 'no mail server for ada@example.invalid',
       attributes: { 'error.type': 'DeliveryError', 'order.id': 'o-2' },
+      events: [
+        {
+          name: 'exception',
+          timeNs: BASE_NS + 21_532_000_000n,
+          attributes: {
+            'exception.type': 'DeliveryError',
+            'exception.message': 'no mail server for ada@example.invalid',
+            'exception.stacktrace': 'DeliveryError: no mail server for ada@example.invalid\n    at deliver (functions/notify-customer.ts:22:15)',
+          },
+        },
+      ],
     }),
     span(FAILED_TRACE, 5, {
       id: 'b000000000000007',

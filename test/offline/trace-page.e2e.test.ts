@@ -124,6 +124,12 @@ describe('the trace page in Chromium', () => {
     ]);
     expect(await confirmation.locator('table.resource').textContent()).toContain('order-pipeline-offline-notify-customer');
     expect(await confirmation.locator('table.facts').textContent()).toContain('ERROR DeliveryError: no mail server for ada@example.invalid');
+    // Its exception event, with the stack as it was thrown.
+    expect(await confirmation.locator('ol.events li').count()).toBe(1);
+    expect(await confirmation.locator('pre.stack').isVisible()).toBe(true);
+    expect(await confirmation.locator('pre.stack').textContent()).toBe(
+      'DeliveryError: no mail server for ada@example.invalid\n    at deliver (functions/notify-customer.ts:22:15)',
+    );
 
     // Markup in a name or an attribute is shown as text.
     const hostile = page.locator('#span-b000000000000007');

@@ -72,4 +72,27 @@ describe('the trace page', () => {
     ]);
     expect(rows).toEqual([...fixtureTraces].reverse().flatMap((trace) => trace.spans.map(({ span, depth }) => [span.spanId, depth])));
   });
+
+  it("shows a failed span's exception event with its stack as text, and embeds the events as JSON can hold them", () => {
+    const base = okTrace.spans[0].span;
+    const stack = 'DeliveryError: no mail server\n    at send (functions/notify-customer.ts:20:13)\n    at <anonymous> </pre><script>alert(4)</script>';
+    const failed = {
+      ...base,
+      status: 'ERROR' as const,
+      statusMessage: 'no mail server',
+      events: [{ name: 'exception', timeNs: base.startNs + 1_000_000n, attributes: { 'exception.type': 'DeliveryError', 'exception.stacktrace': stack } }],
+    };
+
+    const html = renderTracePage([failed]);
+
+    expect(html).toContain('<h3>events</h3><ol class="events"><li><span class="mono">exception</span> at +1.0 ms');
+    expect(html).toContain(
+      '<pre class="stack">DeliveryError: no mail server\n    at send (functions/notify-customer.ts:20:13)\n    at &#60;anonymous&#62; &#60;/pre&#62;&#60;script&#62;alert(4)&#60;/script&#62;</pre>',
+    );
+    expect(html).toContain('<span class="mono">exception.type</span>');
+    expect(tags(html).filter((tag) => tag.startsWith('<script'))).toEqual(['<script type="application/json" id="trace-spans">']);
+    expect(embeddedSpans(html)[0].events).toEqual([
+      { name: 'exception', timeUnixNano: String(base.startNs + 1_000_000n), attributes: failed.events[0].attributes },
+    ]);
+  });
 });

@@ -101,6 +101,18 @@ describe('the local OTLP receiver and the trace tree', () => {
     expect(decodeTracesRequest({ resourceSpans: [{ scopeSpans: [{ spans: [{ traceId: 't', spanId: 's', name: 'no links field' }] }] }] })[0].links).toEqual([]);
   });
 
+  it("decodes span events: a failure's exception with its type, message and stack", async () => {
+    const { spans, received } = await exportedTrace();
+
+    const failed = received.find((span) => span.name === 'npm start')!;
+    expect(failed.events?.map((event) => event.name)).toEqual(['exception']);
+    expect(failed.events![0].attributes).toMatchObject({ 'exception.type': 'Error', 'exception.message': 'stopped' });
+    expect(failed.events![0].attributes['exception.stacktrace']).toMatch(/^Error: stopped\n\s+at /);
+    const [seconds, nanos] = spans.find((span) => span.name === 'npm start')!.events[0].time;
+    expect(failed.events![0].timeNs).toBe(BigInt(seconds) * 1_000_000_000n + BigInt(nanos));
+    expect(received.find((span) => span.name === 'send orders')!.events).toEqual([]);
+  });
+
   it('rejects a body that is not an OTLP traces request', () => {
     expect(() => decodeTracesRequest({ hello: 'world' })).toThrow(/resourceSpans/);
   });
