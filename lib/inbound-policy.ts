@@ -1,5 +1,5 @@
 import { ROOT_CONTEXT, type Context, type Link } from '@opentelemetry/api';
-import { type ParentLookup } from './parent-lookup';
+import type { ParentLookup } from './parent-lookup';
 
 /**
  * What a handler does with a trace context that arrives from outside:

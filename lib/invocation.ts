@@ -11,7 +11,7 @@ import { markRandomTrace } from './propagator';
 import { startingInvocation } from './invocation-span-processor';
 import { getTelemetry, type Telemetry } from './telemetry';
 import { invocationAttributes, takeColdStart } from './invocation-attributes';
-import { type ParentLookup } from './parent-lookup';
+import type { ParentLookup } from './parent-lookup';
 
 /** A Lambda handler without the legacy callback argument. */
 export type LambdaFn<E, R> = (event: E, context: LambdaContext) => Promise<R>;

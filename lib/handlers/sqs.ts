@@ -8,7 +8,7 @@ import { recordFailure } from '../span-outcome';
 import { ATTR_FAAS_COLDSTART, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, FAAS_TRIGGER } from '../semconv';
 import { getTelemetry, type Telemetry } from '../telemetry';
 import { addSqsSpanAttributes, extractParentFromSqsRecord, sqsSpanName } from '../carriers/sqs';
-import { type ParentLookup } from '../parent-lookup';
+import type { ParentLookup } from '../parent-lookup';
 
 /** Handles one SQS record; a rejection marks that record failed (it is retried), the others still succeed. */
 export type SqsRecordHandler = (record: SQSRecord, context: LambdaContext) => Promise<void>;
