@@ -28,6 +28,7 @@ export interface RequestToSign {
   protocol: string;
   hostname: string;
   port?: number;
+  /** The path and query string as sent (`/v1/traces?key=value`). */
   path: string;
   headers: Record<string, string>;
   body: Uint8Array;
@@ -68,11 +69,28 @@ export function createRequestSigner({ service, region, credentials }: SigningCon
     }
   }
   const signer = new SignatureV4({ service, region, credentials, sha256: Sha256, uriEscapePath: true });
-  return async ({ hostname, port, headers, ...request }) => {
+  return async ({ hostname, port, headers, path: pathAndQuery, ...request }) => {
     const host = port ? `${hostname}:${port}` : hostname;
-    const signed = await signer.sign({ ...request, hostname, port, query: {}, headers: { ...headers, host } });
+    const [path, query] = splitQuery(pathAndQuery);
+    const signed = await signer.sign({ ...request, hostname, port, path, query, headers: { ...headers, host } });
     return signed.headers;
   };
+}
+
+/**
+ * The path as sent, and its query as the record the signer canonicalises (it sorts and escapes the names and
+ * values, repeated names included): AWS refuses a request whose query string is not in the signature.
+ */
+function splitQuery(pathAndQuery: string): [string, Record<string, string | string[]>] {
+  const at = pathAndQuery.indexOf('?');
+  if (at < 0) return [pathAndQuery, {}];
+  const query: Record<string, string | string[]> = {};
+  // A "+" in a URL's query is a plus sign (RFC 3986), as AWS reads it, not the space of HTML forms.
+  for (const [name, value] of new URLSearchParams(pathAndQuery.slice(at + 1).replaceAll('+', '%2B'))) {
+    const seen = query[name];
+    query[name] = seen === undefined ? value : [...(Array.isArray(seen) ? seen : [seen]), value];
+  }
+  return [pathAndQuery.slice(0, at), query];
 }
 
 function toBytes(data: SourceData): Uint8Array | string {

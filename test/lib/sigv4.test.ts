@@ -1,3 +1,4 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, createHmac } from 'node:crypto';
 import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -77,6 +78,41 @@ function expectedSignature(request: Received, secret: string) {
   return { accessKeyId, date, region, service, signedHeaders: signedHeaders.split(';'), signature, expected: hmac(signingKey, stringToSign).toString('hex') };
 }
 
+// The same check by botocore, AWS's Python SDK (Debian's python3-botocore): its SigV4Auth canonicalises the request
+// as it arrived, the query string read as AWS reads it (names and values percent-decoded, "+" a plus sign).
+const BOTOCORE_SIGNATURE = `
+import base64, json, sys
+from urllib.parse import parse_qsl
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+r = json.load(sys.stdin)
+path, _, query = r['path'].partition('?')
+params = parse_qsl(query.replace('+', '%2B'), keep_blank_values=True)
+request = AWSRequest(method=r['method'], url='https://' + r['headers']['host'] + path, params=params, data=base64.b64decode(r['body']), headers=r['headers'])
+request.context['timestamp'] = r['headers']['x-amz-date']
+auth = SigV4Auth(Credentials(r['accessKeyId'], r['secretAccessKey'], r['sessionToken']), r['service'], r['region'])
+print(auth.signature(auth.string_to_sign(request, auth.canonical_request(request)), request))
+`;
+
+/** The signature botocore computes for the request as it arrived, over the headers the request says it signed. */
+function botocoreSignature(request: Received, secretAccessKey: string): string {
+  const { service, region, signedHeaders } = expectedSignature(request, secretAccessKey);
+  const headers = Object.fromEntries(signedHeaders.map((name) => [name, String(request.headers[name])]));
+  const input = JSON.stringify({
+    method: request.method,
+    path: request.path,
+    headers,
+    body: request.body.toString('base64'),
+    accessKeyId: CREDENTIALS.accessKeyId,
+    secretAccessKey,
+    sessionToken: CREDENTIALS.sessionToken,
+    service,
+    region,
+  });
+  return execFileSync('python3', ['-c', BOTOCORE_SIGNATURE], { input, encoding: 'utf8' }).trim();
+}
+
 describe('SigV4-signed OTLP export', () => {
   it('signs each request as SigV4 defines, for xray in the region, with the session token', async () => {
     const request = await exportOneInvocation(
@@ -120,6 +156,29 @@ describe('SigV4-signed OTLP export', () => {
     expect(request.headers['content-encoding']).toBe('gzip');
     expect(check.signedHeaders).toContain('content-encoding');
     expect(JSON.parse(gunzipSync(request.body).toString('utf8')).resourceSpans).toHaveLength(1);
+  });
+
+  it('signs the query string of the traces URL, repeated names and characters that need escaping included', async () => {
+    const query = "?tenant=a%20b&tag=z&tag=a&path=%2Fteam%2Fkey&plain=c+d&sign=x%3Dy&empty=&flag&unicode=%C3%A9&marks=!*'()~";
+    const request = await exportOneInvocation(
+      new OtlpHttpSpanExporter({ url: `${url}${query}`, headers: {}, timeoutMs: 2000, signing: { service: 'xray', region: REGION, credentials: CREDENTIALS } }),
+    );
+
+    // Sent as the URL standard serialises it (which escapes the quote), and signed as sent.
+    expect(request.path).toBe(`/v1/traces${query.replace("'", '%27')}`);
+    const [, signature] = /Signature=([0-9a-f]{64})$/.exec(String(request.headers.authorization))!;
+    expect(botocoreSignature(request, CREDENTIALS.secretAccessKey)).toBe(signature);
+    // botocore tells a wrong key, and a query string the signature does not cover, apart.
+    expect(botocoreSignature(request, 'not-the-secret')).not.toBe(signature);
+    expect(botocoreSignature({ ...request, path: request.path.replace('tag=z', 'tag=y') }, CREDENTIALS.secretAccessKey)).not.toBe(signature);
+  });
+
+  it('gives the signature botocore computes for a request without a query string', async () => {
+    const request = await exportOneInvocation(
+      new OtlpHttpSpanExporter({ url, headers: {}, timeoutMs: 2000, signing: { service: 'xray', region: REGION, credentials: CREDENTIALS } }),
+    );
+
+    expect(botocoreSignature(request, CREDENTIALS.secretAccessKey)).toBe(/Signature=([0-9a-f]{64})$/.exec(String(request.headers.authorization))![1]);
   });
 
   it('fails the export with a clear reason, sending nothing, when the environment holds no credentials', async () => {
