@@ -59,6 +59,12 @@ export interface TelemetryConfig {
   otlpSecretHeader?: SecretHeaderSource;
   /** Upper bound for one end-of-invocation flush; a slow backend must not hold the function. */
   flushTimeoutMs: number;
+  /**
+   * How long before an invocation's deadline its spans still open are ended as timed out and exported
+   * (TRACED_LAMBDA_TIMEOUT_GUARD_MS; 0 turns the guard off): Lambda stops a function at its deadline, and the
+   * spans of an invocation that never ends would never be exported.
+   */
+  timeoutGuardMs: number;
   /** What reaches the function's log through `diag` (OTEL_LOG_LEVEL; warnings and errors by default). */
   logLevel: DiagLogLevel;
   /** Problems found while reading the variables, reported once through `diag` by the caller. */
@@ -74,10 +80,14 @@ export interface LambdaEnvironment {
   memoryMb?: number;
   logStreamName?: string;
   initializationType?: string;
+  /** True when a Lambda runtime API serves this process (on AWS, or under a runtime interface client). */
+  hasRuntimeApi: boolean;
 }
 
 const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318';
 const DEFAULT_FLUSH_TIMEOUT_MS = 2000;
+/** Chosen from measurements (docs/reference.md, "When an invocation runs out of time"). */
+const DEFAULT_TIMEOUT_GUARD_MS = 150;
 
 type Env = Record<string, string | undefined>;
 
@@ -102,6 +112,7 @@ export function readTelemetryConfig(env: Env): TelemetryConfig {
     // The spec: the generic headers, then the traces-specific ones over them, key by key.
     otlpHeaders: { ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) },
     flushTimeoutMs: readPositiveInt(nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) ?? env.OTEL_EXPORTER_OTLP_TIMEOUT, DEFAULT_FLUSH_TIMEOUT_MS),
+    timeoutGuardMs: readTimeoutGuard(env.TRACED_LAMBDA_TIMEOUT_GUARD_MS, warnings),
     logLevel: readLogLevel(env.OTEL_LOG_LEVEL, warnings),
     warnings,
     lambda,
@@ -202,6 +213,7 @@ function readLambdaEnvironment(env: Env): LambdaEnvironment {
     memoryMb: Number.isFinite(memory) && memory > 0 ? memory : undefined,
     logStreamName: nonEmpty(env.AWS_LAMBDA_LOG_STREAM_NAME),
     initializationType: nonEmpty(env.AWS_LAMBDA_INITIALIZATION_TYPE),
+    hasRuntimeApi: nonEmpty(env.AWS_LAMBDA_RUNTIME_API) !== undefined,
   };
 }
 
@@ -270,6 +282,16 @@ function readOtlpHeaders(value: string | undefined): Record<string, string> {
     }
   }
   return headers;
+}
+
+/** TRACED_LAMBDA_TIMEOUT_GUARD_MS: whole milliseconds, 0 for off. */
+function readTimeoutGuard(value: string | undefined, warnings: string[]): number {
+  const text = nonEmpty(value);
+  if (text === undefined) return DEFAULT_TIMEOUT_GUARD_MS;
+  const parsed = Number(text);
+  if (Number.isInteger(parsed) && parsed >= 0) return parsed;
+  warnings.push(`TRACED_LAMBDA_TIMEOUT_GUARD_MS="${text}" is not a whole number of milliseconds; using ${DEFAULT_TIMEOUT_GUARD_MS}.`);
+  return DEFAULT_TIMEOUT_GUARD_MS;
 }
 
 function readPositiveInt(value: string | undefined, fallback: number): number {

@@ -38,11 +38,11 @@ export class InvocationSpanProcessor implements SpanProcessor {
    * Spans by the invocation they started in, kept from their start (nothing to look up when they end). The
    * invocation whose span started last has its own slot: one invocation at a time, the usual case, needs no map.
    */
-  private readonly byInvocation = new Map<string, ReadableSpan[]>();
+  private readonly byInvocation = new Map<string, Span[]>();
   private lastInvocationId: string | undefined;
-  private lastInvocationSpans: ReadableSpan[] = [];
+  private lastInvocationSpans: Span[] = [];
   /** Spans started outside any invocation, and spans still running when their invocation flushed. */
-  private unowned: ReadableSpan[] = [];
+  private unowned: Span[] = [];
   private exporter: SpanExporter | undefined;
   /** Spans lost since the last export that succeeded: the first failure is logged, the rest counted. */
   private unexportedSpans = 0;
@@ -105,9 +105,35 @@ export class InvocationSpanProcessor implements SpanProcessor {
     return this.exportWithin(batch, Math.max(0, Math.min(maxWaitMs, this.timeoutMs))).then((result) => this.report(result, batch.length));
   }
 
+  /**
+   * Ends every span of invocation `invocationId` that is still running (every running span the processor holds
+   * when no id is given), after `mark` has recorded why on it; `outermost` is true for a span whose parent is not
+   * among them (the entry span, a record's span). Children end before their parents. Returns how many it ended.
+   */
+  endRunning(invocationId: string | undefined, mark: (span: Span, outermost: boolean) => void): number {
+    const held =
+      invocationId === undefined
+        ? [this.lastInvocationSpans, ...this.byInvocation.values(), this.unowned].flat()
+        : invocationId === this.lastInvocationId
+          ? this.lastInvocationSpans
+          : (this.byInvocation.get(invocationId) ?? []);
+    const running = held.filter((span) => !span.ended);
+    const ids = new Set(running.map((span) => span.spanContext().spanId));
+    for (let index = running.length - 1; index >= 0; index--) {
+      const span = running[index];
+      const parentId = span.parentSpanContext?.spanId;
+      try {
+        mark(span, parentId === undefined || !ids.has(parentId));
+      } finally {
+        span.end();
+      }
+    }
+    return running.length;
+  }
+
   /** The ended spans a flush exports; the ones still running wait, unowned, for a later flush. */
   private takeEnded(invocationId: string | undefined): ReadableSpan[] {
-    let owned: ReadableSpan[] | undefined;
+    let owned: Span[] | undefined;
     if (invocationId !== undefined && invocationId === this.lastInvocationId) {
       owned = this.lastInvocationSpans;
       this.lastInvocationId = undefined;
@@ -127,7 +153,7 @@ export class InvocationSpanProcessor implements SpanProcessor {
     // The usual cases: one invocation's spans, or only spans of none, all ended: exported as they are.
     if (unowned.length === 0 && owned !== undefined && owned.every(hasEnded)) return owned;
     if (owned === undefined && unowned.every(hasEnded)) return unowned;
-    const batch: ReadableSpan[] = [];
+    const batch: Span[] = [];
     for (const spans of owned ? [owned, unowned] : [unowned]) {
       for (const span of spans) {
         if (span.ended) batch.push(span);
@@ -137,11 +163,18 @@ export class InvocationSpanProcessor implements SpanProcessor {
     return batch;
   }
 
-  private keepUnowned(span: ReadableSpan): void {
+  private keepUnowned(span: Span): void {
     if (this.unowned.length >= MAX_UNOWNED_SPANS) {
       // A span that never ends would otherwise be kept forever: the oldest goes, and is counted as not exported.
-      this.unowned.shift();
-      this.report({ code: ExportResultCode.FAILED, error: new Error(`more than ${MAX_UNOWNED_SPANS} spans still running or outside any invocation`) }, 1);
+      const dropped = this.unowned.shift()!;
+      const why = dropped.ended ? 'ended outside any invocation' : 'still running after its invocation ended';
+      this.report(
+        {
+          code: ExportResultCode.FAILED,
+          error: new Error(`${MAX_UNOWNED_SPANS} spans were waiting for a later export, and the oldest ("${dropped.name}", ${why}) was dropped`),
+        },
+        1,
+      );
     }
     this.unowned.push(span);
   }

@@ -12,6 +12,7 @@ import { startingInvocation } from './invocation-span-processor';
 import { getTelemetry, type Telemetry } from './telemetry';
 import { invocationAttributes, takeColdStart } from './invocation-attributes';
 import type { ParentLookup } from './parent-lookup';
+import { armTimeoutGuard, type TimeoutGuard } from './timeout-guard';
 
 /** A Lambda handler without the legacy callback argument. */
 export type LambdaFn<E, R> = (event: E, context: LambdaContext) => Promise<R>;
@@ -50,13 +51,14 @@ export function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise
 export async function runInvocation<R>(
   started: StartedInvocation,
   lambdaContext: LambdaContext,
+  guard: TimeoutGuard | undefined,
   run: () => Promise<R>,
   onResult?: (span: Span, result: R) => void,
 ): Promise<R> {
   try {
     return await runInEntrySpan(started, run, onResult);
   } finally {
-    const exporting = endInvocation(started.telemetry, lambdaContext);
+    const exporting = endInvocation(started.telemetry, lambdaContext, guard);
     if (exporting) await exporting;
   }
 }
@@ -94,34 +96,45 @@ export function traceInvocation<E, H, R>(
   const { prepare, onResult } = options;
   // Not async itself: the promise of runInvocation is returned as is, without one more hop.
   return (event, lambdaContext) => {
-    beginInvocation(lambdaContext);
+    const guard = beginInvocation(lambdaContext);
     const handlerEvent = (prepare ? prepare(event) : event) as H;
     const started = startInvocation(description, event, lambdaContext);
-    if (!started) return runUntraced(() => handler(handlerEvent, lambdaContext), lambdaContext);
-    return runInvocation(started, lambdaContext, () => handler(handlerEvent, lambdaContext), onResult);
+    if (!started) return runUntraced(() => handler(handlerEvent, lambdaContext), lambdaContext, guard);
+    return runInvocation(started, lambdaContext, guard, () => handler(handlerEvent, lambdaContext), onResult);
   };
 }
 
-/** Every wrapper calls this first, before any tracing work: the after-response export follows its invocations. */
-export function beginInvocation(lambdaContext: LambdaContext | undefined): void {
+/**
+ * Every wrapper calls this first, before any tracing work: the after-response export follows its invocations, and
+ * the invocation's timeout guard is armed (give it to `endInvocation`).
+ */
+export function beginInvocation(lambdaContext: LambdaContext | undefined): TimeoutGuard | undefined {
   invocationStarted(lambdaContext);
+  return startTelemetrySafely(() => armTimeoutGuard(getTelemetry(), lambdaContext));
 }
 
 /**
  * The invocation's spans have ended: hands the export to the Lambda extension (undefined: nothing to wait for),
- * or exports now, within what is left of the invocation (the promise to wait for).
+ * or exports now, within what is left of the invocation (the promise to wait for). After the timeout guard fired,
+ * the guard has told the extension already: what ended since is exported here.
  */
-export function endInvocation(telemetry: Telemetry | undefined, lambdaContext: LambdaContext | undefined): Promise<void> | undefined {
+export function endInvocation(
+  telemetry: Telemetry | undefined,
+  lambdaContext: LambdaContext | undefined,
+  guard: TimeoutGuard | undefined,
+): Promise<void> | undefined {
+  if (guard?.fired) return guard.endAfterFiring(flushBudgetMs(lambdaContext));
+  guard?.disarm();
   if (handOffToExtension(lambdaContext)) return undefined;
   return telemetry?.flush(flushBudgetMs(lambdaContext), requestIdOf(lambdaContext));
 }
 
 /** A handler run without tracing (tracing could not start): its result as is, the invocation still ended. */
-export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: LambdaContext | undefined): Promise<R> {
+export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: LambdaContext | undefined, guard: TimeoutGuard | undefined): Promise<R> {
   try {
     return await run();
   } finally {
-    void endInvocation(undefined, lambdaContext);
+    void endInvocation(undefined, lambdaContext, guard);
   }
 }
 

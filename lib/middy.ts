@@ -11,7 +11,8 @@ import { httpEntrySpan, recordHttpResponse, type HttpHandlerOptions } from './ha
 import { invokeEntrySpan, type InvokeHandlerOptions } from './handlers/invoke';
 import { entryContext } from './entry-context';
 import { beginInvocation, endInvocation, startInvocation, type StartedInvocation } from './invocation';
-import { recordFailure } from './span-outcome';
+import type { TimeoutGuard } from './timeout-guard';
+import { endSpan, recordFailure } from './span-outcome';
 
 /** What the middleware reads and writes of middy's request object. */
 export interface MiddlewareRequest {
@@ -36,6 +37,7 @@ interface InvocationState {
   started: StartedInvocation | undefined;
   /** Restores the context that was current before the entry span was made current. */
   scope: ContextManagementToken | undefined;
+  guard: TimeoutGuard | undefined;
 }
 
 // Keyed by middy's request object, which is made anew for each invocation: invocations running at once in one
@@ -66,8 +68,7 @@ export function tracingMiddleware(options: TracingMiddlewareOptions): TracingMid
   return {
     before(request) {
       try {
-        beginInvocation(request.context);
-        const state: InvocationState = { started: undefined, scope: undefined };
+        const state: InvocationState = { started: undefined, scope: undefined, guard: beginInvocation(request.context) };
         // Kept before anything can fail, so that `after` still ends the invocation.
         invocations.set(request, state);
         if (isSqsBatch(request.event)) {
@@ -98,16 +99,16 @@ async function finish(request: MiddlewareRequest, record: (span: Span) => void):
   const state = invocations.get(request);
   if (!state) return;
   invocations.delete(request);
-  const { started, scope } = state;
+  const { started, scope, guard } = state;
   try {
     scope?.dispose();
-    if (started) record(started.span);
+    if (started?.span.isRecording()) record(started.span);
   } catch (error) {
     diag.error('traced-lambda: tracingMiddleware could not read the outcome of this invocation', error);
   }
   // Whatever happened above: the span ends and the invocation is over, or the extension would wait for it.
-  started?.span.end();
-  await endInvocation(started?.telemetry, request.context);
+  if (started) endSpan(started.span);
+  await endInvocation(started?.telemetry, request.context, guard);
 }
 
 function isSqsBatch(event: unknown): boolean {

@@ -1,6 +1,6 @@
 import { context, SpanKind, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import { entryContext } from './entry-context';
-import { recordFailure } from './span-outcome';
+import { endSpan, recordFailure } from './span-outcome';
 import { markRandomTrace } from './propagator';
 import { getTelemetry } from './telemetry';
 import { currentTraceHeaders } from './trace-payload';
@@ -37,8 +37,8 @@ export function startRun(name: string, options: { attributes?: Attributes; paren
     async end(error?: unknown) {
       if (ended) return;
       ended = true;
-      if (error !== undefined) recordFailure(span, error);
-      span.end();
+      if (error !== undefined && span.isRecording()) recordFailure(span, error);
+      endSpan(span);
       await telemetry.flush();
     },
   };

@@ -33,18 +33,26 @@ function describeThrown(value: unknown): string {
 }
 
 /**
+ * Ends a span unless it has ended already: the timeout guard (timeout-guard.ts) or a crash (crash-export.ts) may
+ * have ended it, marked as such and exported, while its code was still running.
+ */
+export function endSpan(span: Span): void {
+  if (span.isRecording()) span.end();
+}
+
+/**
  * Runs `run` with `span` current (in `inside`, a context holding it): reads the result into the span, records a thrown error on
- * it and rethrows the error unchanged, and always ends the span.
+ * it and rethrows the error unchanged, and always ends the span (unless it was ended meanwhile: see `endSpan`).
  */
 export async function runInSpan<R>(span: Span, inside: Context, run: () => Promise<R>, onResult?: (span: Span, result: R) => void): Promise<R> {
   try {
     const result = await context.with(inside, run);
-    onResult?.(span, result);
+    if (onResult && span.isRecording()) onResult(span, result);
     return result;
   } catch (error) {
-    recordFailure(span, error);
+    if (span.isRecording()) recordFailure(span, error);
     throw error;
   } finally {
-    span.end();
+    endSpan(span);
   }
 }

@@ -25,10 +25,12 @@ import {
   TracerProvider,
   type Sampler,
   type SamplingResult,
+  type Span as SdkSpan,
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
 import { bindAfterResponse, exportMode, type ExportMode } from './after-response';
+import { exportOnCrash } from './crash-export';
 import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './invocation-span-processor';
 import { OtlpHttpSpanExporter } from './otlp-exporter';
@@ -57,6 +59,11 @@ export interface Telemetry {
    * when that is shorter (what is left of the invocation's time), and never rejects.
    */
   flush(maxWaitMs?: number, invocationId?: string): Promise<void>;
+  /**
+   * Ends the spans of invocation `invocationId` still running (every running span when no id is given), each
+   * marked by `mark` first; `outermost` says its parent is not among them. Returns how many it ended.
+   */
+  endRunningSpans(invocationId: string | undefined, mark: (span: SdkSpan, outermost: boolean) => void): number;
   /**
    * Where invocations export: `after-response` while the internal Lambda extension (extension/after-response.mjs)
    * serves events, `in-invocation` (before the handler's result is returned) everywhere else.
@@ -104,7 +111,7 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
     diag.info('traced-lambda: OTEL_SDK_DISABLED=true; tracing is off.');
     const none = () => Promise.resolve();
     bindAfterResponse({ flush: none, drain: none });
-    active = { config, tracer: trace.getTracer(TRACER_NAME), flush: none, exportMode, shutdown: none };
+    active = { config, tracer: trace.getTracer(TRACER_NAME), flush: none, endRunningSpans: () => 0, exportMode, shutdown: none };
     return active;
   }
 
@@ -131,10 +138,14 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   const drain = (maxWaitMs: number) => (exporting ? exporting.drain(maxWaitMs) : flush(maxWaitMs));
   // The extension, when registered, exports through this set-up from now on; the mode is said once in the log.
   bindAfterResponse({ flush, drain });
+  const endRunningSpans: Telemetry['endRunningSpans'] = (invocationId, mark) => (exporting ? exporting.endRunning(invocationId, mark) : 0);
+  // Under a Lambda runtime, an uncaught exception ends the process: the spans in flight are exported first.
+  if (config.lambda.hasRuntimeApi) exportOnCrash({ endRunningSpans, drain, flushTimeoutMs: config.flushTimeoutMs });
   const telemetry: Telemetry = {
     config,
     tracer: provider.getTracer(TRACER_NAME),
     flush,
+    endRunningSpans,
     exportMode,
     shutdown: () => provider.shutdown(),
   };

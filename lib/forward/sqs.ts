@@ -7,7 +7,7 @@ import type {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { loadSqsCommands } from './aws-sdk';
-import { recordFailure } from '../span-outcome';
+import { endSpan, recordFailure } from '../span-outcome';
 import { ATTR_ERROR_TYPE, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_MESSAGE_ID } from '../semconv';
 import { getTelemetry } from '../telemetry';
 import { forwardParentContext, runOutgoingCall, type ForwardOptions } from './parent';
@@ -81,8 +81,8 @@ export async function sendMessageBatch(
     for (const span of entrySpans.values()) recordFailure(span, error);
     throw error;
   } finally {
-    for (const span of entrySpans.values()) span.end();
-    batchSpan.end();
+    for (const span of entrySpans.values()) endSpan(span);
+    endSpan(batchSpan);
   }
 }
 

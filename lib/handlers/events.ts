@@ -40,7 +40,7 @@ export function traceSnsRecords(
 ): LambdaFn<SNSEvent, void> {
   const description = snsRecordEntrySpan(options);
   return async (event, lambdaContext) => {
-    beginInvocation(lambdaContext);
+    const guard = beginInvocation(lambdaContext);
     const records = Array.isArray(event?.Records) ? event.Records : [];
     const telemetry = startTelemetrySafely(getTelemetry);
     try {
@@ -51,7 +51,7 @@ export function traceSnsRecords(
       }
     } finally {
       // One export for the whole invocation, not one per record.
-      await endInvocation(telemetry, lambdaContext);
+      await endInvocation(telemetry, lambdaContext, guard);
     }
   };
 }

@@ -4,7 +4,7 @@ import type { InboundPolicy } from '../inbound-policy';
 import { entryContext } from '../entry-context';
 import { beginInvocation, endInvocation, startEntrySpan, startTelemetrySafely, type LambdaFn, type StartedInvocation } from '../invocation';
 import { invocationAttributes, takeColdStart } from '../invocation-attributes';
-import { recordFailure } from '../span-outcome';
+import { endSpan, recordFailure } from '../span-outcome';
 import { ATTR_FAAS_COLDSTART, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, FAAS_TRIGGER } from '../semconv';
 import { getTelemetry, type Telemetry } from '../telemetry';
 import { addSqsSpanAttributes, extractParentFromSqsRecord, sqsSpanName } from '../carriers/sqs';
@@ -47,7 +47,7 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
     ...options,
   };
   return async (event, lambdaContext) => {
-    beginInvocation(lambdaContext);
+    const guard = beginInvocation(lambdaContext);
     const records = Array.isArray(event?.Records) ? event.Records : [];
     const telemetry = startTelemetrySafely(getTelemetry);
     const coldStart = startTelemetrySafely(() => takeColdStart(telemetry?.config.lambda.initializationType)) ?? false;
@@ -81,8 +81,8 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
       // A record with no id (never from AWS) is reported with an empty one: Lambda then retries the whole batch.
       return { batchItemFailures: failed.map((index) => ({ itemIdentifier: records[index]?.messageId ?? '' })) };
     } finally {
-      batch?.span.end();
-      await endInvocation(telemetry, lambdaContext);
+      if (batch) endSpan(batch.span);
+      await endInvocation(telemetry, lambdaContext, guard);
     }
   };
 }
@@ -109,7 +109,7 @@ async function inOrder(count: number, start: (index: number) => RunningRecord, s
     } catch (error) {
       recordFailed(running, error);
     } finally {
-      running.started?.span.end();
+      if (running.started) endSpan(running.started.span);
     }
     if (!stopAtFailure) {
       failed.push(index);
@@ -144,7 +144,7 @@ async function settle(running: RunningRecord): Promise<boolean> {
     recordFailed(running, error);
     return true;
   } finally {
-    running.started?.span.end();
+    if (running.started) endSpan(running.started.span);
   }
 }
 
@@ -208,7 +208,7 @@ function runHandler(handleRecord: SqsRecordHandler, record: SQSRecord, lambdaCon
 
 /** A record's handler failed: its span is marked failed and, since the error stops here, the log says so. */
 function recordFailed({ record, started }: RunningRecord, error: unknown): void {
-  if (started) recordFailure(started.span, error);
+  if (started?.span.isRecording()) recordFailure(started.span, error);
   // The error stops here (the record is reported for retry), so make it visible in the function's log.
   console.error(`SQS message ${record?.messageId} failed and is reported in batchItemFailures:`, error);
 }

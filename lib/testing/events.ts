@@ -173,9 +173,13 @@ export function sqsRecordFromSendMessage(input: SendMessageCommandInput, options
   });
 }
 
-/** A Lambda context; `clientContext` is what a synchronous invoke's `ClientContext` decodes to. */
-export function lambdaContext(options: { functionName?: string; clientContext?: ClientContext } = {}): LambdaContext {
+/**
+ * A Lambda context; `clientContext` is what a synchronous invoke's `ClientContext` decodes to, `timeoutMs` the
+ * function's timeout (30 s by default): its deadline counts from the call, as Lambda's does from the invocation.
+ */
+export function lambdaContext(options: { functionName?: string; clientContext?: ClientContext; timeoutMs?: number } = {}): LambdaContext {
   const functionName = options.functionName ?? 'test-function';
+  const deadline = Date.now() + (options.timeoutMs ?? 30_000);
   return {
     callbackWaitsForEmptyEventLoop: false,
     functionName,
@@ -186,7 +190,7 @@ export function lambdaContext(options: { functionName?: string; clientContext?: 
     logGroupName: `/aws/lambda/${functionName}`,
     logStreamName: '2026/11/24/[$LATEST]0123456789abcdef',
     clientContext: options.clientContext,
-    getRemainingTimeInMillis: () => 30_000,
+    getRemainingTimeInMillis: () => Math.max(0, deadline - Date.now()),
     done: () => undefined,
     fail: () => undefined,
     succeed: () => undefined,

@@ -91,6 +91,11 @@ export interface PackagedFunctionOptions {
   refuseRegistrations?: boolean;
   /** X-Ray active tracing on the function (Tracing: Active): Lambda's trace header then says Sampled=1. */
   activeTracing?: boolean;
+  /**
+   * End the environment at an invocation's deadline, as Lambda does when a function times out: the runtime is
+   * killed (SIGKILL, no SIGTERM first) and the invocation answers `Sandbox.Timedout`.
+   */
+  killAtDeadline?: boolean;
 }
 
 /** Whether aws-lambda-ric and its native Runtime API client were installed (npm ci builds it). */
@@ -107,6 +112,7 @@ interface Pending {
   event: string;
   headers: Record<string, string>;
   deadlineMs: number;
+  timeoutMs: number;
   invokedFunctionArn: string;
   dispatchedAt?: number;
   settle(result: InvokeResult): void;
@@ -154,6 +160,26 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     const pending = queued.shift()!;
     inFlight.set(pending.requestId, pending);
     pending.dispatchedAt = lastDispatchAt = performance.now();
+    if (options.killAtDeadline) {
+      setTimeout(
+        () => {
+          if (!inFlight.has(pending.requestId) || exit) return;
+          inFlight.delete(pending.requestId);
+          const seconds = (pending.timeoutMs / 1000).toFixed(2);
+          // Answered once the process is gone, as Lambda answers once it has reset the environment.
+          child.once('exit', () =>
+            pending.settle({
+              requestId: pending.requestId,
+              ok: false,
+              errorType: 'Sandbox.Timedout',
+              error: { errorType: 'Sandbox.Timedout', errorMessage: `RequestId: ${pending.requestId} Error: Task timed out after ${seconds} seconds` },
+            }),
+          );
+          child.kill('SIGKILL');
+        },
+        Math.max(0, pending.deadlineMs - Date.now()),
+      ).unref();
+    }
     parkedNext!.writeHead(200, { 'content-type': 'application/json', ...pending.headers }).end(pending.event);
     parkedNext = undefined;
     for (const extension of extensions.values()) {
@@ -316,6 +342,12 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
   const exited = new Promise<void>((done) => {
     child.once('exit', (code, signal) => {
       exit = { code, signal };
+      // An invocation in flight when the runtime exits fails as Lambda reports it; those not handed out yet reject.
+      for (const pending of inFlight.values()) {
+        const errorMessage = `RequestId: ${pending.requestId} Error: Runtime exited ${signal ? `with signal: ${signal}` : `with error: exit status ${code}`}`;
+        pending.settle({ requestId: pending.requestId, ok: false, errorType: 'Runtime.ExitError', error: { errorType: 'Runtime.ExitError', errorMessage } });
+      }
+      inFlight.clear();
       failAll(() => new Error(`${options.name}: the runtime exited (${signal ?? `code ${code}`})${describeInit()}\n${output}`));
       done();
     });
@@ -350,6 +382,7 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
           event: JSON.stringify(event),
           headers,
           deadlineMs,
+          timeoutMs,
           invokedFunctionArn,
           settle: (result) => {
             clearTimeout(timer);

@@ -1,11 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
+import { build } from 'esbuild';
 import JSZip from 'jszip';
 import { createSqsServer } from 'local-aws-sqs';
 import type { SQSRecord } from 'aws-lambda';
@@ -297,6 +299,123 @@ describe('packaged functions under the Lambda runtime interface client', () => {
     const misnamed = await start('functions/sdk.handle');
     await expect(misnamed.invoke({})).rejects.toThrow(/init error Runtime\.HandlerNotFound/);
   });
+});
+
+describe('an invocation that ends badly, under the Lambda runtime interface client', () => {
+  let taskRoot: string;
+
+  beforeAll(async () => {
+    // Packaged as serverless-esbuild packages the project's functions (serverless.yml's esbuild settings), beside
+    // the extension the template's NODE_OPTIONS loads.
+    taskRoot = join(work, 'ending-badly');
+    await build({
+      entryPoints: [join(__dirname, 'fixtures', 'ending-badly.ts')],
+      outfile: join(taskRoot, 'functions', 'ending-badly.js'),
+      bundle: true,
+      minify: true,
+      sourcemap: true,
+      sourcesContent: false,
+      mainFields: ['module', 'main'],
+      target: 'node24',
+      platform: 'node',
+      external: ['@aws-sdk/*'],
+      logLevel: 'silent',
+    });
+    await mkdir(join(taskRoot, 'extension'), { recursive: true });
+    await cp(join(ROOT, 'extension', 'after-response.mjs'), join(taskRoot, 'extension', 'after-response.mjs'));
+  }, 60_000);
+
+  /** The function, with the template's environment (as notify-customer has it) and a 2 s timeout Lambda enforces. */
+  async function startEndingBadly(overrides: Record<string, string> = {}): Promise<PackagedFunction> {
+    const started = await startPackagedFunction({
+      name: `${PREFIX}ending-badly`,
+      taskRoot,
+      handler: 'functions/ending-badly.handler',
+      nodePath,
+      killAtDeadline: true,
+      environment: {
+        ...plainVariables(functionResource('notify-customer').Environment.Variables),
+        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+        ...overrides,
+      },
+    });
+    extra.push(started);
+    return started;
+  }
+
+  /** Invokes `path` under a trace of its own; resolves with the result and that trace's spans once `count` arrived. */
+  async function invokeInTrace(fn: PackagedFunction, path: string, count: number) {
+    const traceId = randomBytes(16).toString('hex');
+    const result = await fn.invoke(apiGatewayV2Event({ method: 'GET', path, headers: { traceparent: `00-${traceId}-${randomBytes(8).toString('hex')}-01` } }), {
+      timeoutMs: 2_000,
+    });
+    const spans = await receiver
+      .waitFor((received) => received.filter((span) => span.traceId === traceId).length >= count, 3_000)
+      .then(() => receiver.spans().filter((span) => span.traceId === traceId))
+      .catch((error: Error) => {
+        throw new Error(`${error.message}: ${renderTraceTree(spansOfTrace(receiver.spans(), traceId))}\n${fn.logs()}`);
+      });
+    return { result, spans };
+  }
+
+  for (const [mode, overrides] of [
+    ['after the response', {}],
+    ['in the invocation', { TRACED_LAMBDA_EXPORT_AFTER_RESPONSE: 'false' }],
+  ] as const) {
+    it(`delivers the spans of an invocation that runs past its timeout, exporting ${mode}, in an environment killed at the deadline`, async () => {
+      const fn = await startEndingBadly(overrides);
+
+      const { result, spans } = await invokeInTrace(fn, '/slow', 2);
+
+      expect(result).toMatchObject({ ok: false, errorType: 'Sandbox.Timedout' });
+      expect(fn.exitStatus()).toEqual({ code: null, signal: 'SIGKILL' });
+      const entry = spans.find((span) => span.name === 'GET /slow')!;
+      expect(entry.status).toBe('ERROR');
+      expect(entry.attributes['error.type']).toBe('timeout');
+      expect(entry.events).toEqual([
+        expect.objectContaining({
+          name: 'exception',
+          attributes: expect.objectContaining({
+            'exception.type': 'Lambda.Timeout',
+            'exception.message': expect.stringMatching(/still running \d+ ms before its deadline \(timeout 2 s\)/),
+          }),
+        }),
+      ]);
+      const child = spans.find((span) => span.name === 'call slow dependency')!;
+      expect(child).toMatchObject({ status: 'ERROR', parentSpanId: entry.spanId });
+      expect(fn.logs()).toMatch(/\tWARN\ttraced-lambda: invocation [0-9a-f-]+: the function was still running/);
+      expect(fn.logs()).not.toMatch(/could not export|spans were waiting/);
+    });
+  }
+
+  for (const [path, errorType, message] of [
+    ['/crash', 'TypeError', 'the dependency crashed'],
+    ['/reject', 'RangeError', 'nobody handled this rejection'],
+  ] as const) {
+    it(`delivers the spans of an invocation whose process crashes (${errorType} ${path === '/crash' ? 'thrown in a callback' : 'in a rejection nobody handles'}), and the runtime still exits as Node.js would`, async () => {
+      const fn = await startEndingBadly();
+
+      const { result, spans } = await invokeInTrace(fn, path, 2);
+
+      expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 1') } });
+      expect(fn.exitStatus()).toEqual({ code: 1, signal: null });
+      // Node.js printed the error as it does for any uncaught exception.
+      expect(fn.logs()).toContain(`${errorType}: ${message}`);
+      const entry = spans.find((span) => span.name === `GET ${path}`)!;
+      expect(entry).toMatchObject({ status: 'ERROR', attributes: expect.objectContaining({ 'error.type': errorType }) });
+      expect(entry.events).toEqual([
+        expect.objectContaining({
+          name: 'exception',
+          attributes: expect.objectContaining({
+            'exception.type': errorType,
+            'exception.message': message,
+            'exception.stacktrace': expect.stringContaining(message),
+          }),
+        }),
+      ]);
+      expect(spans.find((span) => span.name === 'wait for the dependency')).toMatchObject({ status: 'ERROR', parentSpanId: entry.spanId });
+    });
+  }
 });
 
 /** Another runtime on notify-customer's package, with its template environment and `overrides` over it. */
