@@ -154,6 +154,7 @@ async function buildAll() {
   await bundle(join(fixtures, 'bare-sqs.ts'), join(variants.bare.dir, 'bare-sqs.js'));
   sizes.ours = await bundle(join(fixtures, 'ours-http.ts'), join(variants.ours.dir, 'ours-http.js'));
   sizes.oursSqs = await bundle(join(fixtures, 'ours-sqs.ts'), join(variants.ours.dir, 'ours-sqs.js'));
+  await bundle(join(fixtures, 'ours-slow.ts'), join(variants.ours.dir, 'ours-slow.js'));
   // The after-response extension, where the package puts it (serverless.yml's package patterns).
   await mkdir(join(variants.ours.dir, 'extension'), { recursive: true });
   await copyFile(join(ROOT, 'extension', 'after-response.mjs'), join(variants.ours.dir, 'extension', 'after-response.mjs'));
@@ -280,6 +281,22 @@ async function main() {
       hot.sqs[name] = (await probe(variants[name], ['hot', 'sqs', String(plan.sqsBatches), String(plan.sqsSize)], 'instant', endpoint)).perCallUs;
     }
 
+    console.log("The timeout guard's cost: ours with it and with TRACED_LAMBDA_TIMEOUT_GUARD_MS=0, in alternating rounds…");
+    const guardOff: Variant = { ...variants.ours, environment: { ...variants.ours.environment, TRACED_LAMBDA_TIMEOUT_GUARD_MS: '0' } };
+    const guard: Measurements['guard'] = { on: { api: [], sqs: [] }, off: { api: [], sqs: [] } };
+    for (let round = 0; round < 4; round++) {
+      for (const [state, variant] of [
+        ['off', guardOff],
+        ['on', variants.ours],
+      ] as const) {
+        for (const kind of ['api', 'sqs'] as const) {
+          const size = kind === 'api' ? plan.apiSize : plan.sqsSize;
+          const batches = kind === 'api' ? plan.apiBatches : plan.sqsBatches;
+          guard[state][kind].push(median((await probe(variant, ['hot', kind, String(batches), String(size)], 'instant', endpoint)).perCallUs));
+        }
+      }
+    }
+
     console.log('Export to the loopback receiver…');
     const flush = Object.fromEntries(NAMES.map((name) => [name, [] as number[]])) as Measurements['flush'];
     const flushCpu = Object.fromEntries(NAMES.map((name) => [name, [] as number[]])) as Measurements['flushCpu'];
@@ -323,7 +340,7 @@ async function main() {
       daemon,
     );
 
-    const report = renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runtime });
+    const report = renderReport({ sizes, cold, hot, guard, flush, flushCpu, remote, memory, runtime });
     console.log(`\n${report}`);
     await writeFile(resultsFile, report);
     console.log(`\nWritten to ${resultsFile}`);
@@ -339,6 +356,8 @@ interface Measurements {
   sizes: Record<string, number>;
   cold: Record<ColdVariantName, { init: number[]; first: number[] }>;
   hot: Record<'api' | 'sqs', Record<HotVariantName, number[]>>;
+  /** Ours per invocation with the timeout guard on and off, one median per alternating round, µs. */
+  guard: Record<'on' | 'off', Record<'api' | 'sqs', number[]>>;
   /** Invocation times with the export to the loopback receiver, ms. */
   flush: Record<VariantName, number[]>;
   /** CPU per invocation with the export to loopback included, µs, one figure per run. */
@@ -365,7 +384,7 @@ const verdict = (value: number, target: number) => (value <= target ? 'met' : `m
 const relativeVerdict = (ours: number, peer: number, share: number) =>
   peer > 0 && ours <= share * peer ? `met (${(ours / peer).toFixed(2)}×)` : `missed (${peer > 0 ? (ours / peer).toFixed(2) : '∞'}×)`;
 
-function renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runtime }: Measurements): string {
+function renderReport({ sizes, cold, hot, guard, flush, flushCpu, remote, memory, runtime }: Measurements): string {
   const rows: Row[] = [];
   const kb = (bytes: number) => (bytes / 1024).toFixed(1);
   const p50p99 = (values: number[], digits: number) => `${percentile(values, 50).toFixed(digits)} / ${percentile(values, 99).toFixed(digits)}`;
@@ -440,6 +459,21 @@ function renderReport({ sizes, cold, hot, flush, flushCpu, remote, memory, runti
 
   measured('per invocation, API Gateway, µs', hot.api, 2, () => ['', '']);
   measured('per invocation, SQS ×10 records, µs', hot.sqs, 2, (added) => ['added ≤ 24', verdict(added.ours!, 24)]);
+  {
+    // Paired: each round's "on" against the "off" run just before it; the spread of "off" across rounds is the noise.
+    const added = (kind: 'api' | 'sqs') => median(guard.on[kind].map((on, round) => on - guard.off[kind][round]));
+    const noise = (kind: 'api' | 'sqs') => Math.max(...guard.off[kind]) - Math.min(...guard.off[kind]);
+    rows.push({
+      label: 'timeout guard, added per invocation (on − off, paired rounds), µs',
+      cells: {
+        ours: `API ${signed(added('api'), 2)} (off's own spread ${noise('api').toFixed(2)}), SQS ×10 ${signed(added('sqs'), 2)} (spread ${noise('sqs').toFixed(2)})`,
+      },
+      added: { ours: added('api') },
+      digits: 2,
+      target: "within the off runs' own spread",
+      verdict: Math.abs(added('api')) <= noise('api') && Math.abs(added('sqs')) <= noise('sqs') ? 'met' : 'missed',
+    });
+  }
   measured(
     'invocation with its export to a loopback receiver, ms p50 / p99',
     flush,
@@ -597,6 +631,19 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
       '',
       'none lost',
       runtime.loss.received === runtime.loss.expected && runtime.loss.expected > 0 ? 'met' : 'missed',
+    ],
+    [
+      `timed out (${runtime.timeoutGuard.timeoutMs} ms timeout, killed at the deadline): guard firing → its export answered, receiver ${REMOTE_DELAY_MS} ms away, ms p50 / max`,
+      ...names.map((name) =>
+        name === 'ours'
+          ? `cold ${percentile(runtime.timeoutGuard.coldMs, 50).toFixed(1)} / ${Math.max(...runtime.timeoutGuard.coldMs).toFixed(1)}, warm ${percentile(runtime.timeoutGuard.warmMs, 50).toFixed(1)} / ${Math.max(...runtime.timeoutGuard.warmMs).toFixed(1)}`
+          : '—',
+      ),
+      `${runtime.timeoutGuard.lost} of ${runtime.timeoutGuard.coldMs.length + runtime.timeoutGuard.warmMs.length + runtime.timeoutGuard.lost} timed-out invocations' spans not answered before the deadline`,
+      `within the ${runtime.timeoutGuard.marginMs} ms margin, none lost`,
+      runtime.timeoutGuard.lost === 0 && Math.max(...runtime.timeoutGuard.coldMs, ...runtime.timeoutGuard.warmMs) < runtime.timeoutGuard.marginMs
+        ? 'met'
+        : 'missed',
     ],
   ];
   const header = ['figure', ...names.map((name) => labels[name]), 'added (p50)', 'target', 'ours'];

@@ -5,6 +5,8 @@
  * takes, are counted where they really happen.
  */
 import { readFile } from 'node:fs/promises';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { startOtlpReceiver } from '../scripts/offline/otlp-receiver';
 import { runtimeClientProblem, startPackagedFunction, type PackagedFunction } from '../test/runtime/lambda-runtime';
 import { apiEvent } from './events';
@@ -32,6 +34,40 @@ export interface RuntimeMeasurements {
   spansPerInvocation: Record<RuntimeVariantName, number>;
   /** Ours: invocations run in a row, then a graceful shutdown; spans expected and received. */
   loss: { invocations: number; expected: number; received: number };
+  /**
+   * Ours, an invocation running past its timeout in an environment killed at the deadline: from the timeout guard
+   * firing to its export answered by a receiver `remoteDelayMs` away, ms, as the process's first export (cold) and
+   * after one normal invocation (warm); and the invocations whose spans were not answered before the deadline.
+   */
+  timeoutGuard: { marginMs: number; timeoutMs: number; coldMs: number[]; warmMs: number[]; lost: number };
+}
+
+/** The guard's margin the bench measures against: the kit's default (lib/config.ts). */
+const GUARD_MARGIN_MS = 150;
+/** The slow invocation's timeout. */
+const SLOW_TIMEOUT_MS = 1_000;
+
+/** An OTLP receiver answering each export `delayMs` after it arrives, noting when (epoch ms) it answered. */
+async function startTimedReceiver(delayMs: number): Promise<{ endpoint: string; answeredAt: number[]; close(): Promise<void> }> {
+  const answeredAt: number[] = [];
+  const server = createServer((request, response) => {
+    request.on('data', () => undefined);
+    request.on('end', () => {
+      setTimeout(() => {
+        answeredAt.push(Date.now());
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      }, delayMs);
+    });
+  });
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return {
+    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    answeredAt,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((done) => server.close(() => done()));
+    },
+  };
 }
 
 /** Idle time after each invocation, the same for every variant: a function serving sparse traffic. */
@@ -64,6 +100,7 @@ export async function measureUnderRuntime(
     cpuUs: {} as never,
     spansPerInvocation: {} as never,
     loss: { invocations: plan.lossCount, expected: 0, received: 0 },
+    timeoutGuard: { marginMs: GUARD_MARGIN_MS, timeoutMs: SLOW_TIMEOUT_MS, coldMs: [], warmMs: [], lost: 0 },
   };
   const start = (name: RuntimeVariantName, endpoint: string): Promise<PackagedFunction> =>
     startPackagedFunction({
@@ -168,6 +205,43 @@ export async function measureUnderRuntime(
     result.loss.received = receiver.spans().length - before;
   } finally {
     await receiver.close();
+  }
+
+  // The timeout guard: a fresh runtime per round, killed at the deadline as Lambda ends a timed-out invocation.
+  const timed = await startTimedReceiver(remoteDelayMs);
+  try {
+    for (let round = 0; round < plan.coldRounds; round++) {
+      for (const warm of [false, true]) {
+        const fn = await startPackagedFunction({
+          name: 'bench-ours-slow',
+          taskRoot: variants.ours.dir,
+          handler: 'ours-slow.handler',
+          nodePath: '',
+          killAtDeadline: true,
+          environment: {
+            OTEL_SERVICE_NAME: 'bench',
+            OTEL_EXPORTER_OTLP_ENDPOINT: timed.endpoint,
+            BENCH_EXPORTER: 'otlp',
+            TRACED_LAMBDA_TIMEOUT_GUARD_MS: String(GUARD_MARGIN_MS),
+            ...variants.ours.environment,
+          },
+        });
+        try {
+          if (warm) await invoke(fn);
+          const answeredBefore = timed.answeredAt.length;
+          const deadline = Date.now() + SLOW_TIMEOUT_MS;
+          const answer = await fn.invoke({ ...apiEvent(), rawPath: '/slow' }, { timeoutMs: SLOW_TIMEOUT_MS });
+          if (answer.ok) throw new Error(`the slow invocation answered: ${JSON.stringify(answer)}`);
+          const answered = timed.answeredAt.slice(answeredBefore).find((at) => at <= deadline);
+          if (answered === undefined) result.timeoutGuard.lost++;
+          else (warm ? result.timeoutGuard.warmMs : result.timeoutGuard.coldMs).push(answered - (deadline - GUARD_MARGIN_MS));
+        } finally {
+          await fn.stop();
+        }
+      }
+    }
+  } finally {
+    await timed.close();
   }
   return result;
 }

@@ -167,14 +167,11 @@ export class InvocationSpanProcessor implements SpanProcessor {
     if (this.unowned.length >= MAX_UNOWNED_SPANS) {
       // A span that never ends would otherwise be kept forever: the oldest goes, and is counted as not exported.
       const dropped = this.unowned.shift()!;
-      const why = dropped.ended ? 'ended outside any invocation' : 'still running after its invocation ended';
-      this.report(
-        {
-          code: ExportResultCode.FAILED,
-          error: new Error(`${MAX_UNOWNED_SPANS} spans were waiting for a later export, and the oldest ("${dropped.name}", ${why}) was dropped`),
-        },
-        1,
+      const state = dropped.ended ? 'ended' : 'still running';
+      const error = new Error(
+        `${MAX_UNOWNED_SPANS} spans were kept for a later export (still running when their invocation ended, or started outside any invocation), and the oldest ("${dropped.name}", ${state}) was dropped`,
       );
+      this.report({ code: ExportResultCode.FAILED, error }, 1);
     }
     this.unowned.push(span);
   }

@@ -30,6 +30,18 @@ const answering = (...results: ExportResult['code'][]): SpanExporter => {
 };
 
 describe("the function's log", () => {
+  it('names the span it drops when too many wait for a later export, and says why they waited', async () => {
+    const { lines, logger } = recording();
+    const telemetry = startTelemetry(readTelemetryConfig({}), { logger, exporter: answering(ExportResultCode.SUCCESS) });
+
+    // Spans started outside any invocation and never ended: kept for a later export, 4096 at most.
+    for (let i = 0; i <= 4096; i++) telemetry.tracer.startSpan(`background ${i}`);
+
+    expect(lines.filter((line) => line.includes('traced-lambda'))).toEqual([
+      'warn: traced-lambda: could not export 1 span(s): 4096 spans were kept for a later export (still running when their invocation ended, or started outside any invocation), and the oldest ("background 0", still running) was dropped. Further failures are counted until an export succeeds.',
+    ]);
+  });
+
   it('says once, not at every invocation, that spans cannot reach an unreachable endpoint', async () => {
     const { lines, logger } = recording();
     startTelemetry(readTelemetryConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await closedPort()}` }), { logger });
