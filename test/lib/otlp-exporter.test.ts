@@ -1,12 +1,15 @@
-import { ROOT_CONTEXT } from '@opentelemetry/api';
+import { diag, ROOT_CONTEXT, type Attributes } from '@opentelemetry/api';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import { gunzipSync } from 'node:zlib';
 import type { ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
+import { decodeTracesRequest } from '../../scripts/offline/otlp-receiver';
 import { readTelemetryConfig } from '../../lib/config';
+import { OTLP_EXPORT_LIMITS } from '../../lib/export-limits';
 import { InvocationSpanProcessor } from '../../lib/invocation-span-processor';
-import { OtlpHttpSpanExporter } from '../../lib/otlp-exporter';
+import { OtlpHttpSpanExporter, type OtlpExporterOptions } from '../../lib/otlp-exporter';
 import { startTelemetry } from '../../lib/telemetry';
 import { MemorySpanExporter } from '../../lib/testing';
 
@@ -20,22 +23,35 @@ async function endedSpans(): Promise<ReadableSpan[]> {
   return memory.spans;
 }
 
+/** `count` ended spans, made by the kit's tracer (flushed as they go: spans outside an invocation are held 4,096 at most). */
+async function manySpans(count: number, attributes: (index: number) => Attributes = () => ({})): Promise<ReadableSpan[]> {
+  const memory = new MemorySpanExporter();
+  const telemetry = startTelemetry(readTelemetryConfig({ OTEL_SERVICE_NAME: 'exporter-test' }), { exporter: memory });
+  for (let index = 0; index < count; index++) {
+    telemetry.tracer.startSpan(`span ${index}`, { attributes: { 'messaging.system': 'aws_sqs', ...attributes(index) } }).end();
+    if (index % 1000 === 999) await telemetry.flush();
+  }
+  await telemetry.flush();
+  return memory.spans;
+}
+
 const exportOnce = (exporter: SpanExporter, spans: ReadableSpan[]) => new Promise<ExportResult>((resolve) => exporter.export(spans, resolve));
 
 describe('OtlpHttpSpanExporter', () => {
   let server: Server;
   let port: number;
   let answer: (request: IncomingMessage, response: ServerResponse) => void;
-  const received: { url?: string; headers: IncomingMessage['headers']; body: string }[] = [];
+  const received: { url?: string; headers: IncomingMessage['headers']; body: string; raw: Buffer }[] = [];
   let connections = 0;
   let spans: ReadableSpan[];
 
   beforeAll(async () => {
     server = createServer((request, response) => {
-      let body = '';
-      request.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      const chunks: Buffer[] = [];
+      request.on('data', (chunk: Buffer) => chunks.push(chunk));
       request.on('end', () => {
-        received.push({ url: request.url, headers: request.headers, body });
+        const raw = Buffer.concat(chunks);
+        received.push({ url: request.url, headers: request.headers, body: raw.toString(), raw });
         answer(request, response);
       });
     });
@@ -130,6 +146,151 @@ describe('OtlpHttpSpanExporter', () => {
 
     expect(result.code).toBe(1);
     expect(result.error?.message).toMatch(/ECONNREFUSED/);
+  });
+
+  describe('within the limits of one request to the endpoint', () => {
+    const { maxSpansPerRequest, maxRequestBytes, maxSpanBytes } = OTLP_EXPORT_LIMITS;
+    const accept = (_request: IncomingMessage, response: ServerResponse) => response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    const uncompressed = (request: (typeof received)[number]) => (request.headers['content-encoding'] === 'gzip' ? gunzipSync(request.raw) : request.raw);
+    /** The request's OTLP/JSON body as it was sent. */
+    const otlpBody = (request: (typeof received)[number]) => JSON.parse(uncompressed(request).toString('utf8'));
+    const otlpSpans = (request: (typeof received)[number]) =>
+      (otlpBody(request).resourceSpans as { scopeSpans: { spans: Record<string, any>[] }[] }[]).flatMap((group) =>
+        group.scopeSpans.flatMap((scope) => scope.spans),
+      );
+    /** Every span decoded as the project's receiver decodes them, with well-formed ids. */
+    const arrived = () => {
+      const spans = received.flatMap((request) => decodeTracesRequest(otlpBody(request)));
+      for (const span of spans) {
+        expect(span.traceId).toMatch(/^[0-9a-f]{32}$/);
+        expect(span.spanId).toMatch(/^[0-9a-f]{16}$/);
+        expect(span.resource['service.name']).toBe('exporter-test');
+      }
+      return spans;
+    };
+    const spanIds = (spans: { spanId: string }[]) => spans.map((span) => span.spanId).sort();
+    const expectEachRequestWithinLimits = () => {
+      for (const request of received) {
+        expect(uncompressed(request).byteLength).toBeLessThanOrEqual(maxRequestBytes);
+        expect(otlpSpans(request).length).toBeLessThanOrEqual(maxSpansPerRequest);
+      }
+    };
+    /** Several requests, each within the limits, and every span arrived once. */
+    const expectSplitAndWhole = (spans: ReadableSpan[]) => {
+      expect(received.length).toBeGreaterThan(1);
+      expectEachRequestWithinLimits();
+      const whole = arrived();
+      expect(spanIds(whole)).toEqual(spanIds(spans.map((span) => span.spanContext())));
+      return whole;
+    };
+    /** Exports through a new exporter to the receiver, and closes it. */
+    const exportToReceiver = async (spans: ReadableSpan[], options: Partial<OtlpExporterOptions> = {}) => {
+      const exporter = new OtlpHttpSpanExporter({ url: `http://127.0.0.1:${port}/v1/traces`, headers: {}, timeoutMs: 10_000, ...options });
+      const result = await exportOnce(exporter, spans);
+      await exporter.shutdown();
+      return result;
+    };
+    /** 3,000 spans of about 3 KB each: some 9 MB in one request. */
+    const largeSpans = () => manySpans(3_000, (index) => ({ 'order.body': `${index}:`.padEnd(2_500, 'x') }));
+    afterEach(() => vi.restoreAllMocks());
+
+    it('splits an export of more spans than one request may carry, and every span arrives once', async () => {
+      // Arrange
+      answer = accept;
+      const many = await manySpans(12_000);
+
+      // Act
+      const result = await exportToReceiver(many);
+
+      // Assert
+      expect(result.code).toBe(0);
+      expectSplitAndWhole(many);
+    });
+
+    it('splits an export of fewer spans than the count limit whose body is over the byte limit', async () => {
+      // Arrange
+      answer = accept;
+      const many = await largeSpans();
+
+      // Act
+      const result = await exportToReceiver(many);
+
+      // Assert
+      expect(result.code).toBe(0);
+      expect(expectSplitAndWhole(many).every((span) => (span.attributes['order.body'] as string).length === 2_500)).toBe(true);
+    });
+
+    it('measures the byte limit on the uncompressed body when the requests are gzipped', async () => {
+      // Arrange: some 9 MB that compress to far less than 5 MB, yet the endpoint counts them uncompressed.
+      answer = accept;
+      const many = await largeSpans();
+      const { otlpCompression } = readTelemetryConfig({ OTEL_EXPORTER_OTLP_COMPRESSION: 'gzip' });
+
+      // Act
+      const result = await exportToReceiver(many, { compression: otlpCompression });
+
+      // Assert
+      expect(result.code).toBe(0);
+      expect(received.every((request) => request.headers['content-encoding'] === 'gzip' && request.raw.byteLength < maxRequestBytes / 10)).toBe(true);
+      expectSplitAndWhole(many);
+    });
+
+    it('trims a span over the span limit, leaves out one that cannot fit, and says so in one line', async () => {
+      // Arrange
+      answer = accept;
+      const memory = new MemorySpanExporter();
+      const telemetry = startTelemetry(readTelemetryConfig({ OTEL_SERVICE_NAME: 'exporter-test', OTEL_SPAN_EVENT_COUNT_LIMIT: '5000' }), { exporter: memory });
+      telemetry.tracer.startSpan('small').end();
+      telemetry.tracer.startSpan('huge attribute', { attributes: { 'order.body': 'x'.repeat(300_000), 'order.id': 'o-1' } }).end();
+      const withEvents = telemetry.tracer.startSpan('many events');
+      for (let index = 0; index < 5_000; index++) withEvents.addEvent(`retry ${index}`, { 'retry.reason': 'the downstream service was busy' });
+      withEvents.end();
+      telemetry.tracer.startSpan('y'.repeat(300_000)).end();
+      await telemetry.flush();
+      const spans = memory.spans;
+      const warn = vi.spyOn(diag, 'warn').mockImplementation(() => undefined);
+
+      // Act
+      const result = await exportToReceiver(spans);
+
+      // Assert
+      expect(result.code).toBe(0);
+      const sent = received.flatMap(otlpSpans);
+      expect(sent.map((span) => span.name)).toEqual(['small', 'huge attribute', 'many events']);
+      for (const span of sent) expect(Buffer.byteLength(JSON.stringify(span))).toBeLessThanOrEqual(maxSpanBytes);
+      const [, hugeAttribute, manyEvents] = arrived();
+      expect(hugeAttribute.attributes).toEqual({ 'order.body': 'x'.repeat(4096), 'order.id': 'o-1' });
+      // The newest events are kept, as the SDK's event limit keeps them.
+      const kept = manyEvents.events ?? [];
+      expect(kept.length).toBeGreaterThan(0);
+      expect(kept.length).toBeLessThan(5_000);
+      expect(kept.at(-1)?.name).toBe('retry 4999');
+      expect(sent[2].droppedEventsCount).toBe(5_000 - kept.length);
+      // The SDK's own spans are left as they were.
+      expect((spans[1].attributes['order.body'] as string).length).toBe(300_000);
+      expect(spans[2].events).toHaveLength(5_000);
+      expect(warn).toHaveBeenCalledTimes(1);
+      expect(warn.mock.calls[0][0]).toMatch(/^traced-lambda: 3 span\(s\) over the endpoint's limit of 200000 bytes per span: /);
+      expect(warn.mock.calls[0][0]).toContain('"huge attribute" trimmed (values cut to 4096 characters)');
+      expect(warn.mock.calls[0][0]).toMatch(/"many events" trimmed \(\d+ event\(s\) dropped\)/);
+      expect(warn.mock.calls[0][0]).toContain(`"${'y'.repeat(64)}…" left out (too large even trimmed)`);
+    });
+
+    it('reports a request that fails among several as a failed export, with the spans it held', async () => {
+      // Arrange: the second request is refused.
+      let requests = 0;
+      answer = (request, response) => (++requests === 2 ? response.writeHead(503).end('overloaded') : accept(request, response));
+      const many = await manySpans(12_000);
+
+      // Act
+      const result = await exportToReceiver(many);
+
+      // Assert
+      expect(result.code).toBe(1);
+      expect(received).toHaveLength(2);
+      const refused = otlpSpans(received[1]).length;
+      expect(result.error?.message).toBe(`${refused} of 12000 spans were not accepted (1 of 2 requests failed): the OTLP endpoint answered 503`);
+    });
   });
 });
 
