@@ -2,8 +2,10 @@
 // Under the Lambda runtime nothing catches either, so Node.js prints the error and exits (Lambda reports
 // Runtime.ExitError), and every span of the invocations in flight would go with the process. Here the kit ends
 // those spans in error with the crash's exception and exports them first, then lets the error end the process
-// exactly as it would have.
+// exactly as it would have. `process.exit()` gives only a synchronous moment (the `exit` event): the spans still
+// pending are sent then from a worker thread while the process waits (exit-export.ts), where no signing is needed.
 import { diag, SpanStatusCode, type Span } from '@opentelemetry/api';
+import { ATTR_ERROR_TYPE } from './semconv';
 import { recordFailure } from './span-outcome';
 import { earliestDeadline } from './timeout-guard';
 
@@ -12,6 +14,8 @@ export interface CrashExportTarget {
   endRunningSpans(invocationId: string | undefined, mark: (span: Span, outermost: boolean) => void): number;
   /** Exports every pending span and waits for exports in flight, at most `maxWaitMs`. */
   drain(maxWaitMs: number): Promise<void>;
+  /** Sends every ended span while this thread waits (the process is exiting): what was sent, or why nothing was. */
+  exportBeforeExit(maxWaitMs: number): { sent: number; of: number } | string;
   /** Upper bound for the export (the configured flush timeout). */
   readonly flushTimeoutMs: number;
 }
@@ -23,21 +27,58 @@ export interface CrashExportTarget {
 const DEADLINE_MARGIN_MS = 20;
 
 let target: CrashExportTarget | undefined;
-let installed = false;
+/** Until a crash, when the listener takes itself off to let the error end the process. */
+let listening = false;
+let exitListening = false;
 
-/** Exports through `next` from now on when the process crashes (installed once per process). */
+/** Exports through `next` from now on when the process crashes or exits (installed once per process). */
 export function exportOnCrash(next: CrashExportTarget): void {
   target = next;
-  if (installed) return;
-  installed = true;
-  process.on('uncaughtException', exportBeforeCrash);
+  if (!listening) process.on('uncaughtException', exportBeforeCrash);
+  if (!exitListening) process.on('exit', exportAtExit);
+  listening = exitListening = true;
+}
+
+/**
+ * `process.exit()` (the function's code), or the end of a crash: Node.js runs nothing asynchronous after the
+ * `exit` event, so what is still pending is sent while this thread waits (exit-export.ts).
+ */
+function exportAtExit(code: number): void {
+  const exiting = target;
+  if (!exiting) return;
+  try {
+    const ended = exiting.endRunningSpans(undefined, (span, outermost) => markExited(span, outermost, code));
+    const outcome = exiting.exportBeforeExit(budgetMs(exiting));
+    if (typeof outcome === 'string') {
+      diag.warn(`traced-lambda: the process is exiting (code ${code}) and its pending spans cannot be exported: ${outcome}.`);
+    } else if (outcome.sent < outcome.of) {
+      diag.warn(`traced-lambda: the process is exiting (code ${code}); ${outcome.of - outcome.sent} of ${outcome.of} span(s) could not be exported in time.`);
+    } else if (ended > 0) {
+      diag.warn(`traced-lambda: the process is exiting (code ${code}); ${ended} span(s) still open were ended in error and exported first.`);
+    }
+  } catch (problem) {
+    diag.error('traced-lambda: could not export the pending spans before the process exited', problem);
+  }
+}
+
+/** What the last export may take: the flush timeout, and never past the earliest deadline of the invocations in flight. */
+function budgetMs(exporting: CrashExportTarget): number {
+  const deadline = earliestDeadline();
+  return Math.max(0, Math.min(exporting.flushTimeoutMs, deadline === undefined ? Infinity : deadline - Date.now() - DEADLINE_MARGIN_MS));
+}
+
+function markExited(span: Span, outermost: boolean, code: number): void {
+  const message = `the process exited (code ${code}) while this span was running`;
+  span.setStatus({ code: SpanStatusCode.ERROR, message });
+  span.setAttribute(ATTR_ERROR_TYPE, 'ProcessExit');
+  if (outermost) span.recordException({ name: 'ProcessExit', message: `process.exit(${code}) was called while the invocation was running` });
 }
 
 function exportBeforeCrash(error: unknown, origin: NodeJS.UncaughtExceptionOrigin): void {
   // Another listener handles uncaught exceptions: the process goes on, and so do its invocations.
   if (process.listenerCount('uncaughtException') > 1) return;
   process.removeListener('uncaughtException', exportBeforeCrash);
-  installed = false;
+  listening = false;
   const crashed = target;
   let ended = 0;
   try {
@@ -46,10 +87,8 @@ function exportBeforeCrash(error: unknown, origin: NodeJS.UncaughtExceptionOrigi
   } catch (problem) {
     diag.error('traced-lambda: could not end the open spans before the process crashed', problem);
   }
-  const deadline = earliestDeadline();
-  const budgetMs = Math.max(0, Math.min(crashed?.flushTimeoutMs ?? 0, deadline === undefined ? Infinity : deadline - Date.now() - DEADLINE_MARGIN_MS));
   if (ended > 0) diag.warn(`traced-lambda: the process is crashing (${origin}); ${ended} span(s) still open were ended in error and are exported first.`);
-  const exported = crashed ? crashed.drain(budgetMs).catch(() => undefined) : Promise.resolve();
+  const exported = crashed ? crashed.drain(budgetMs(crashed)).catch(() => undefined) : Promise.resolve();
   // Thrown again from a callback of its own, with no listener left: Node.js prints it and exits with the same code
   // (1) as it would have without this listener.
   void exported.then(() =>

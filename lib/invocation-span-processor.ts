@@ -1,10 +1,16 @@
 import { createContextKey, diag, TraceFlags, type Context } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
+import { sendBeforeExit, type PreparedRequest } from './exit-export';
 
 /** An exporter that promises to call back within `settlesWithinMs`, whatever the backend does. */
 export interface BoundedSpanExporter extends SpanExporter {
   readonly settlesWithinMs: number;
+  /**
+   * The requests that would export `spans`, ready to send with nothing asynchronous left to do (see
+   * exit-export.ts), or why there can be none (a request that must be signed, a secret header not read yet).
+   */
+  prepareBeforeExit?(spans: ReadableSpan[]): PreparedRequest[] | string;
 }
 
 /**
@@ -203,6 +209,20 @@ export class InvocationSpanProcessor implements SpanProcessor {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([Promise.all(this.inFlight), new Promise<void>((resolve) => (timer = setTimeout(resolve, Math.max(0, until - Date.now()))))]);
     clearTimeout(timer);
+  }
+
+  /**
+   * The process is exiting (`process.exit()`), when nothing asynchronous can run any more: sends every ended span
+   * from a worker thread, this thread blocked until they are answered or `maxWaitMs` passed. Returns how many
+   * spans were accepted, or why none could be sent.
+   */
+  exportBeforeExit(maxWaitMs: number): { sent: number; of: number } | string {
+    const batch = this.takeEnded(undefined);
+    if (batch.length === 0) return { sent: 0, of: 0 };
+    const exporter = (this.exporter ??= this.createExporter()) as Partial<BoundedSpanExporter>;
+    const requests = exporter.prepareBeforeExit ? exporter.prepareBeforeExit(batch) : 'the exporter cannot send without waiting';
+    if (typeof requests === 'string') return requests;
+    return { sent: sendBeforeExit(requests, Math.min(maxWaitMs, this.timeoutMs)), of: batch.length };
   }
 
   async shutdown(): Promise<void> {

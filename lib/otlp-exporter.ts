@@ -3,6 +3,7 @@ import { diag } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { OTLP_EXPORT_LIMITS, serializeWithinLimits, type ExportRequest } from './export-limits';
+import type { PreparedRequest } from './exit-export';
 import type { BoundedSpanExporter } from './invocation-span-processor';
 import { describeOversizeSpans } from './oversize-span';
 import { createRequestSigner, type RequestSigner, type SigningConfig } from './sigv4';
@@ -48,9 +49,13 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
   private readonly gzip: ((body: Uint8Array) => Uint8Array) | undefined;
   private readonly sign: RequestSigner | undefined;
   private readonly secretHeaders: (() => Promise<Record<string, string>>) | undefined;
+  /** The secret headers once read, for the last export at the process's exit (nothing can be read then). */
+  private secretHeadersRead: Record<string, string> | undefined;
+  private readonly url: string;
 
   constructor(options: OtlpExporterOptions) {
     const url = new URL(options.url);
+    this.url = url.href;
     this.settlesWithinMs = options.timeoutMs;
     // Loaded here, at the first flush, not when the function starts (the exporter is created on first use).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -178,10 +183,25 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
 
   /** Adds the secret headers, then signs (the signature covers them). */
   private async prepare(headers: Record<string, string>, body: Uint8Array): Promise<Record<string, string>> {
-    const withSecrets = this.secretHeaders ? { ...headers, ...(await this.secretHeaders()) } : headers;
+    if (this.secretHeaders) this.secretHeadersRead = await this.secretHeaders();
+    const withSecrets = this.secretHeadersRead ? { ...headers, ...this.secretHeadersRead } : headers;
     if (!this.sign) return withSecrets;
     const { protocol, hostname, port, path } = this.target;
     return this.sign({ method: 'POST', protocol, hostname, port: port ? Number(port) : undefined, path, headers: withSecrets, body });
+  }
+
+  /**
+   * The requests of an export with nothing asynchronous left (the process is exiting: exit-export.ts sends them),
+   * or why there can be none: SigV4 signing is asynchronous, and a secret header must have been read already.
+   */
+  prepareBeforeExit(spans: ReadableSpan[]): PreparedRequest[] | string {
+    if (this.sign) return 'requests to this endpoint are SigV4-signed, which cannot be done once the process is exiting';
+    if (this.secretHeaders && !this.secretHeadersRead) return 'the secret header has not been read yet';
+    const { requests } = serializeWithinLimits(spans);
+    return requests.map((request) => {
+      const body = this.gzip ? this.gzip(request.body) : request.body;
+      return { url: this.url, headers: { ...this.headers, ...this.secretHeadersRead }, body, spanCount: request.spanCount };
+    });
   }
 
   private post(body: Uint8Array, headers: Record<string, string>, settle: (result: ExportResult) => void): ClientRequest {

@@ -140,7 +140,9 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   bindAfterResponse({ flush, drain });
   const endRunningSpans: Telemetry['endRunningSpans'] = (invocationId, mark) => (exporting ? exporting.endRunning(invocationId, mark) : 0);
   // Under a Lambda runtime, an uncaught exception ends the process: the spans in flight are exported first.
-  if (config.lambda.hasRuntimeApi) exportOnCrash({ endRunningSpans, drain, flushTimeoutMs: config.flushTimeoutMs });
+  if (config.lambda.hasRuntimeApi && exporting) {
+    exportOnCrash({ endRunningSpans, drain, exportBeforeExit: (maxWaitMs) => exporting.exportBeforeExit(maxWaitMs), flushTimeoutMs: config.flushTimeoutMs });
+  }
   const telemetry: Telemetry = {
     config,
     tracer: provider.getTracer(TRACER_NAME),

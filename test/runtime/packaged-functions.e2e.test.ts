@@ -416,6 +416,41 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
       expect(spans.find((span) => span.name === 'wait for the dependency')).toMatchObject({ status: 'ERROR', parentSpanId: entry.spanId });
     });
   }
+
+  it('delivers the spans of an invocation whose code calls process.exit(), sent while the process waits, where no signing is needed', async () => {
+    const fn = await startEndingBadly();
+
+    const { result, spans } = await invokeInTrace(fn, '/exit', 2);
+
+    expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 3') } });
+    expect(fn.exitStatus()).toEqual({ code: 3, signal: null });
+    const entry = spans.find((span) => span.name === 'GET /exit')!;
+    expect(entry).toMatchObject({ status: 'ERROR', attributes: expect.objectContaining({ 'error.type': 'ProcessExit' }) });
+    expect(entry.events).toEqual([
+      expect.objectContaining({
+        name: 'exception',
+        attributes: expect.objectContaining({
+          'exception.type': 'ProcessExit',
+          'exception.message': 'process.exit(3) was called while the invocation was running',
+        }),
+      }),
+    ]);
+    expect(spans.find((span) => span.name === 'wait for the dependency')).toMatchObject({ status: 'ERROR', parentSpanId: entry.spanId });
+  });
+
+  it("says in the function's log why process.exit() loses the spans bound for CloudWatch's signed endpoint", async () => {
+    // The template's own endpoint: https://xray.<region>.amazonaws.com, every request SigV4-signed.
+    const fn = await startEndingBadly({
+      OTEL_EXPORTER_OTLP_ENDPOINT: plainVariables(functionResource('notify-customer').Environment.Variables).OTEL_EXPORTER_OTLP_ENDPOINT,
+    });
+
+    const result = await fn.invoke(apiGatewayV2Event({ method: 'GET', path: '/exit' }), { timeoutMs: 2_000 });
+
+    expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError' });
+    expect(fn.logs()).toMatch(
+      /\tWARN\ttraced-lambda: the process is exiting \(code 3\) and its pending spans cannot be exported: requests to this endpoint are SigV4-signed/,
+    );
+  });
 });
 
 /** Another runtime on notify-customer's package, with its template environment and `overrides` over it. */
