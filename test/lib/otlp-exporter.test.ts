@@ -11,7 +11,8 @@ import { OTLP_EXPORT_LIMITS } from '../../lib/export-limits';
 import { InvocationSpanProcessor } from '../../lib/invocation-span-processor';
 import { OtlpHttpSpanExporter, type OtlpExporterOptions } from '../../lib/otlp-exporter';
 import { startTelemetry } from '../../lib/telemetry';
-import { MemorySpanExporter } from '../../lib/testing';
+import { traceInvokeHandler, withSpan } from '../../lib';
+import { lambdaContext, MemorySpanExporter } from '../../lib/testing';
 
 /** Two ended spans of one trace, as the processor hands them to the exporter. */
 async function endedSpans(): Promise<ReadableSpan[]> {
@@ -205,6 +206,28 @@ describe('OtlpHttpSpanExporter', () => {
       // Assert
       expect(result.code).toBe(0);
       expectSplitAndWhole(many);
+    });
+
+    it('delivers an invocation of 12,000 spans whole, in requests within the limits, at its end', async () => {
+      // Arrange: the kit as a function runs it, exporting to the receiver when the invocation ends.
+      answer = accept;
+      startTelemetry(readTelemetryConfig({ OTEL_SERVICE_NAME: 'exporter-test', OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${port}` }));
+      const handler = traceInvokeHandler(async () => {
+        for (let index = 0; index < 11_999; index++) await withSpan(`step ${index}`, () => index);
+        return 'done';
+      });
+
+      // Act
+      const result = await handler({}, lambdaContext());
+
+      // Assert
+      expect(result).toBe('done');
+      expect(received.length).toBeGreaterThan(1);
+      expectEachRequestWithinLimits();
+      const whole = arrived();
+      expect(whole).toHaveLength(12_000);
+      expect(new Set(whole.map((span) => span.spanId)).size).toBe(12_000);
+      expect(new Set(whole.map((span) => span.traceId)).size).toBe(1);
     });
 
     it('splits an export of fewer spans than the count limit whose body is over the byte limit', async () => {
