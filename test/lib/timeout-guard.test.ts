@@ -1,7 +1,8 @@
 import { SpanStatusCode, type DiagLogger } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import middy from '@middy/core';
 import { describe, expect, it } from 'vitest';
-import { traceHttpHandler, traceSqsRecords, withSpan } from '../../lib';
+import { traceHttpHandler, traceSqsRecords, tracingMiddleware, withSpan } from '../../lib';
 import { readTelemetryConfig } from '../../lib/config';
 import { startTelemetry } from '../../lib/telemetry';
 import { apiGatewayV2Event, lambdaContext, MemorySpanExporter, sqsEvent, sqsRecord } from '../../lib/testing';
@@ -125,6 +126,25 @@ describe('the timeout guard', () => {
     dependency.settle();
     await expect(answer).resolves.toEqual({ batchItemFailures: [] });
     expect(exporter.spans).toHaveLength(3);
+  });
+
+  it('guards an invocation the middy middleware traces, and its error after the guard changes nothing', async () => {
+    const { exporter, lines } = tracing(100);
+    const dependency = pending();
+    const handler = middy(async () => {
+      await dependency.promise;
+      throw new Error('too late');
+    }).use(tracingMiddleware({ trigger: 'http' }));
+
+    const answer = handler(apiGatewayV2Event({ method: 'PUT', path: '/late' }), lambdaContext({ timeoutMs: 300 }));
+    const [span] = await waitFor(() => (exporter.spans.length >= 1 ? exporter.spans : undefined));
+
+    expect(span.name).toBe('PUT /late');
+    expect(exceptionsOf(span).map((event) => event.attributes?.['exception.type'])).toEqual([TIMEOUT_EXCEPTION_TYPE]);
+    dependency.settle();
+    await expect(answer).rejects.toThrow('too late');
+    expect(exporter.spans).toHaveLength(1);
+    expect(lines.filter((line) => line.startsWith('error'))).toEqual([]);
   });
 
   it('is off with TRACED_LAMBDA_TIMEOUT_GUARD_MS=0', async () => {
