@@ -9,8 +9,18 @@ export interface SecretHeaderSource {
   /** The header to send, e.g. `x-api-key`. */
   header: string;
   from: 'ssm' | 'secretsmanager';
-  /** The parameter's name (`/path/name`) or the secret's ARN or name. */
+  /** The parameter's name (`/path/name`) or ARN, or the secret's ARN or name. */
   id: string;
+}
+
+/**
+ * The parameter as GetParameter takes it. "For parameters in a hierarchy, you must include a leading forward slash
+ * character (/) when you create or reference a parameter" (AWS Systems Manager API Reference, PutParameter and
+ * GetParameter, `Name`): `team/otlp-key` can only be `/team/otlp-key`. A name without "/" (`otlp-key`) and an ARN
+ * are taken as they are.
+ */
+export function ssmParameterName(parameter: string): string {
+  return parameter.startsWith('arn:') || parameter.startsWith('/') || !parameter.includes('/') ? parameter : `/${parameter}`;
 }
 
 type SsmModule = typeof import('@aws-sdk/client-ssm');
@@ -39,7 +49,7 @@ async function readSecret(source: SecretHeaderSource, region: string | undefined
     const { SSMClient, GetParameterCommand } = require('@aws-sdk/client-ssm') as SsmModule;
     const client = new SSMClient({ region });
     try {
-      const { Parameter } = await client.send(new GetParameterCommand({ Name: source.id, WithDecryption: true }));
+      const { Parameter } = await client.send(new GetParameterCommand({ Name: ssmParameterName(source.id), WithDecryption: true }));
       if (!Parameter?.Value) throw new Error('the parameter has no value');
       return Parameter.Value;
     } finally {
@@ -71,5 +81,5 @@ function valueFromSecretString(secret: string, header: string): string {
 }
 
 function describe(source: SecretHeaderSource): string {
-  return source.from === 'ssm' ? `SSM parameter ${source.id}` : `Secrets Manager secret ${source.id}`;
+  return source.from === 'ssm' ? `SSM parameter ${ssmParameterName(source.id)}` : `Secrets Manager secret ${source.id}`;
 }

@@ -1,9 +1,11 @@
 import { execFile } from 'node:child_process';
-import { appendFile, cp, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
+import { appendFile, cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
+import { inflateRawSync } from 'node:zlib';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { readTelemetryConfig } from '../lib/config';
 import { devService } from './service';
 
 // `serverless package` as a user runs it before `serverless deploy`, with no AWS credentials at all.
@@ -19,8 +21,18 @@ let template: Template;
 let resources: Record<string, Resource>;
 let outDir: string;
 
-/** `serverless package --stage dev` into `dir`, with no AWS credentials and only the given OTEL_* variables. */
-async function packageService(dir: string, otel: Record<string, string> = {}): Promise<Template> {
+interface PackageOptions {
+  /** More of the command line, e.g. `['--region', 'cn-north-1']`. */
+  args?: string[];
+  /** The service's folder (a copy of the project). */
+  cwd?: string;
+}
+
+/**
+ * `serverless package --stage dev` into `dir`, with no AWS credentials and only the given OTEL_* and OTLP_*
+ * variables.
+ */
+async function packageService(dir: string, otel: Record<string, string> = {}, { args = [], cwd = ROOT }: PackageOptions = {}): Promise<Template> {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     AWS_ACCESS_KEY_ID: '',
@@ -28,14 +40,45 @@ async function packageService(dir: string, otel: Record<string, string> = {}): P
     AWS_PROFILE: 'no-such-profile',
     ESBUILD_WORK_FOLDER: WORK_FOLDER,
   };
-  for (const name of Object.keys(env)) if (name.startsWith('OTEL_')) delete env[name];
-  await promisify(execFile)(process.execPath, [require.resolve('osls/bin/serverless.js'), 'package', '--stage', 'dev', '--package', dir], {
-    cwd: ROOT,
+  for (const name of Object.keys(env)) if (name.startsWith('OTEL_') || name.startsWith('OTLP_')) delete env[name];
+  await promisify(execFile)(process.execPath, [require.resolve('osls/bin/serverless.js'), 'package', '--stage', 'dev', '--package', dir, ...args], {
+    cwd,
     env: { ...env, ...otel },
     timeout: 120_000,
   });
   return JSON.parse(await readFile(join(dir, 'cloudformation-template-update-stack.json'), 'utf8'));
 }
+
+/** Why `packageService` failed: the exit code and all it printed. */
+async function packageFailure(dir: string, otel: Record<string, string>): Promise<{ code?: number; output: string }> {
+  return packageService(dir, otel).then(
+    () => expect.fail('serverless package succeeded'),
+    (error: Error & { code?: number; stdout?: string; stderr?: string }) => ({ code: error.code, output: `${error.stdout}${error.stderr}` }),
+  );
+}
+
+/** A copy of the project to package with a changed serverless.yml, beside the project's node_modules. */
+async function projectCopy(prefix: string, editServerlessYml: (yml: string) => string = (yml) => yml): Promise<string> {
+  const copy = await mkdtemp(join(tmpdir(), prefix));
+  for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib', 'scripts', 'extension', 'collector']) {
+    await cp(join(ROOT, entry), join(copy, entry), { recursive: true });
+  }
+  await symlink(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
+  await writeFile(join(copy, 'serverless.yml'), editServerlessYml(await readFile(join(copy, 'serverless.yml'), 'utf8')));
+  return copy;
+}
+
+/** Runs `work` with a new empty folder, removed afterwards. */
+async function inTempDir(prefix: string, work: (dir: string) => Promise<void>): Promise<void> {
+  const dir = await mkdtemp(join(tmpdir(), prefix));
+  try {
+    await work(dir);
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const functionsOf = (packaged: Template) => Object.values(packaged.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
 
 /** What CloudFormation makes of a condition in eu-west-1 (the intrinsic functions the template uses). */
 function evaluateCondition(node: unknown, conditions: Record<string, unknown>): unknown {
@@ -155,7 +198,9 @@ describe('serverless package', () => {
     try {
       const collector = await packageService(dir, { OTEL_COLLECTOR_LAYER: 'true', OTEL_COLLECTOR_EXPORT_ENDPOINT: 'https://otlp.example.com' });
       for (const fn of Object.values(collector.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function')) {
-        expect(fn.Properties.Layers).toEqual(['arn:aws:lambda:eu-west-1:184161586896:layer:opentelemetry-collector-arm64-0_23_0:1']);
+        expect(fn.Properties.Layers).toEqual([
+          { 'Fn::Sub': 'arn:${AWS::Partition}:lambda:${AWS::Region}:184161586896:layer:opentelemetry-collector-arm64-0_23_0:1' },
+        ]);
         expect(fn.Properties.Environment.Variables).toMatchObject({
           OTEL_EXPORTER_OTLP_ENDPOINT: 'http://localhost:4318',
           OPENTELEMETRY_COLLECTOR_CONFIG_URI: '/var/task/collector/collector.yaml',
@@ -202,6 +247,20 @@ describe('serverless package', () => {
         (statement: any) => statement['Fn::If']?.[0] === 'ReadsOtlpSecretFromSecretsManager',
       )['Fn::If'][1];
       expect(readSecret).toEqual({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: arn });
+
+      // A hierarchical name written without its leading "/" is the parameter it can only be (lib/secret-headers.ts reads
+      // the same one), a plain name has "/" after "parameter" in its ARN, an ARN is granted as it is.
+      const readFor = async (spelling: string) => {
+        const packaged = await packageService(dir, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com', OTLP_SECRET_SSM_PARAMETER: spelling });
+        return packaged.Resources.ProcessOrderRole.Properties.Policies[0].PolicyDocument.Statement.find(
+          (statement: any) => statement['Fn::If']?.[0] === 'ReadsOtlpSecretFromSsm',
+        )['Fn::If'][1].Resource;
+      };
+      const arnOf = (resource: string) => ({ 'Fn::Sub': `arn:\${AWS::Partition}:ssm:\${AWS::Region}:\${AWS::AccountId}:${resource}` });
+      expect(await readFor('team/otlp-key')).toEqual(arnOf('parameter/team/otlp-key'));
+      expect(await readFor('otlp-key')).toEqual(arnOf('parameter/otlp-key'));
+      const shared = 'arn:aws:ssm:eu-west-1:123456789012:parameter/shared/otlp-key';
+      expect(await readFor(shared)).toBe(shared);
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
@@ -229,6 +288,83 @@ describe('serverless package', () => {
     }
   }, 60_000);
 
+  it('grants X-Ray exactly when the packaged functions sign their exports for it, however the endpoint is spelt', async () => {
+    await inTempDir('traced-package-spelling-', async (dir) => {
+      const spellings: [Record<string, string>, boolean][] = [
+        [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://xray.eu-west-1.amazonaws.com/' }, true],
+        [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://XRAY.eu-west-1.AMAZONAWS.com:443//' }, true],
+        [{ OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://xray.eu-west-1.amazonaws.com:443/v1/traces/' }, true],
+        [{ OTEL_EXPORTER_OTLP_ENDPOINT: 'https://xray.ap-southeast-2.amazonaws.com' }, true],
+        [
+          { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://xray.eu-west-1.amazonaws.com', OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: 'https://otlp.example.com/v1/traces' },
+          false,
+        ],
+        [{ OTEL_TRACES_EXPORTER: 'console' }, false],
+      ];
+      for (const [otel, signs] of spellings) {
+        const packaged = await packageService(dir, otel);
+        const environment = functionsOf(packaged)[0].Properties.Environment.Variables;
+        expect(readTelemetryConfig(environment).otlpSigning !== undefined, JSON.stringify(otel)).toBe(signs);
+        expect(evaluateCondition({ Condition: 'ExportsToXRay' }, packaged.Conditions), JSON.stringify(otel)).toBe(signs);
+      }
+    });
+  }, 120_000);
+
+  it("exports to X-Ray in the stack's partition, and names every ARN by the stack's partition", async () => {
+    await inTempDir('traced-package-partition-', async (dir) => {
+      for (const [region, endpoint] of [
+        ['cn-north-1', 'https://xray.cn-north-1.amazonaws.com.cn'],
+        ['us-gov-west-1', 'https://xray.us-gov-west-1.amazonaws.com'],
+        ['us-gov-east-1', 'https://xray.us-gov-east-1.amazonaws.com'],
+      ]) {
+        const packaged = await packageService(dir, {}, { args: ['--region', region] });
+        for (const fn of functionsOf(packaged)) expect(fn.Properties.Environment.Variables.OTEL_EXPORTER_OTLP_ENDPOINT, region).toBe(endpoint);
+        expect(readTelemetryConfig(functionsOf(packaged)[0].Properties.Environment.Variables).otlpSigning).toMatchObject({ service: 'xray', region });
+        expect(evaluateCondition({ Condition: 'ExportsToXRay' }, packaged.Conditions), region).toBe(true);
+        expect(JSON.stringify(packaged), region).not.toMatch(/arn:aws:/);
+        expect(JSON.stringify(packaged), region).toContain('arn:${AWS::Partition}:');
+      }
+    });
+  }, 120_000);
+
+  it('adds the collector layer published for x86_64 functions, which the OpenTelemetry project names amd64', async () => {
+    const copy = await projectCopy('traced-package-x86-', (yml) => yml.replace(/^ {2}architecture: arm64$/m, '  architecture: x86_64'));
+    const dir = await mkdtemp(join(tmpdir(), 'traced-package-x86-out-'));
+    try {
+      const packaged = await packageService(dir, { OTEL_COLLECTOR_LAYER: 'true' }, { cwd: copy, args: ['--region', 'us-gov-west-1'] });
+      for (const fn of functionsOf(packaged)) {
+        expect(fn.Properties.Architectures).toEqual(['x86_64']);
+        expect(fn.Properties.Layers).toEqual([
+          { 'Fn::Sub': 'arn:${AWS::Partition}:lambda:${AWS::Region}:184161586896:layer:opentelemetry-collector-amd64-0_23_0:1' },
+        ]);
+      }
+    } finally {
+      await rm(copy, { recursive: true, force: true });
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 60_000);
+
+  it('refuses to package OTLP headers, which the template would hold, saying where an API key goes and never printing it', async () => {
+    await inTempDir('traced-package-headers-', async (dir) => {
+      for (const name of ['OTEL_EXPORTER_OTLP_HEADERS', 'OTEL_EXPORTER_OTLP_TRACES_HEADERS']) {
+        const failure = await packageFailure(dir, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com', [name]: 'x-api-key=s3cr3t-value' });
+        expect(failure.code).toBe(1);
+        expect(failure.output).toContain(`${name} would be written into the CloudFormation template`);
+        for (const where of ['OTLP_SECRET_SSM_PARAMETER', 'OTLP_SECRET_ARN', 'OTLP_HEADERS_NOT_SECRET=true']) expect(failure.output).toContain(where);
+        expect(failure.output).not.toContain('s3cr3t');
+      }
+
+      // Headers said not to be secret are packaged as given.
+      const packaged = await packageService(dir, {
+        OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com',
+        OTEL_EXPORTER_OTLP_TRACES_HEADERS: 'x-tenant=shop',
+        OTLP_HEADERS_NOT_SECRET: 'true',
+      });
+      for (const fn of functionsOf(packaged)) expect(fn.Properties.Environment.Variables.OTEL_EXPORTER_OTLP_TRACES_HEADERS).toBe('x-tenant=shop');
+      expect(readTelemetryConfig(functionsOf(packaged)[0].Properties.Environment.Variables).otlpHeaders).toEqual({ 'x-tenant': 'shop' });
+    });
+  }, 60_000);
+
   it('ships one bundle per function with its source map and the after-response extension, without the AWS SDK the runtime provides', async () => {
     for (const fn of ['create-order', 'process-order', 'notify-customer']) {
       const names = zipEntryNames(await readFile(join(outDir, `${fn}.zip`)));
@@ -241,6 +377,42 @@ describe('serverless package', () => {
       expect(fn.Properties.Environment.Variables.NODE_OPTIONS.split(' ')).toContain('--enable-source-maps');
     }
   });
+
+  it("names the sources in each source map where they are in the package, so a stack frame's path starts with the task root", async () => {
+    for (const fn of ['create-order', 'process-order', 'notify-customer']) {
+      const zip = await readFile(join(outDir, `${fn}.zip`));
+      const map = JSON.parse(zipEntry(zip, `functions/${fn}.js.map`).toString('utf8'));
+      // As Node.js resolves them: the source root and each source against the map's own URL in /var/task.
+      const resolved = map.sources.map((source: string) => new URL(`${map.sourceRoot ?? ''}${source}`, `file:///var/task/functions/${fn}.js.map`).pathname);
+      expect(resolved).toContain(`/var/task/functions/${fn}.ts`);
+      for (const path of resolved) expect(path, fn).toMatch(/^\/var\/task\/(functions|lib|node_modules)\//);
+    }
+
+    // Node.js itself, on the package unzipped into a task root: the frames of an error thrown in the handler's
+    // module name the TypeScript source under that root.
+    const taskRoot = await mkdtemp(join(tmpdir(), 'traced-task-root-'));
+    try {
+      const zip = await readFile(join(outDir, 'notify-customer.zip'));
+      for (const name of ['functions/notify-customer.js', 'functions/notify-customer.js.map']) {
+        await mkdir(dirname(join(taskRoot, name)), { recursive: true });
+        await writeFile(join(taskRoot, name), zipEntry(zip, name));
+      }
+      const script =
+        "const { findSourceMap } = require('node:module'); require(process.argv[1]); console.log(JSON.stringify(findSourceMap(process.argv[1]).payload.sources));";
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--enable-source-maps', '-e', script, join(taskRoot, 'functions', 'notify-customer.js')],
+        {
+          env: { PATH: process.env.PATH, OTEL_SDK_DISABLED: 'true' },
+        },
+      );
+      const sources: string[] = JSON.parse(stdout.trim().split('\n').pop()!);
+      expect(sources).toContain(`file://${taskRoot}/functions/notify-customer.ts`);
+      for (const source of sources) expect(source.startsWith(`file://${taskRoot}/`), source).toBe(true);
+    } finally {
+      await rm(taskRoot, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('serverless package with a function that does not build', () => {
@@ -248,7 +420,7 @@ describe('serverless package with a function that does not build', () => {
     // A copy of the service whose create-order imports a module that does not exist.
     const copy = await mkdtemp(join(tmpdir(), 'traced-broken-'));
     try {
-      for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib']) {
+      for (const entry of ['serverless.yml', 'package.json', 'tsconfig.json', 'functions', 'lib', 'scripts']) {
         await cp(join(ROOT, entry), join(copy, entry), { recursive: true });
       }
       await symlink(join(ROOT, 'node_modules'), join(copy, 'node_modules'), 'dir');
@@ -272,6 +444,19 @@ describe('serverless package with a function that does not build', () => {
     }
   });
 });
+
+/** One entry's bytes: its central directory header gives where its local header is, stored or deflated after it. */
+function zipEntry(zip: Buffer, name: string): Buffer {
+  for (let at = zip.indexOf('PK\x01\x02'); at >= 0; at = zip.indexOf('PK\x01\x02', at + 46)) {
+    const length = zip.readUInt16LE(at + 28);
+    if (zip.toString('utf8', at + 46, at + 46 + length) !== name) continue;
+    const [method, size, local] = [zip.readUInt16LE(at + 10), zip.readUInt32LE(at + 20), zip.readUInt32LE(at + 42)];
+    const start = local + 30 + zip.readUInt16LE(local + 26) + zip.readUInt16LE(local + 28);
+    const data = zip.subarray(start, start + size);
+    return method === 8 ? inflateRawSync(data) : data;
+  }
+  throw new Error(`no ${name} in the zip`);
+}
 
 /** Entry names from a zip's central directory (file headers, signature PK\x01\x02). */
 function zipEntryNames(zip: Buffer): string[] {

@@ -63,6 +63,22 @@ describe('an OTLP header from SSM Parameter Store', () => {
     expect(ssm).toHaveReceivedCommandWith(GetParameterCommand, { Name: '/order-pipeline/otlp-key', WithDecryption: true });
   });
 
+  it('reads a hierarchical name written without its leading "/" as the parameter it can only be, and a plain name or an ARN as given', async () => {
+    // Arrange: three functions, each configured with one spelling
+    ssm.on(GetParameterCommand).resolves({ Parameter: { Name: '/team/otlp-key', Type: 'SecureString', Value: 's3cr3t' } });
+    const arn = 'arn:aws:ssm:eu-west-1:123456789012:parameter/shared/otlp-key';
+
+    // Act
+    for (const parameter of ['team/otlp-key', 'otlp-key', arn]) {
+      start({ OTLP_SECRET_SSM_PARAMETER: parameter });
+      await invocations(1);
+    }
+
+    // Assert: what IAM grants for the same spellings (scripts/serverless/otlp-settings.ts) names the same parameters
+    expect(ssm.commandCalls(GetParameterCommand).map((call) => call.args[0].input.Name)).toEqual(['/team/otlp-key', 'otlp-key', arn]);
+    expect(requests.map((headers) => headers['x-api-key'])).toEqual(['s3cr3t', 's3cr3t', 's3cr3t']);
+  });
+
   it('says why the spans could not go when the read fails, without the value, and tries again at the next export', async () => {
     ssm
       .on(GetParameterCommand)

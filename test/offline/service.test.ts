@@ -68,13 +68,15 @@ describe('the service as serverless.yml declares it', () => {
   });
 
   it('follows a rename of the service in serverless.yml alone', { timeout: 60_000 }, async () => {
-    // Arrange: the project's serverless.yml with another service name, beside the project's node_modules
+    // Arrange: the project's serverless.yml with another service name, beside the project's node_modules and scripts
     const dir = await mkdtemp(join(tmpdir(), 'traced-renamed-'));
     dirs.push(dir);
     const yml = (await readFile(join(ROOT, 'serverless.yml'), 'utf8')).replace(/^service: .*$/m, 'service: renamed-shop');
     await writeFile(join(dir, 'serverless.yml'), yml);
     await symlink(join(ROOT, 'node_modules'), join(dir, 'node_modules'));
     await symlink(join(ROOT, 'package.json'), join(dir, 'package.json'));
+    // The local plugin serverless.yml lists, and the lib/ it reads the settings with.
+    await symlink(join(ROOT, 'scripts'), join(dir, 'scripts'));
 
     // Act
     const renamed = describeService('offline', dir);
