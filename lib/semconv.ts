@@ -1,6 +1,7 @@
 /**
  * The OpenTelemetry semantic-convention names this kit writes, kept local so that a function bundle does not
- * carry the whole conventions package (it costs more at cold start than the SDK itself).
+ * carry the whole conventions package (it costs more at cold start than the SDK itself). They follow the
+ * conventions' v1.44.0 (docs/reference.md, "Semantic conventions").
  */
 
 // Resource
@@ -47,7 +48,8 @@ export const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
 export const ATTR_MESSAGING_MESSAGE_ID = 'messaging.message.id';
 export const ATTR_MESSAGING_BATCH_MESSAGE_COUNT = 'messaging.batch.message_count';
 
-// RPC (the AWS SDK call behind a Lambda invoke)
+// RPC (the AWS SDK call behind a Lambda invoke). The RPC registry deprecates rpc.system and rpc.service, but the AWS
+// SDK client span still requires them (rpc.system = aws-api): the stable rpc.system.name has no AWS value.
 export const ATTR_RPC_SYSTEM = 'rpc.system';
 export const ATTR_RPC_SERVICE = 'rpc.service';
 export const ATTR_RPC_METHOD = 'rpc.method';
@@ -59,4 +61,4 @@ export const FAAS_TRIGGER = {
 } as const;
 
 export const MESSAGING_SYSTEM_AWS_SQS = 'aws_sqs';
-export const MESSAGING_SYSTEM_AWS_SNS = 'aws_sns';
+export const MESSAGING_SYSTEM_AWS_SNS = 'aws.sns';

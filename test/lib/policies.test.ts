@@ -176,7 +176,7 @@ describe('SNS and EventBridge handlers', () => {
     const span = capture.span('process order-events');
     expect(span.kind).toBe(SpanKind.CONSUMER);
     expect(span.parentSpanContext?.spanId).toBe(SPAN_ID);
-    expect(span.attributes).toMatchObject({ 'messaging.system': 'aws_sns', 'messaging.destination.name': 'order-events' });
+    expect(span.attributes).toMatchObject({ 'messaging.system': 'aws.sns', 'messaging.destination.name': 'order-events' });
   });
 
   it('rethrows an SNS record error unchanged', async () => {
