@@ -64,16 +64,20 @@ describe('npm run bench --quick', () => {
       'CPU per invocation, export to loopback included, µs',
       'response time, receiver 20 ms away, export in the invocation, ms p50 / p99',
       'memory over 2,000 invocations: peak RSS, heap growth after GC (10% → end), MB',
+      'timeout guard, added per invocation (on − off, paired rounds), µs',
     ]);
     const peers = ['bare', 'ours', 'stock wrapper', 'contrib, minimal', 'OTel layer, as it runs', 'Powertools Tracer'];
-    // Every peer measured in every row but the source-map ones (ours only); the floor in the per-invocation rows.
-    for (const row of main.rows.filter((_, index) => index !== 2 && index !== 3)) {
+    // Every peer measured in every row but the source-map and timeout-guard ones (ours only); the floor in the
+    // per-invocation rows.
+    for (const row of main.rows.filter((_, index) => index !== 2 && index !== 3 && index !== 11)) {
       for (const column of peers) expect(main.cell(row, column), `${row[0]}: ${column}`).toMatch(number);
     }
     for (const row of main.rows.slice(5, 7)) expect(main.cell(row, 'SDK floor (kit set-up)')).toMatch(/^\d+\.\d+ \(.*\) \+\d+\.\d+$/);
     for (const row of main.rows.slice(2, 4)) expect(main.cell(row, 'ours')).toMatch(/ \(maps: [+-]\d+\.\d\)$/);
     // The targets the kit is held to, each with a verdict.
-    for (const index of [0, 1, 4, 6, 7, 8]) expect(main.rows[index].at(-1)).toMatch(/^(met|missed)/);
+    for (const index of [0, 1, 4, 6, 7, 8, 11]) expect(main.rows[index].at(-1)).toMatch(/^(met|missed)/);
+    // The guard's cost: on against off, for both kinds of invocation, each beside the off runs' own spread.
+    expect(main.cell(main.rows[11], 'ours')).toMatch(/^API [+-]\d+\.\d\d \(off's own spread \d+\.\d\d\), SQS ×10 [+-]\d+\.\d\d \(spread \d+\.\d\d\)$/);
 
     // Each peer's added cost against ours, in every row that has both.
     const ratio = table(ratios);
@@ -92,6 +96,7 @@ describe('npm run bench --quick', () => {
       'CPU per invocation, export to loopback included, µs',
       'spans received per invocation (Powertools: segments at the daemon)',
       'spans lost over 200 invocations and a shutdown (SIGTERM)',
+      'timed out (1000 ms timeout, killed at the deadline): guard firing → its export answered, receiver 20 ms away, ms p50 / max',
     ]);
     const runtimeColumns = runtime.header.slice(1, -3);
     expect(runtimeColumns).toEqual([
@@ -113,5 +118,8 @@ describe('npm run bench --quick', () => {
     const spans = runtime.rows[4];
     expect(runtimeColumns.map((column) => runtime.cell(spans, column))).toEqual(['0.00', '0.00', '1.00', '1.00', '1.00', '0.00', '1.00', '1.00']);
     expect(runtime.cell(runtime.rows[5], 'ours (after response)')).toBe('0 of 200');
+    // Every timed-out invocation's spans answered before the deadline, cold and warm.
+    expect(runtime.cell(runtime.rows[6], 'ours (after response)')).toMatch(/^cold \d+\.\d \/ \d+\.\d, warm \d+\.\d \/ \d+\.\d$/);
+    expect(runtime.rows[6].at(-3)).toMatch(/^0 of 4 timed-out invocations/);
   });
 });
