@@ -147,6 +147,41 @@ describe('the timeout guard', () => {
     expect(lines.filter((line) => line.startsWith('error'))).toEqual([]);
   });
 
+  it('guards each of many invocations in a row, and invocations running at once each on its own', async () => {
+    const { exporter } = tracing(100);
+    const dependencies = new Map<string, ReturnType<typeof pending>>();
+    const handler = traceHttpHandler(async (event: { rawPath: string }) => {
+      const dependency = dependencies.get(event.rawPath);
+      if (dependency) await dependency.promise;
+      return { statusCode: 200 };
+    });
+    const timedOut = () => exporter.spans.filter((span) => span.attributes['error.type'] === 'timeout').map((span) => span.name);
+
+    // Quick invocations, then one that runs out of time: the guard of each is re-armed, and the last one fires.
+    for (let index = 0; index < 5; index++) await handler(apiGatewayV2Event({ method: 'GET', path: `/quick-${index}` }), lambdaContext({ timeoutMs: 300 }));
+    dependencies.set('/slow-alone', pending());
+    const alone = handler(apiGatewayV2Event({ method: 'GET', path: '/slow-alone' }), lambdaContext({ timeoutMs: 300 }));
+    await waitFor(() => (timedOut().length === 1 ? true : undefined));
+    expect(timedOut()).toEqual(['GET /slow-alone']);
+
+    // Three at once, with different timeouts: each is ended at its own time.
+    for (const path of ['/a', '/b', '/c']) dependencies.set(path, pending());
+    const started = Date.now();
+    const atOnce = ['/a', '/b', '/c'].map((path, index) =>
+      handler(apiGatewayV2Event({ method: 'GET', path }), lambdaContext({ timeoutMs: 300 + 200 * index })),
+    );
+    await waitFor(() => (timedOut().length === 2 ? true : undefined));
+    expect(Date.now() - started).toBeLessThan(350);
+    await waitFor(() => (timedOut().length === 4 ? true : undefined));
+    expect(Date.now() - started).toBeGreaterThanOrEqual(590);
+    expect(timedOut().slice(1)).toEqual(['GET /a', 'GET /b', 'GET /c']);
+
+    for (const dependency of dependencies.values()) dependency.settle();
+    await Promise.all([alone, ...atOnce]);
+    expect(exporter.spans.map((span) => span.name).filter((name) => name.startsWith('GET /quick'))).toHaveLength(5);
+    expect(exporter.spans).toHaveLength(9);
+  });
+
   it('is off with TRACED_LAMBDA_TIMEOUT_GUARD_MS=0', async () => {
     const { exporter } = tracing(0);
     const dependency = pending();
