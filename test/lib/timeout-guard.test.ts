@@ -1,5 +1,6 @@
 import { SpanStatusCode, type DiagLogger } from '@opentelemetry/api';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
+import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import middy from '@middy/core';
 import { describe, expect, it } from 'vitest';
 import { traceHttpHandler, traceSqsRecords, tracingMiddleware, withSpan } from '../../lib';
@@ -149,8 +150,8 @@ describe('the timeout guard', () => {
 
   it('guards each of many invocations in a row, and invocations running at once each on its own', async () => {
     const { exporter } = tracing(100);
-    const dependencies = new Map<string, ReturnType<typeof pending>>();
-    const handler = traceHttpHandler(async (event: { rawPath: string }) => {
+    const dependencies = new Map<string, ReturnType<typeof pending<void>>>();
+    const handler = traceHttpHandler(async (event: APIGatewayProxyEventV2) => {
       const dependency = dependencies.get(event.rawPath);
       if (dependency) await dependency.promise;
       return { statusCode: 200 };
