@@ -108,7 +108,7 @@ export class InvocationSpanProcessor implements SpanProcessor {
   flushWithin(maxWaitMs: number, invocationId?: string): Promise<void> {
     const batch = this.takeEnded(invocationId);
     if (batch.length === 0) return Promise.resolve();
-    return this.exportWithin(batch, Math.max(0, Math.min(maxWaitMs, this.timeoutMs))).then((result) => this.report(result, batch.length));
+    return this.exportWithin(batch, Math.max(0, Math.min(maxWaitMs, this.timeoutMs))).then((result) => this.report(result, notExported(result, batch.length)));
   }
 
   /**
@@ -265,3 +265,9 @@ export class InvocationSpanProcessor implements SpanProcessor {
 }
 
 const hasEnded = (span: ReadableSpan) => span.ended;
+
+/** How many of an export's spans a failure lost: all of them, unless the exporter says how many (a split export). */
+function notExported(result: ExportResult, count: number): number {
+  const said = (result.error as { notExported?: unknown } | undefined)?.notExported;
+  return result.code === ExportResultCode.SUCCESS ? count : typeof said === 'number' ? said : count;
+}

@@ -14,6 +14,18 @@ import { createRequestSigner, type RequestSigner, type SigningConfig } from './s
  */
 const PARALLEL_REQUESTS = 4;
 
+/** A split export some of whose requests failed: `notExported` of its spans are lost, not all of them. */
+export class PartlyExportedError extends Error {
+  override readonly name = 'PartlyExportedError';
+  constructor(
+    message: string,
+    readonly notExported: number,
+    cause: Error,
+  ) {
+    super(message, { cause });
+  }
+}
+
 /** One export's requests: whether it has settled, and the requests still open, to end at its deadline. */
 interface Exchange {
   settled: boolean;
@@ -121,7 +133,7 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
         return;
       }
       const message = `${spans.length - acceptedSpans} of ${spans.length} spans were not accepted (${failedRequests} of ${requests.length} requests failed): ${reason.message}`;
-      resultCallback({ code: ExportResultCode.FAILED, error: new Error(message, { cause: reason }) });
+      resultCallback({ code: ExportResultCode.FAILED, error: new PartlyExportedError(message, spans.length - acceptedSpans, reason) });
     };
     const answer = (request: ExportRequest, result: ExportResult) => {
       if (exchange.settled) return;

@@ -2,7 +2,8 @@ import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { DiagLogger } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
-import { traceInvokeHandler } from '../../lib';
+import { traceInvokeHandler, withSpan } from '../../lib';
+import { PartlyExportedError } from '../../lib/otlp-exporter';
 import { readTelemetryConfig } from '../../lib/config';
 import { startTelemetry } from '../../lib/telemetry';
 import { lambdaContext } from '../../lib/testing';
@@ -30,6 +31,22 @@ const answering = (...results: ExportResult['code'][]): SpanExporter => {
 };
 
 describe("the function's log", () => {
+  it('counts only the spans a split export lost, not the whole export', async () => {
+    const { lines, logger } = recording();
+    const partly: SpanExporter = {
+      export: (spans, done) => done({ code: ExportResultCode.FAILED, error: new PartlyExportedError('1 of 2 spans were not accepted', 1, new Error('503')) }),
+      shutdown: async () => undefined,
+    };
+    startTelemetry(readTelemetryConfig({}), { logger, exporter: partly });
+    const handler = traceInvokeHandler(() => withSpan('step', async () => 'done'));
+
+    await handler({}, lambdaContext());
+
+    expect(lines.filter((line) => line.includes('could not export'))).toEqual([
+      'warn: traced-lambda: could not export 1 span(s): 1 of 2 spans were not accepted. Further failures are counted until an export succeeds.',
+    ]);
+  });
+
   it('names the span it drops when too many wait for a later export, and says why they waited', async () => {
     const { lines, logger } = recording();
     const telemetry = startTelemetry(readTelemetryConfig({}), { logger, exporter: answering(ExportResultCode.SUCCESS) });
