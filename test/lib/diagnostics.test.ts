@@ -34,7 +34,7 @@ describe("the function's log", () => {
   it('counts only the spans a split export lost, not the whole export', async () => {
     const { lines, logger } = recording();
     const partly: SpanExporter = {
-      export: (spans, done) => done({ code: ExportResultCode.FAILED, error: new PartlyExportedError('1 of 2 spans were not accepted', 1, new Error('503')) }),
+      export: (_spans, done) => done({ code: ExportResultCode.FAILED, error: new PartlyExportedError('1 of 2 spans were not accepted', 1, new Error('503')) }),
       shutdown: async () => undefined,
     };
     startTelemetry(readTelemetryConfig({}), { logger, exporter: partly });
