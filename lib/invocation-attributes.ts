@@ -6,9 +6,16 @@ import { ATTR_AWS_LAMBDA_INVOKED_ARN, ATTR_CLOUD_ACCOUNT_ID, ATTR_FAAS_COLDSTART
 // Per process, not per invocation: only the first invocation a sandbox runs pays the cold start.
 let coldStartPending = true;
 
-/** True for the first invocation of this process, false afterwards (and always for provisioned concurrency). */
+/**
+ * Environments Lambda initialises before any traffic reaches them (AWS_LAMBDA_INITIALIZATION_TYPE): no invocation
+ * there waits for the init, so none is a cold start (and Managed Instances, with a worker per thread, would
+ * otherwise report one per worker).
+ */
+const INITIALIZED_AHEAD = ['provisioned-concurrency', 'lambda-managed-instances'];
+
+/** True for the first invocation of this process, false afterwards, and always where Lambda initialises ahead. */
 export function takeColdStart(initializationType: string | undefined): boolean {
-  const cold = coldStartPending && initializationType !== 'provisioned-concurrency';
+  const cold = coldStartPending && !INITIALIZED_AHEAD.includes(initializationType ?? '');
   coldStartPending = false;
   return cold;
 }
