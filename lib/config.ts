@@ -82,6 +82,8 @@ export interface LambdaEnvironment {
   initializationType?: string;
   /** True when a Lambda runtime API serves this process (on AWS, or under a runtime interface client). */
   hasRuntimeApi: boolean;
+  /** Invocations this process may run at once (AWS_LAMBDA_MAX_CONCURRENCY, Managed Instances); 1 otherwise. */
+  maxConcurrency: number;
 }
 
 const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318';
@@ -214,6 +216,7 @@ function readLambdaEnvironment(env: Env): LambdaEnvironment {
     logStreamName: nonEmpty(env.AWS_LAMBDA_LOG_STREAM_NAME),
     initializationType: nonEmpty(env.AWS_LAMBDA_INITIALIZATION_TYPE),
     hasRuntimeApi: nonEmpty(env.AWS_LAMBDA_RUNTIME_API) !== undefined,
+    maxConcurrency: readPositiveInt(env.AWS_LAMBDA_MAX_CONCURRENCY, 1),
   };
 }
 

@@ -42,6 +42,8 @@ export interface OtlpExporterOptions {
   signing?: SigningConfig;
   /** Headers read when the first request is sent (a secret from SSM or Secrets Manager), added to every request. */
   secretHeaders?: () => Promise<Record<string, string>>;
+  /** Invocations that may export at once (Managed Instances): the keep-alive sockets, never fewer than a split export's. */
+  concurrency?: number;
 }
 
 /**
@@ -72,7 +74,8 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
     // Loaded here, at the first flush, not when the function starts (the exporter is created on first use).
     // eslint-disable-next-line @typescript-eslint/no-require-imports
     const transport = (url.protocol === 'https:' ? require('node:https') : require('node:http')) as typeof import('node:http');
-    this.agent = new transport.Agent({ keepAlive: true, maxSockets: PARALLEL_REQUESTS });
+    // One socket per invocation that may export at once: exports of concurrent invocations do not queue behind each other.
+    this.agent = new transport.Agent({ keepAlive: true, maxSockets: Math.max(PARALLEL_REQUESTS, options.concurrency ?? 1) });
     this.send = transport.request;
     this.target = {
       protocol: url.protocol,

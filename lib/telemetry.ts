@@ -164,6 +164,7 @@ function createExporter(config: TelemetryConfig): SpanExporter {
     compression: config.otlpCompression,
     signing: config.otlpSigning,
     secretHeaders: config.otlpSecretHeader ? secretHeaderLoader(config.otlpSecretHeader, config.lambda.region) : undefined,
+    concurrency: config.lambda.maxConcurrency,
   });
 }
 

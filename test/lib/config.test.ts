@@ -62,9 +62,11 @@ describe('readTelemetryConfig', () => {
       AWS_REGION: 'eu-west-1',
       AWS_LAMBDA_FUNCTION_MEMORY_SIZE: '256',
       AWS_LAMBDA_INITIALIZATION_TYPE: 'provisioned-concurrency',
+      AWS_LAMBDA_MAX_CONCURRENCY: '8',
     });
 
     expect(lambda).toMatchObject({
+      maxConcurrency: 8,
       functionName: 'fn',
       functionVersion: '$LATEST',
       region: 'eu-west-1',

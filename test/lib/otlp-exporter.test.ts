@@ -149,6 +149,29 @@ describe('OtlpHttpSpanExporter', () => {
     expect(result.error?.message).toMatch(/ECONNREFUSED/);
   });
 
+  it('sends the exports of as many invocations at once as the process may run (Managed Instances), none queued behind another', async () => {
+    // Answered only once every export is in: an export queued behind another would never arrive.
+    const held: ServerResponse[] = [];
+    answer = (_request, response) => {
+      held.push(response);
+      if (held.length === 12) for (const waiting of held) waiting.writeHead(200).end('{}');
+    };
+    const narrow = new OtlpHttpSpanExporter({ url: `http://127.0.0.1:${port}/v1/traces`, headers: {}, timeoutMs: 300 });
+    const wide = new OtlpHttpSpanExporter({ url: `http://127.0.0.1:${port}/v1/traces`, headers: {}, timeoutMs: 2000, concurrency: 12 });
+
+    const one = await Promise.all(Array.from({ length: 12 }, () => exportOnce(narrow, spans)));
+    await narrow.shutdown();
+    held.length = 0;
+    received.length = 0;
+    const many = await Promise.all(Array.from({ length: 12 }, () => exportOnce(wide, spans)));
+    await wide.shutdown();
+
+    // Four sockets by default: the rest wait, and time out.
+    expect(one.filter((result) => result.code === 0)).toHaveLength(0);
+    expect(many.map((result) => result.code)).toEqual(Array(12).fill(0));
+    expect(received).toHaveLength(12);
+  });
+
   describe('within the limits of one request to the endpoint', () => {
     const { maxSpansPerRequest, maxRequestBytes, maxSpanBytes } = OTLP_EXPORT_LIMITS;
     const accept = (_request: IncomingMessage, response: ServerResponse) => response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
