@@ -269,5 +269,5 @@ const hasEnded = (span: ReadableSpan) => span.ended;
 /** How many of an export's spans a failure lost: all of them, unless the exporter says how many (a split export). */
 function notExported(result: ExportResult, count: number): number {
   const said = (result.error as { notExported?: unknown } | undefined)?.notExported;
-  return result.code === ExportResultCode.SUCCESS ? count : typeof said === 'number' ? said : count;
+  return typeof said === 'number' ? said : count;
 }

@@ -12,7 +12,7 @@ import { startingInvocation } from './invocation-span-processor';
 import { getTelemetry, type Telemetry } from './telemetry';
 import { invocationAttributes, takeColdStart } from './invocation-attributes';
 import type { ParentLookup } from './parent-lookup';
-import { armTimeoutGuard, type TimeoutGuard } from './timeout-guard';
+import { armTimeoutGuard, remainingTimeMs, type TimeoutGuard } from './timeout-guard';
 
 /** A Lambda handler without the legacy callback argument. */
 export type LambdaFn<E, R> = (event: E, context: LambdaContext) => Promise<R>;
@@ -143,12 +143,8 @@ const FLUSH_MARGIN_MS = 50;
 
 /** How long the end-of-invocation flush may wait: what is left of the invocation, less a margin. */
 export function flushBudgetMs(lambdaContext: LambdaContext | undefined): number | undefined {
-  try {
-    const remaining = lambdaContext?.getRemainingTimeInMillis?.();
-    return typeof remaining === 'number' && Number.isFinite(remaining) ? Math.max(0, remaining - FLUSH_MARGIN_MS) : undefined;
-  } catch {
-    return undefined;
-  }
+  const remaining = remainingTimeMs(lambdaContext);
+  return remaining === undefined ? undefined : Math.max(0, remaining - FLUSH_MARGIN_MS);
 }
 
 export interface EntrySpanRequest {

@@ -35,7 +35,7 @@ export function armTimeoutGuard(telemetry: Telemetry, lambdaContext: LambdaConte
   const marginMs = telemetry.config.timeoutGuardMs;
   if (marginMs <= 0 || telemetry.config.disabled) return undefined;
   const remainingMs = remainingTimeMs(lambdaContext);
-  if (remainingMs === undefined) return undefined;
+  if (remainingMs === undefined || remainingMs <= 0) return undefined;
   return new InvocationTimeoutGuard(telemetry, lambdaContext!, remainingMs, Math.min(marginMs, remainingMs / 2));
 }
 
@@ -159,10 +159,11 @@ function describeTimeout(remainingAtStartMs: number): string {
   return remainingAtStartMs >= 1_000 ? `${Math.ceil(remainingAtStartMs / 1_000)} s` : `${Math.ceil(remainingAtStartMs / 10) * 10} ms`;
 }
 
-function remainingTimeMs(lambdaContext: LambdaContext | undefined): number | undefined {
+/** What is left of the invocation, as its Lambda context says (undefined when it cannot say). */
+export function remainingTimeMs(lambdaContext: LambdaContext | undefined): number | undefined {
   try {
     const remaining = lambdaContext?.getRemainingTimeInMillis?.();
-    return typeof remaining === 'number' && Number.isFinite(remaining) && remaining > 0 ? remaining : undefined;
+    return typeof remaining === 'number' && Number.isFinite(remaining) ? remaining : undefined;
   } catch {
     return undefined;
   }
