@@ -31,6 +31,12 @@ const LINK = Symbol.for('traced-lambda.after-response');
 const BASE = '/2020-01-01/extension';
 /** Registration is part of the function's cold start: never wait longer than this for it. */
 const REGISTER_TIMEOUT_MS = 2_000;
+/** The channel Managed Instances' workers are asked to export on at shutdown (lib/shutdown-channel.ts). */
+const SHUTDOWN_CHANNEL = 'traced-lambda.shutdown';
+/** Lambda ends the environment ~500 ms after SIGTERM (600 ms in AWS's emulator): the workers' exports fit in this. */
+const SHUTDOWN_BUDGET_MS = 400;
+/** Kept back from a worker's export, for its answer to reach the main thread. */
+const SHUTDOWN_MARGIN_MS = 30;
 /** Event requests that may fail in a row (a broken connection) before the extension reports itself failed. */
 const NEXT_ATTEMPTS = 3;
 
@@ -59,44 +65,10 @@ if (!runtimeApi) {
   link.reason = 'no Lambda Extensions API here (AWS_LAMBDA_RUNTIME_API is not set)';
 } else if (/^(false|0|no|off)$/i.test(process.env.TRACED_LAMBDA_EXPORT_AFTER_RESPONSE ?? '')) {
   link.reason = 'TRACED_LAMBDA_EXPORT_AFTER_RESPONSE is false';
+} else if (process.env.AWS_LAMBDA_INITIALIZATION_TYPE === 'lambda-managed-instances') {
+  await managedInstances(extensionsApi(runtimeApi));
 } else {
-  const [host, port] = splitHostPort(runtimeApi);
-  // One kept-alive connection: the long-polled event request reuses it at every invocation.
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
-
-  /**
-   * @param {string} method
-   * @param {string} path
-   * @param {Record<string, string>} headers
-   * @param {string} [body]
-   * @param {number} [timeoutMs] no limit when absent (the event request waits as long as the sandbox is idle)
-   * @param {boolean} [hold] leave the answer unread on the socket until `link.readEvent()`, if `link.holdEvent()`
-   * @returns {Promise<{ status: number, headers: import('node:http').IncomingHttpHeaders, body: string }>}
-   */
-  const call = (method, path, headers, body, timeoutMs, hold = false) =>
-    new Promise((resolve, reject) => {
-      const outgoing = request({ host, port, method, path: BASE + path, headers, agent }, (incoming) => {
-        /** @type {Buffer[]} */
-        const chunks = [];
-        incoming.on('data', (chunk) => chunks.push(chunk));
-        incoming.on('end', () => resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        incoming.on('error', reject);
-      });
-      outgoing.on('error', reject);
-      if (hold) {
-        // Paused once the request is on its socket: what Lambda sends waits in the socket until it is asked for.
-        outgoing.once('socket', (socket) => {
-          if (!link.holdEvent?.()) return;
-          socket.pause();
-          link.readEvent = () => {
-            link.readEvent = () => undefined;
-            socket.resume();
-          };
-        });
-      }
-      if (timeoutMs) outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      outgoing.end(body);
-    });
+  const call = extensionsApi(runtimeApi);
 
   try {
     const answer = await call(
@@ -159,6 +131,141 @@ if (!runtimeApi) {
       }
     }
   }
+}
+
+/**
+ * The Extensions API's client: one kept-alive connection, which the long-polled event request reuses at every
+ * invocation.
+ * @param {string} address AWS_LAMBDA_RUNTIME_API
+ */
+function extensionsApi(address) {
+  const [host, port] = splitHostPort(address);
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+
+  /**
+   * @param {string} method
+   * @param {string} path
+   * @param {Record<string, string>} headers
+   * @param {string} [body]
+   * @param {number} [timeoutMs] no limit when absent (the event request waits as long as the sandbox is idle)
+   * @param {boolean} [hold] leave the answer unread on the socket until `link.readEvent()`, if `link.holdEvent()`
+   * @param {boolean} [detached] the request never keeps the process alive (an event that never comes)
+   * @returns {Promise<{ status: number, headers: import('node:http').IncomingHttpHeaders, body: string }>}
+   */
+  const call = (method, path, headers, body, timeoutMs, hold = false, detached = false) =>
+    new Promise((resolve, reject) => {
+      const outgoing = request({ host, port, method, path: BASE + path, headers, agent }, (incoming) => {
+        /** @type {Buffer[]} */
+        const chunks = [];
+        incoming.on('data', (chunk) => chunks.push(chunk));
+        incoming.on('end', () => resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, body: Buffer.concat(chunks).toString('utf8') }));
+        incoming.on('error', reject);
+      });
+      outgoing.on('error', reject);
+      if (detached) outgoing.once('socket', (socket) => socket.unref());
+      if (hold) {
+        // Paused once the request is on its socket: what Lambda sends waits in the socket until it is asked for.
+        outgoing.once('socket', (socket) => {
+          if (!link.holdEvent?.()) return;
+          socket.pause();
+          link.readEvent = () => {
+            link.readEvent = () => undefined;
+            socket.resume();
+          };
+        });
+      }
+      if (timeoutMs) outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+      outgoing.end(body);
+    });
+  return call;
+}
+
+/**
+ * Lambda Managed Instances: the runtime client runs the handler in worker threads, several invocations at once,
+ * and the environment is never frozen, so each worker's kit exports in the background (lib/export-scheduler.ts) and
+ * no event is asked for: Lambda refuses an internal extension that asks for any ("No events allowed for internal
+ * extensions", aws-lambda-runtime-interface-emulator, internal/lambda-managed-instances). This file runs once in
+ * the main thread (which runs no handler) and once in each worker. The main thread registers with no events, which
+ * is what makes Lambda end the environment with SIGTERM (not SIGKILL at once); a worker never sees the signal
+ * (Node.js delivers signals to the main thread only), so the main thread asks every worker that holds spans to
+ * export them (lib/shutdown-channel.ts) and lets the signal end the process once they have answered.
+ * @param {ReturnType<typeof extensionsApi>} call
+ */
+async function managedInstances(call) {
+  const { isMainThread, BroadcastChannel } = createRequire(import.meta.url)('node:worker_threads');
+  link.reason = 'Lambda Managed Instances: each worker thread exports its spans in the background';
+  if (!isMainThread) return;
+  // Each worker's waiting /next takes one of libuv's threads (the runtime client's native call), 4 by default: with
+  // as many workers, every file read and DNS lookup in the process (an export's, the handler's) waits for an event
+  // to arrive. Read when the pool first starts, after this file: one thread per worker, and the usual 4 besides.
+  if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(Math.min(1024, workerCount() + 4));
+  drainWorkersOnSigterm(new BroadcastChannel(SHUTDOWN_CHANNEL));
+  try {
+    const answer = await call(
+      'POST',
+      '/register',
+      { 'Lambda-Extension-Name': NAME, 'Content-Type': 'application/json' },
+      JSON.stringify({ events: [] }),
+      REGISTER_TIMEOUT_MS,
+    );
+    const id = answer.headers['lambda-extension-identifier'];
+    if (answer.status !== 200 || typeof id !== 'string' || id === '') {
+      throw new Error(`registration refused (${answer.status}${describeError(answer.body)})`);
+    }
+    // Lambda waits for every registered extension to ask for its next event before init is over; none comes.
+    void call('GET', '/event/next', { 'Lambda-Extension-Identifier': id }, undefined, undefined, false, true).catch(() => undefined);
+  } catch (error) {
+    console.warn(
+      `traced-lambda: could not register with the Lambda Extensions API (${error instanceof Error ? error.message : String(error)}); spans a worker holds at shutdown may be lost.`,
+    );
+  }
+}
+
+/** The runtime client's worker count: AWS_LAMBDA_NODEJS_WORKER_COUNT, else 8 per vCPU as it counts them (at least 1). */
+function workerCount() {
+  const set = Number.parseInt(process.env.AWS_LAMBDA_NODEJS_WORKER_COUNT ?? '', 10);
+  if (Number.isInteger(set) && set > 0) return set;
+  return 8 * Math.max(1, createRequire(import.meta.url)('node:os').availableParallelism());
+}
+
+/**
+ * At SIGTERM: every worker that said it holds spans (`ready`) is asked to export them (`drain`); once all have
+ * answered (`drained`), or the shutdown budget is spent, the listener takes itself off and the signal ends the
+ * process as it would have (process.exit would wait for the workers' native calls).
+ * @param {import('node:worker_threads').BroadcastChannel} channel
+ */
+function drainWorkersOnSigterm(channel) {
+  channel.unref();
+  let ready = 0;
+  let drained = 0;
+  /** @type {() => void} */
+  let answered = () => undefined;
+  channel.onmessage = (/** @type {any} */ event) => {
+    const type = event?.data?.type;
+    if (type === 'ready') ready++;
+    else if (type === 'drained') {
+      drained++;
+      answered();
+    }
+  };
+  process.on('SIGTERM', function exportBeforeExit() {
+    channel.postMessage({ type: 'drain', budgetMs: SHUTDOWN_BUDGET_MS - SHUTDOWN_MARGIN_MS });
+    /** @type {NodeJS.Timeout | undefined} */
+    let timer;
+    const allDrained = new Promise((resolve) => {
+      answered = () => {
+        if (drained >= ready) resolve(undefined);
+      };
+      answered();
+    });
+    const budget = new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_BUDGET_MS)));
+    void Promise.race([allDrained, budget]).then(() => {
+      clearTimeout(timer);
+      channel.close();
+      process.removeListener('SIGTERM', exportBeforeExit);
+      if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM');
+    });
+  });
 }
 
 /**

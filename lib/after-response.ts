@@ -31,7 +31,7 @@ export interface AfterResponseLink {
   readEvent?: () => void;
 }
 
-export type ExportMode = 'after-response' | 'in-invocation';
+export type ExportMode = 'after-response' | 'in-invocation' | 'background';
 
 /** The extension's state in this process, when the preload ran. */
 export function afterResponseLink(): AfterResponseLink | undefined {
@@ -50,9 +50,21 @@ export const UNTRACED_GRACE_MS = 1_000;
 /** Exports one invocation's spans (and those of no invocation), or every span when no id is given. */
 type Flush = (maxWaitMs: number, invocationId?: string) => Promise<void>;
 
+/** When the spans of an ended invocation are exported (ExportScheduler): now, or held for a shared export. */
+export interface ExportSchedule {
+  began(): void;
+  exportsNow(invocationId: string): boolean;
+  hold(invocationId: string): void;
+}
+
+/** Without a schedule, each invocation exports its own spans. */
+const EVERY_INVOCATION: ExportSchedule = { began: () => undefined, exportsNow: () => true, hold: () => undefined };
+
 interface Tracked {
   started: boolean;
   ended: boolean;
+  /** Decided when it ended: its spans are exported after the response (true) or held for a shared export. */
+  exportsNow: boolean;
   /** Called when the invocation starts or ends, for an INVOKE event waiting on it. */
   wake?: () => void;
 }
@@ -72,6 +84,7 @@ export class AfterResponseExport {
     private readonly link: AfterResponseLink,
     private readonly flush: Flush,
     private readonly graceMs = UNTRACED_GRACE_MS,
+    private readonly schedule: ExportSchedule = EVERY_INVOCATION,
   ) {}
 
   /** True while the extension serves events; false once it stopped (the wrappers then export in-invocation). */
@@ -86,6 +99,7 @@ export class AfterResponseExport {
     this.link.holdEvent ??= () => this.noEndedInvocationWaits();
     const tracked = this.track(requestId);
     tracked.started = true;
+    this.schedule.began();
     tracked.wake?.();
   }
 
@@ -94,8 +108,11 @@ export class AfterResponseExport {
     const tracked = this.track(requestId);
     tracked.started = true;
     tracked.ended = true;
+    tracked.exportsNow = this.schedule.exportsNow(requestId);
     tracked.wake?.();
-    void afterTheResponse().then(() => this.link.readEvent?.());
+    // An export waits for a quiet moment after the response; holding the spans is a few microseconds, done as soon
+    // as the runtime has posted the response, so that Lambda may freeze the sandbox (or send the next event) at once.
+    void (tracked.exportsNow ? afterTheResponse() : afterThePost()).then(() => this.link.readEvent?.());
   }
 
   /** The extension's hook: waits for the invocation to end, then exports, within the invocation's deadline. */
@@ -111,6 +128,11 @@ export class AfterResponseExport {
         this.warnUntraced(requestId);
       } else {
         await this.wait(tracked, deadline, () => tracked.ended);
+        if (tracked.ended && !tracked.exportsNow) {
+          if (!endedBefore) await afterThePost();
+          this.schedule.hold(requestId);
+          return;
+        }
         if (!endedBefore) await afterTheResponse();
       }
     } finally {
@@ -129,7 +151,7 @@ export class AfterResponseExport {
     let tracked = this.invocations.get(requestId);
     if (!tracked) {
       if (this.invocations.size >= MAX_TRACKED) this.invocations.delete(this.invocations.keys().next().value!);
-      tracked = { started: false, ended: false };
+      tracked = { started: false, ended: false, exportsNow: true };
       this.invocations.set(requestId, tracked);
     }
     return tracked;
@@ -176,9 +198,18 @@ function afterTheResponse(): Promise<void> {
   return new Promise<void>((resolve) => setTimeout(resolve, QUIET_AFTER_RESPONSE_MS));
 }
 
-/** What the process-wide telemetry gives the extension: its flush, and a drain for shutdown. */
+/**
+ * The turn after the runtime client's: its setImmediate (which posts the response) was queued after the one made
+ * here when the invocation ended, and an immediate queued from an immediate runs at the loop's next turn.
+ */
+function afterThePost(): Promise<void> {
+  return new Promise<void>((resolve) => setImmediate(() => setImmediate(resolve)));
+}
+
+/** What the process-wide telemetry gives the extension: its flush, its export schedule, and a drain for shutdown. */
 export interface AfterResponseTarget {
   flush: Flush;
+  schedule?: ExportSchedule;
   /** Exports what is pending and waits for exports in flight, at most `maxWaitMs`. */
   drain(maxWaitMs: number): Promise<void>;
 }
@@ -196,7 +227,17 @@ const connected = connect(afterResponseLink());
 
 function connect(link: AfterResponseLink | undefined): AfterResponseExport | undefined {
   if (link?.status !== 'registered') return undefined;
-  const afterResponse = new AfterResponseExport(link, (maxWaitMs, invocationId) => (target ? target.flush(maxWaitMs, invocationId) : Promise.resolve()));
+  const schedule: ExportSchedule = {
+    began: () => target?.schedule?.began(),
+    exportsNow: (invocationId) => target?.schedule?.exportsNow(invocationId) ?? true,
+    hold: (invocationId) => target?.schedule?.hold(invocationId),
+  };
+  const afterResponse = new AfterResponseExport(
+    link,
+    (maxWaitMs, invocationId) => (target ? target.flush(maxWaitMs, invocationId) : Promise.resolve()),
+    UNTRACED_GRACE_MS,
+    schedule,
+  );
   link.onInvoke = (event) => afterResponse.onInvoke(event);
   link.onStopped = () => {
     diag.warn(`traced-lambda: spans are exported before each response returns from now on (${link.reason}).`);

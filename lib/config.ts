@@ -65,6 +65,8 @@ export interface TelemetryConfig {
    * spans of an invocation that never ends would never be exported.
    */
   timeoutGuardMs: number;
+  /** When spans leave the function (TRACED_LAMBDA_EXPORT_STRATEGY and TRACED_LAMBDA_EXPORT_MAX_DELAY_MS): see export-policy.ts. */
+  exportPolicy: ExportPolicySettings;
   /** What reaches the function's log through `diag` (OTEL_LOG_LEVEL; warnings and errors by default). */
   logLevel: DiagLogLevel;
   /** Problems found while reading the variables, reported once through `diag` by the caller. */
@@ -90,6 +92,25 @@ const DEFAULT_OTLP_ENDPOINT = 'http://localhost:4318';
 const DEFAULT_FLUSH_TIMEOUT_MS = 2000;
 /** Chosen from measurements (docs/reference.md, "When an invocation runs out of time"). */
 const DEFAULT_TIMEOUT_GUARD_MS = 150;
+/** Chosen from measurements (docs/reference.md, "When spans are exported"). */
+const DEFAULT_EXPORT_MAX_DELAY_MS = 1_000;
+const EXPORT_STRATEGIES = ['adaptive', 'invocation', 'batched'] as const;
+export type ExportStrategy = (typeof EXPORT_STRATEGIES)[number];
+
+/**
+ * When spans leave the function: `invocation` exports each invocation's spans when it ends; `batched` holds them
+ * for one export shared with the invocations that follow, at most `maxDelayMs` after the first was held (or
+ * `maxBatchSpans` spans); `adaptive` (the default) batches while invocations come densely and exports per invocation
+ * while they are sparse. On Lambda Managed Instances, where the environment is never frozen, held spans are exported
+ * in the background on the same bounds.
+ */
+export interface ExportPolicySettings {
+  strategy: ExportStrategy;
+  maxDelayMs: number;
+  maxBatchSpans: number;
+}
+/** Spans held at most before an export goes out at once (the OTLP request stays far below CloudWatch's limits). */
+const MAX_BATCH_SPANS = 2_048;
 
 type Env = Record<string, string | undefined>;
 
@@ -115,6 +136,7 @@ export function readTelemetryConfig(env: Env): TelemetryConfig {
     otlpHeaders: { ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_HEADERS), ...readOtlpHeaders(env.OTEL_EXPORTER_OTLP_TRACES_HEADERS) },
     flushTimeoutMs: readPositiveInt(nonEmpty(env.OTEL_EXPORTER_OTLP_TRACES_TIMEOUT) ?? env.OTEL_EXPORTER_OTLP_TIMEOUT, DEFAULT_FLUSH_TIMEOUT_MS),
     timeoutGuardMs: readTimeoutGuard(env.TRACED_LAMBDA_TIMEOUT_GUARD_MS, warnings),
+    exportPolicy: readExportPolicy(env, warnings),
     logLevel: readLogLevel(env.OTEL_LOG_LEVEL, warnings),
     warnings,
     lambda,
@@ -295,6 +317,24 @@ function readTimeoutGuard(value: string | undefined, warnings: string[]): number
   if (Number.isInteger(parsed) && parsed >= 0) return parsed;
   warnings.push(`TRACED_LAMBDA_TIMEOUT_GUARD_MS="${text}" is not a whole number of milliseconds; using ${DEFAULT_TIMEOUT_GUARD_MS}.`);
   return DEFAULT_TIMEOUT_GUARD_MS;
+}
+
+/** TRACED_LAMBDA_EXPORT_STRATEGY (adaptive, invocation, batched) and TRACED_LAMBDA_EXPORT_MAX_DELAY_MS. */
+function readExportPolicy(env: Env, warnings: string[]): ExportPolicySettings {
+  const name = nonEmpty(env.TRACED_LAMBDA_EXPORT_STRATEGY)?.toLowerCase();
+  let strategy: ExportStrategy = 'adaptive';
+  if (name !== undefined && (EXPORT_STRATEGIES as readonly string[]).includes(name)) strategy = name as ExportStrategy;
+  else if (name !== undefined) {
+    warnings.push(`TRACED_LAMBDA_EXPORT_STRATEGY="${env.TRACED_LAMBDA_EXPORT_STRATEGY}" is not one of ${EXPORT_STRATEGIES.join(', ')}; using "adaptive".`);
+  }
+  const delay = nonEmpty(env.TRACED_LAMBDA_EXPORT_MAX_DELAY_MS);
+  let maxDelayMs = DEFAULT_EXPORT_MAX_DELAY_MS;
+  if (delay !== undefined) {
+    const parsed = Number(delay);
+    if (Number.isInteger(parsed) && parsed > 0) maxDelayMs = parsed;
+    else warnings.push(`TRACED_LAMBDA_EXPORT_MAX_DELAY_MS="${delay}" is not a positive whole number of milliseconds; using ${DEFAULT_EXPORT_MAX_DELAY_MS}.`);
+  }
+  return { strategy, maxDelayMs, maxBatchSpans: MAX_BATCH_SPANS };
 }
 
 function readPositiveInt(value: string | undefined, fallback: number): number {

@@ -1,4 +1,4 @@
-import { createContextKey, diag, TraceFlags, type Context } from '@opentelemetry/api';
+import { createContextKey, diag, SpanStatusCode, TraceFlags, type Context } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
 import { sendBeforeExit, type PreparedRequest } from './exit-export';
@@ -49,6 +49,8 @@ export class InvocationSpanProcessor implements SpanProcessor {
   private lastInvocationSpans: Span[] = [];
   /** Spans started outside any invocation, and spans still running when their invocation flushed. */
   private unowned: Span[] = [];
+  /** When the oldest of `unowned` was kept (epoch ms): how long held spans have waited. */
+  private unownedSince: number | undefined;
   private exporter: SpanExporter | undefined;
   /** Spans lost since the last export that succeeded: the first failure is logged, the rest counted. */
   private unexportedSpans = 0;
@@ -137,6 +139,39 @@ export class InvocationSpanProcessor implements SpanProcessor {
     return running.length;
   }
 
+  /**
+   * Holds the spans of invocation `invocationId` for a later export (ExportScheduler): they join the spans of no
+   * invocation, exported with the next flush of any invocation or everything.
+   */
+  hold(invocationId: string): void {
+    let owned: Span[] | undefined;
+    if (invocationId === this.lastInvocationId) {
+      owned = this.lastInvocationSpans;
+      this.lastInvocationId = undefined;
+      this.lastInvocationSpans = [];
+    } else {
+      owned = this.byInvocation.get(invocationId);
+      this.byInvocation.delete(invocationId);
+    }
+    if (owned) for (const span of owned) this.keepUnowned(span);
+  }
+
+  /** True when a span of invocation `invocationId` ended in error (its status). */
+  failed(invocationId: string): boolean {
+    const spans = invocationId === this.lastInvocationId ? this.lastInvocationSpans : this.byInvocation.get(invocationId);
+    return spans?.some((span) => span.status.code === SpanStatusCode.ERROR) ?? false;
+  }
+
+  /** Spans waiting for the next export of any invocation (held ones, those of no invocation). */
+  get heldCount(): number {
+    return this.unowned.length;
+  }
+
+  /** Since when (epoch ms) the oldest held span has waited. */
+  get heldSince(): number | undefined {
+    return this.unownedSince;
+  }
+
   /** The ended spans a flush exports; the ones still running wait, unowned, for a later flush. */
   private takeEnded(invocationId: string | undefined): ReadableSpan[] {
     let owned: Span[] | undefined;
@@ -155,7 +190,10 @@ export class InvocationSpanProcessor implements SpanProcessor {
       this.byInvocation.clear();
     }
     const unowned = this.unowned;
-    if (unowned.length > 0) this.unowned = [];
+    if (unowned.length > 0) {
+      this.unowned = [];
+      this.unownedSince = undefined;
+    }
     // The usual cases: one invocation's spans, or only spans of none, all ended: exported as they are.
     if (unowned.length === 0 && owned !== undefined && owned.every(hasEnded)) return owned;
     if (owned === undefined && unowned.every(hasEnded)) return unowned;
@@ -179,6 +217,7 @@ export class InvocationSpanProcessor implements SpanProcessor {
       );
       this.report({ code: ExportResultCode.FAILED, error }, 1);
     }
+    if (this.unowned.length === 0) this.unownedSince = Date.now();
     this.unowned.push(span);
   }
 

@@ -126,7 +126,9 @@ export function endInvocation(
   if (guard?.fired) return guard.endAfterFiring(flushBudgetMs(lambdaContext));
   guard?.disarm();
   if (handOffToExtension(lambdaContext)) return undefined;
-  return telemetry?.flush(flushBudgetMs(lambdaContext), requestIdOf(lambdaContext));
+  const invocationId = requestIdOf(lambdaContext);
+  if (telemetry?.holdInBackground(invocationId)) return undefined;
+  return telemetry?.flush(flushBudgetMs(lambdaContext), invocationId);
 }
 
 /** A handler run without tracing (tracing could not start): its result as is, the invocation still ended. */

@@ -33,6 +33,8 @@ import { bindAfterResponse, exportMode, type ExportMode } from './after-response
 import { exportOnCrash } from './crash-export';
 import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './invocation-span-processor';
+import { ExportScheduler, type SandboxLife } from './export-scheduler';
+import { drainOnShutdown } from './shutdown-channel';
 import { OtlpHttpSpanExporter } from './otlp-exporter';
 import { secretHeaderLoader } from './secret-headers';
 import { TraceContextPropagator } from './propagator';
@@ -69,6 +71,11 @@ export interface Telemetry {
    * serves events, `in-invocation` (before the handler's result is returned) everywhere else.
    */
   exportMode(): ExportMode;
+  /**
+   * Where the environment is never frozen (Lambda Managed Instances): holds the spans of an ended invocation for
+   * the background export and returns true; false everywhere else (the invocation exports as `exportMode` says).
+   */
+  holdInBackground(invocationId: string | undefined): boolean;
   shutdown(): Promise<void>;
 }
 
@@ -111,7 +118,15 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
     diag.info('traced-lambda: OTEL_SDK_DISABLED=true; tracing is off.');
     const none = () => Promise.resolve();
     bindAfterResponse({ flush: none, drain: none });
-    active = { config, tracer: trace.getTracer(TRACER_NAME), flush: none, endRunningSpans: () => 0, exportMode, shutdown: none };
+    active = {
+      config,
+      tracer: trace.getTracer(TRACER_NAME),
+      flush: none,
+      endRunningSpans: () => 0,
+      exportMode,
+      holdInBackground: () => false,
+      shutdown: none,
+    };
     return active;
   }
 
@@ -136,8 +151,12 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
 
   const flush = flushAll(exporting, options.spanProcessors ?? []);
   const drain = (maxWaitMs: number) => (exporting ? exporting.drain(maxWaitMs) : flush(maxWaitMs));
+  const scheduler = exporting ? new ExportScheduler(config.exportPolicy, exporting, sandboxLife(config), config.flushTimeoutMs) : undefined;
   // The extension, when registered, exports through this set-up from now on; the mode is said once in the log.
-  bindAfterResponse({ flush, drain });
+  bindAfterResponse({ flush, drain, schedule: scheduler });
+  const background = scheduler?.inBackground === true;
+  // Managed Instances: the main thread's SIGTERM asks this thread to export what it holds (shutdown-channel.ts).
+  if (background) drainOnShutdown(drain);
   const endRunningSpans: Telemetry['endRunningSpans'] = (invocationId, mark) => (exporting ? exporting.endRunning(invocationId, mark) : 0);
   // Under a Lambda runtime, an uncaught exception ends the process: the spans in flight are exported first.
   if (config.lambda.hasRuntimeApi && exporting) {
@@ -148,11 +167,21 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
     tracer: provider.getTracer(TRACER_NAME),
     flush,
     endRunningSpans,
-    exportMode,
+    exportMode: background ? () => 'background' : exportMode,
+    holdInBackground: (invocationId) => {
+      if (!background || invocationId === undefined) return false;
+      scheduler.hold(invocationId);
+      return true;
+    },
     shutdown: () => provider.shutdown(),
   };
   active = telemetry;
   return telemetry;
+}
+
+/** Lambda Managed Instances never freeze an environment between invocations; on-demand Lambda does. */
+function sandboxLife(config: TelemetryConfig): SandboxLife {
+  return config.lambda.initializationType === 'lambda-managed-instances' ? 'never-frozen' : 'frozen';
 }
 
 function createExporter(config: TelemetryConfig): SpanExporter {

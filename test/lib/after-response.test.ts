@@ -50,7 +50,106 @@ beforeEach(() => {
   link.status = 'registered';
   held = heldExporter();
   log = recording();
-  kit.startTelemetry(kit.readTelemetryConfig({ OTEL_LOG_LEVEL: 'info' }), { exporter: held.exporter, logger: log.logger });
+  // Each invocation exports its own spans here; shared exports (the default's batching) are tested below.
+  kit.startTelemetry(kit.readTelemetryConfig({ OTEL_LOG_LEVEL: 'info', TRACED_LAMBDA_EXPORT_STRATEGY: 'invocation' }), {
+    exporter: held.exporter,
+    logger: log.logger,
+  });
+});
+
+/** Runs one traced invocation as Lambda and the extension would, and resolves once its INVOKE event is done. */
+async function invocation(name: string, failure?: Error): Promise<{ id: string; exportsAfter: number }> {
+  const context = lambdaContext();
+  const before = held.exports.length;
+  const invoke = link.onInvoke!(invokeEvent(context.awsRequestId));
+  const result = kit.traceInvokeHandler(async () => {
+    if (failure) throw failure;
+    return name;
+  })({}, context);
+  if (failure) await expect(result).rejects.toBe(failure);
+  else await expect(result).resolves.toBe(name);
+  // The extension's turn: an export (answered at once here), or nothing when the spans are held.
+  await exportTurn();
+  for (const pending of held.exports.slice(before)) pending.answer();
+  await invoke;
+  return { id: context.awsRequestId, exportsAfter: held.exports.length };
+}
+
+describe('shared exports: spans of several invocations in one export (TRACED_LAMBDA_EXPORT_STRATEGY)', () => {
+  const start = (env: Record<string, string>) =>
+    kit.startTelemetry(kit.readTelemetryConfig({ OTEL_LOG_LEVEL: 'info', ...env }), { exporter: held.exporter, logger: log.logger });
+
+  it('adaptive (the default): dense invocations are held and leave together once the first held has waited the delay', async () => {
+    start({ TRACED_LAMBDA_EXPORT_MAX_DELAY_MS: '300' });
+    // The first invocation of a process has no traffic behind it: exported on its own.
+    const first = await invocation('first');
+    expect(first.exportsAfter).toBe(1);
+    // Then back to back: each event is done without an export (the sandbox may freeze at once).
+    const dense: string[] = [];
+    for (let index = 0; index < 4; index++) {
+      const { id, exportsAfter } = await invocation(`dense ${index}`);
+      expect(exportsAfter).toBe(1);
+      dense.push(id);
+    }
+    // Past the delay, the next invocation's end exports everything held, with its own span, in one request.
+    await new Promise((resolve) => setTimeout(resolve, 320));
+    const last = await invocation('last');
+    expect(last.exportsAfter).toBe(2);
+    expect(held.exports[1].spans.map((span) => span.attributes['faas.invocation_id']).sort()).toEqual([...dense, last.id].sort());
+  });
+
+  it('adaptive: an invocation that failed is exported at once, with the spans held before it', async () => {
+    start({ TRACED_LAMBDA_EXPORT_MAX_DELAY_MS: '60000' });
+    await invocation('first');
+    const dense = await invocation('dense');
+    expect(dense.exportsAfter).toBe(1);
+    const failed = await invocation('failed', new TypeError('bad order'));
+    expect(failed.exportsAfter).toBe(2);
+    expect(held.exports[1].spans.map((span) => span.attributes['faas.invocation_id']).sort()).toEqual([dense.id, failed.id].sort());
+  });
+
+  it('adaptive: sparse invocations (idle longer than half the delay) are each exported after their response', async () => {
+    start({ TRACED_LAMBDA_EXPORT_MAX_DELAY_MS: '60' });
+    for (let index = 1; index <= 3; index++) {
+      const { exportsAfter } = await invocation(`sparse ${index}`);
+      expect(exportsAfter).toBe(index);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+
+  it('batched: held however sparse, until the delay; invocation: one export each however dense', async () => {
+    start({ TRACED_LAMBDA_EXPORT_STRATEGY: 'batched', TRACED_LAMBDA_EXPORT_MAX_DELAY_MS: '150' });
+    expect((await invocation('one')).exportsAfter).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await invocation('two')).exportsAfter).toBe(0);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    expect((await invocation('three')).exportsAfter).toBe(1);
+    expect(held.exports[0].spans).toHaveLength(3);
+
+    held.exports.length = 0;
+    start({ TRACED_LAMBDA_EXPORT_STRATEGY: 'invocation' });
+    for (let index = 1; index <= 3; index++) expect((await invocation(`each ${index}`)).exportsAfter).toBe(index);
+  });
+
+  it('a held span is never lost: the timeout guard and a flush of everything (SIGTERM, a crash) export it', async () => {
+    start({ TRACED_LAMBDA_EXPORT_STRATEGY: 'batched' });
+    const { id } = await invocation('held');
+    expect(held.exports).toHaveLength(0);
+    const flushed = kit.getTelemetry().flush(1_000);
+    expect(held.exports).toHaveLength(1);
+    expect(held.exports[0].spans.map((span) => span.attributes['faas.invocation_id'])).toEqual([id]);
+    held.exports[0].answer();
+    await flushed;
+  });
+
+  it('says which strategy a bad TRACED_LAMBDA_EXPORT_STRATEGY or delay falls back to', () => {
+    const config = kit.readTelemetryConfig({ TRACED_LAMBDA_EXPORT_STRATEGY: 'sometimes', TRACED_LAMBDA_EXPORT_MAX_DELAY_MS: '-5' });
+    expect(config.exportPolicy).toEqual({ strategy: 'adaptive', maxDelayMs: 1_000, maxBatchSpans: 2_048 });
+    expect(config.warnings).toEqual([
+      'TRACED_LAMBDA_EXPORT_STRATEGY="sometimes" is not one of adaptive, invocation, batched; using "adaptive".',
+      'TRACED_LAMBDA_EXPORT_MAX_DELAY_MS="-5" is not a positive whole number of milliseconds; using 1000.',
+    ]);
+  });
 });
 
 describe('export after the response (Lambda extension registered)', () => {

@@ -213,7 +213,11 @@ describe('packaged functions under the Lambda runtime interface client', () => {
   it('answers without waiting for a slow collector, and has exported every span before the sandbox may freeze', async () => {
     const collector = await startSlowCollector(400);
     try {
-      const fn = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint }, { freeze: true });
+      // One export per invocation, however close they come (shared exports are tested below).
+      const fn = await startNotifyCustomerWith(
+        { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint, TRACED_LAMBDA_EXPORT_STRATEGY: 'invocation' },
+        { freeze: true },
+      );
       for (let i = 0; i < 3; i++) {
         const orderId = `o-after-${i}`;
         const result = await fn.invoke({ orderId, customerEmail: 'ada@example.com', itemCount: 1 });
@@ -227,6 +231,36 @@ describe('packaged functions under the Lambda runtime interface client', () => {
       }
       expect(collector.spans()).toHaveLength(6);
       expect(fn.logs()).not.toMatch(/WARN|ERROR/);
+    } finally {
+      await collector.close();
+    }
+  });
+
+  it('shares one export among dense invocations: the sandbox is free at once after each response, and SIGTERM exports what is held', async () => {
+    const collector = await startSlowCollector(300);
+    try {
+      // The template's default strategy (adaptive) and delay (1 s).
+      const fn = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint }, { freeze: true });
+      // The process's first invocation has no traffic before it: exported on its own, the sandbox held for it.
+      const first = await fn.invoke({ orderId: 'o-dense-first', customerEmail: 'ada@example.com', itemCount: 1 });
+      expect(first.ok).toBe(true);
+      expect(await fn.whenIdle()).toBeGreaterThanOrEqual(300);
+      const held: number[] = [];
+      const ids: string[] = [];
+      for (let i = 0; i < 8; i++) {
+        const result = await fn.invoke({ orderId: `o-dense-${i}`, customerEmail: 'ada@example.com', itemCount: 1 });
+        expect(result.ok).toBe(true);
+        ids.push(result.requestId);
+        held.push(await fn.whenIdle());
+      }
+      // Free long before the collector could have answered one export: nothing was exported.
+      expect(Math.max(...held)).toBeLessThan(100);
+      expect(collector.spans()).toHaveLength(2);
+      // Lambda ends the sandbox: the held spans of all eight invocations leave in the 500 ms it gives.
+      await fn.stop({ graceful: true });
+      expect(fn.exitStatus()).toEqual({ code: null, signal: 'SIGTERM' });
+      for (const id of ids) expect(collector.spans().filter((span) => span.attributes['faas.invocation_id'] === id)).toHaveLength(1);
+      expect(collector.spans()).toHaveLength(18);
     } finally {
       await collector.close();
     }
