@@ -620,13 +620,7 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
       'the export adds p50 ≤ 0.1',
       verdict(exportAdded, 0.1),
     ],
-    [
-      'sandbox busy until runtime and extensions wait on /next, ms p50 / p99',
-      ...names.map((name) => pair(runtime.busy[name])),
-      list(runtime.busy, 2),
-      '',
-      '',
-    ],
+    ['sandbox busy until runtime and extensions wait on /next, ms p50 / p99', ...names.map((name) => pair(runtime.busy[name])), list(runtime.busy, 2), '', ''],
     [
       `dense traffic (an invocation every ${DENSE_INTERVAL_MS} ms, receiver ${REMOTE_DELAY_MS} ms away): sandbox busy past the response, ms p50 / p99`,
       ...names.map((name) => (name === 'ours' ? pair(runtime.dense.adaptive.heldMs) : '—')),
