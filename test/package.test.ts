@@ -189,6 +189,29 @@ describe('serverless package', () => {
     expect(evaluateCondition({ Condition: 'ReadsOtlpSecretFromSecretsManager' }, template.Conditions)).toBe(false);
   });
 
+  it('puts every function on a Lambda Managed Instances capacity provider with one switch, and refuses an ARN that is not one', async () => {
+    for (const [, fn] of ofType('AWS::Lambda::Function')) expect(fn.Properties.CapacityProviderConfig).toBeUndefined();
+    const arn = 'arn:aws:lambda:eu-west-1:123456789012:capacity-provider:orders';
+    const dir = await mkdtemp(join(tmpdir(), 'traced-package-lmi-'));
+    try {
+      const onInstances = await packageService(dir, { LAMBDA_CAPACITY_PROVIDER_ARN: arn, LAMBDA_PER_ENVIRONMENT_MAX_CONCURRENCY: '32' });
+      const functions = Object.values(onInstances.Resources).filter((resource) => resource.Type === 'AWS::Lambda::Function');
+      expect(functions).toHaveLength(devService.functions.length);
+      for (const fn of functions) {
+        expect(fn.Properties.CapacityProviderConfig).toEqual({
+          LambdaManagedInstancesCapacityProviderConfig: { CapacityProviderArn: arn, PerExecutionEnvironmentMaxConcurrency: 32 },
+        });
+      }
+      const refused = await packageService(dir, { LAMBDA_CAPACITY_PROVIDER_ARN: 'orders' }).then(
+        () => undefined,
+        (error: Error & { stdout?: string; stderr?: string }) => `${error.stdout}${error.stderr}`,
+      );
+      expect(refused).toContain('custom.managedInstances.capacityProviderArn "orders" is not a Lambda capacity provider\'s ARN');
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 240_000);
+
   it('adds the OpenTelemetry collector layer with one switch, the functions exporting to it and its configuration in the zip', async () => {
     for (const [, fn] of ofType('AWS::Lambda::Function')) {
       expect(fn.Properties.Layers ?? []).toEqual([]);
