@@ -208,6 +208,8 @@ function afterTheResponse(quietMs = QUIET_AFTER_RESPONSE_MS): Promise<void> {
 export interface AfterResponseTarget {
   flush: Flush;
   schedule?: ExportSchedule;
+  /** Spans leave from a background timer (Lambda Managed Instances): no invocation exports. */
+  inBackground?: boolean;
   /** Exports what is pending and waits for exports in flight, at most `maxWaitMs`. */
   drain(maxWaitMs: number): Promise<void>;
 }
@@ -257,7 +259,7 @@ function connect(link: AfterResponseLink | undefined): AfterResponseExport | und
 export function bindAfterResponse(next: AfterResponseTarget): void {
   const first = target === undefined;
   target = next;
-  if (first) describeMode();
+  if (first) describeMode(next.inBackground === true);
 }
 
 /** Where spans are exported now: after the response (the extension is serving events) or in the invocation. */
@@ -265,9 +267,11 @@ export function exportMode(): ExportMode {
   return connected?.active ? 'after-response' : 'in-invocation';
 }
 
-function describeMode(): void {
+function describeMode(inBackground: boolean): void {
   const link = afterResponseLink();
-  if (connected?.active) {
+  if (inBackground) {
+    diag.info('traced-lambda: spans are exported in the background, never inside an invocation (Lambda Managed Instances).');
+  } else if (connected?.active) {
     diag.info(`traced-lambda: spans are exported after each response (internal Lambda extension ${link?.name}).`);
   } else if (!link) {
     if (process.env.AWS_LAMBDA_RUNTIME_API) {

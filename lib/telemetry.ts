@@ -153,8 +153,8 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   const drain = (maxWaitMs: number) => (exporting ? exporting.drain(maxWaitMs) : flush(maxWaitMs));
   const scheduler = exporting ? new ExportScheduler(config.exportPolicy, exporting, sandboxLife(config), config.flushTimeoutMs) : undefined;
   // The extension, when registered, exports through this set-up from now on; the mode is said once in the log.
-  bindAfterResponse({ flush, drain, schedule: scheduler });
   const background = scheduler?.inBackground === true;
+  bindAfterResponse({ flush, drain, schedule: scheduler, inBackground: background });
   // Managed Instances: the main thread's SIGTERM asks this thread to export what it holds (shutdown-channel.ts).
   if (background) drainOnShutdown(drain);
   const endRunningSpans: Telemetry['endRunningSpans'] = (invocationId, mark) => (exporting ? exporting.endRunning(invocationId, mark) : 0);

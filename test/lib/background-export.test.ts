@@ -1,7 +1,7 @@
 import { BroadcastChannel } from 'node:worker_threads';
 import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as kit from '../../lib';
 import { SHUTDOWN_CHANNEL, type ShutdownMessage } from '../../lib/shutdown-channel';
 import { lambdaContext, sqsEvent, sqsRecord } from '../../lib/testing';
@@ -72,6 +72,19 @@ describe('background export (Lambda Managed Instances)', () => {
     } finally {
       main.close();
     }
+  });
+
+  it('says in the log that it exports in the background', async () => {
+    const lines: string[] = [];
+    const record = (message: string) => void lines.push(message);
+    const logger = { error: record, warn: record, info: record, debug: record, verbose: record };
+    const config = kit.readTelemetryConfig({ AWS_LAMBDA_INITIALIZATION_TYPE: 'lambda-managed-instances', OTEL_LOG_LEVEL: 'info' });
+    // Said once per process, when the first set-up binds: a fresh module graph, as in a worker thread.
+    vi.resetModules();
+    const fresh = await import('../../lib');
+    fresh.startTelemetry(config, { exporter, logger });
+    expect(lines).toContain('traced-lambda: spans are exported in the background, never inside an invocation (Lambda Managed Instances).');
+    expect(lines.filter((line) => line.includes('before each response'))).toEqual([]);
   });
 
   it('exports in the invocation as before with TRACED_LAMBDA_EXPORT_STRATEGY=invocation', async () => {
