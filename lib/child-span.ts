@@ -1,5 +1,5 @@
 import { context, SpanKind, trace, type Attributes } from '@opentelemetry/api';
-import { runInSpan } from './span-outcome';
+import { runInSpan } from './invocation/span-outcome';
 import { getTelemetry } from './telemetry';
 
 /**

@@ -4,8 +4,8 @@
  */
 import { DiagLogLevel } from '@opentelemetry/api';
 import { diagLogLevelFromString, parseKeyPairsIntoRecord } from '@opentelemetry/core';
-import type { SecretHeaderSource } from './secret-headers';
-import { xraySigningRegion, type SigningConfig } from './sigv4';
+import type { SecretHeaderSource } from './export/secret-headers';
+import { xraySigningRegion, type SigningConfig } from './export/sigv4';
 
 const TRACES_EXPORTERS = ['otlp', 'console', 'none'] as const;
 export type TracesExporterName = (typeof TRACES_EXPORTERS)[number];

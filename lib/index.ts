@@ -1,12 +1,12 @@
 export { readTelemetryConfig, type TelemetryConfig, type TracesExporterName } from './config';
 export { getTelemetry, startTelemetry, type StartTelemetryOptions, type Telemetry } from './telemetry';
-export { PARENT_SOURCE, type ParentLookup, type ParentSource } from './parent-lookup';
+export { PARENT_SOURCE, type ParentLookup, type ParentSource } from './propagation/parent-lookup';
 export { extractParentFromHttpEvent } from './carriers/http-headers';
 export { extractParentFromSqsRecord, injectIntoSqsMessage } from './carriers/sqs';
 export { extractParentFromSnsRecord } from './carriers/sns-message-attributes';
 export { extractParentFromInvoke, injectIntoInvokeInput } from './carriers/lambda-invoke';
-export type { InboundPolicy } from './inbound-policy';
-export type { LambdaFn } from './invocation';
+export type { InboundPolicy } from './propagation/inbound-policy';
+export type { LambdaFn } from './invocation/invocation';
 export { traceHttpHandler, type HttpHandlerOptions } from './handlers/http';
 export { traceSqsRecords, type SqsBatchStrategy, type SqsHandlerOptions, type SqsRecordHandler } from './handlers/sqs';
 export { traceInvokeHandler, type InvokeHandlerOptions } from './handlers/invoke';
@@ -24,5 +24,5 @@ export {
   extractParentFromEventBridgeEvent,
   traceLogFields,
   type TracePayload,
-} from './trace-payload';
+} from './propagation/trace-payload';
 export { startRun, type Run } from './run';

@@ -9,10 +9,10 @@ import { unwrapInvokePayload } from './carriers/invoke-payload-envelope';
 import type { HttpEvent } from './carriers/http-headers';
 import { httpEntrySpan, recordHttpResponse, type HttpHandlerOptions } from './handlers/http';
 import { invokeEntrySpan, type InvokeHandlerOptions } from './handlers/invoke';
-import { entryContext } from './entry-context';
-import { beginInvocation, endInvocation, startInvocation, type StartedInvocation } from './invocation';
-import type { TimeoutGuard } from './timeout-guard';
-import { endSpan, recordFailure } from './span-outcome';
+import { entryContext } from './invocation/entry-context';
+import { beginInvocation, endInvocation, startInvocation, type StartedInvocation } from './invocation/invocation';
+import type { TimeoutGuard } from './invocation/timeout-guard';
+import { endSpan, recordFailure } from './invocation/span-outcome';
 
 /** What the middleware reads and writes of middy's request object. */
 export interface MiddlewareRequest {

@@ -1,9 +1,9 @@
 import { context, SpanKind, trace, type Attributes, type Context, type Span } from '@opentelemetry/api';
-import { entryContext } from './entry-context';
-import { endSpan, recordFailure } from './span-outcome';
-import { markRandomTrace } from './propagator';
+import { entryContext } from './invocation/entry-context';
+import { endSpan, recordFailure } from './invocation/span-outcome';
+import { markRandomTrace } from './propagation/propagator';
 import { getTelemetry } from './telemetry';
-import { currentTraceHeaders } from './trace-payload';
+import { currentTraceHeaders } from './propagation/trace-payload';
 
 /** One root span for a long-running script or job: every span started inside it joins its trace. */
 export interface Run {

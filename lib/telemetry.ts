@@ -29,15 +29,15 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
-import { bindAfterResponse, exportMode, type ExportMode } from './after-response';
-import { exportOnCrash } from './crash-export';
+import { bindAfterResponse, exportMode, type ExportMode } from './export/after-response';
+import { exportOnCrash } from './export/crash-export';
 import { readTelemetryConfig, type TelemetryConfig } from './config';
-import { InvocationSpanProcessor } from './invocation-span-processor';
-import { ExportScheduler, type SandboxLife } from './export-scheduler';
-import { drainOnShutdown } from './shutdown-channel';
-import { OtlpHttpSpanExporter } from './otlp-exporter';
-import { secretHeaderLoader } from './secret-headers';
-import { TraceContextPropagator } from './propagator';
+import { InvocationSpanProcessor } from './export/invocation-span-processor';
+import { ExportScheduler, type SandboxLife } from './export/export-scheduler';
+import { drainOnShutdown } from './export/shutdown-channel';
+import { OtlpHttpSpanExporter } from './export/otlp-exporter';
+import { secretHeaderLoader } from './export/secret-headers';
+import { TraceContextPropagator } from './propagation/propagator';
 import {
   ATTR_CLOUD_PLATFORM,
   ATTR_CLOUD_PROVIDER,

@@ -271,7 +271,7 @@ describe('serverless package', () => {
       )['Fn::If'][1];
       expect(readSecret).toEqual({ Effect: 'Allow', Action: 'secretsmanager:GetSecretValue', Resource: arn });
 
-      // A hierarchical name written without its leading "/" is the parameter it can only be (lib/secret-headers.ts reads
+      // A hierarchical name written without its leading "/" is the parameter it can only be (lib/export/secret-headers.ts reads
       // the same one), a plain name has "/" after "parameter" in its ARN, an ARN is granted as it is.
       const readFor = async (spelling: string) => {
         const packaged = await packageService(dir, { OTEL_EXPORTER_OTLP_ENDPOINT: 'https://otlp.example.com', OTLP_SECRET_SSM_PARAMETER: spelling });

@@ -2,7 +2,7 @@
 // into an outgoing request's headers.
 import type { TextMapGetter, TextMapSetter } from '@opentelemetry/api';
 import type { ALBEvent, APIGatewayProxyEvent, APIGatewayProxyEventV2 } from 'aws-lambda';
-import { extractWith, PARENT_SOURCE, type ParentLookup } from '../parent-lookup';
+import { extractWith, PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 
 /** The HTTP-shaped events a function can receive: API Gateway REST (v1), HTTP API (v2) and ALB. */
 export type HttpEvent = APIGatewayProxyEvent | APIGatewayProxyEventV2 | ALBEvent;

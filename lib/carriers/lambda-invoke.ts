@@ -3,7 +3,7 @@
 import { propagation, type Context } from '@opentelemetry/api';
 import type { InvokeCommandInput } from '@aws-sdk/client-lambda';
 import type { Context as LambdaContext } from 'aws-lambda';
-import { extractWith, PARENT_SOURCE, type ParentLookup } from '../parent-lookup';
+import { extractWith, PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import { envelopeFieldsGetter, wrapInvokePayload, type TraceFields } from './invoke-payload-envelope';
 import { clientContextGetter, mergeIntoClientContext } from './lambda-client-context';
 

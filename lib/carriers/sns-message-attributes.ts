@@ -1,6 +1,6 @@
 // SNS message attributes, read by an SNS-triggered function and from the envelope SNS puts in an SQS body.
 import type { SNSEventRecord } from 'aws-lambda';
-import { extractWith, PARENT_SOURCE, type ParentLookup } from '../parent-lookup';
+import { extractWith, PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import type { TextMapGetter } from '@opentelemetry/api';
 
 /** SNS message attributes as they appear in an SNS event record and in an SNS envelope delivered to SQS. */

@@ -3,7 +3,7 @@
 import { diag, propagation, type Attributes, type Context, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
 import type { MessageAttributeValue, MessageSystemAttributeValue } from '@aws-sdk/client-sqs';
 import type { SQSMessageAttributes, SQSRecord } from 'aws-lambda';
-import { extractWith, lookupFrom, NOT_FOUND, PARENT_SOURCE, type ParentLookup } from '../parent-lookup';
+import { extractWith, lookupFrom, NOT_FOUND, PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_OPERATION_NAME,

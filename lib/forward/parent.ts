@@ -1,7 +1,7 @@
 import { context, trace, type Attributes, type Context, type Span, type SpanKind } from '@opentelemetry/api';
-import { getEntrySpan } from '../entry-context';
-import { startSpanThenSetAttributes } from '../invocation';
-import { runInSpan } from '../span-outcome';
+import { getEntrySpan } from '../invocation/entry-context';
+import { startSpanThenSetAttributes } from '../invocation/invocation';
+import { runInSpan } from '../invocation/span-outcome';
 import { getTelemetry } from '../telemetry';
 
 export interface ForwardOptions {

@@ -7,7 +7,7 @@ import type {
   SQSClient,
 } from '@aws-sdk/client-sqs';
 import { loadSqsCommands } from './aws-sdk';
-import { endSpan, recordFailure } from '../span-outcome';
+import { endSpan, recordFailure } from '../invocation/span-outcome';
 import { ATTR_ERROR_TYPE, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_MESSAGE_ID } from '../semconv';
 import { getTelemetry } from '../telemetry';
 import { forwardParentContext, runOutgoingCall, type ForwardOptions } from './parent';

@@ -1,6 +1,6 @@
 import { SpanKind } from '@opentelemetry/api';
 import type { EventBridgeEvent, SNSEvent, SNSEventRecord } from 'aws-lambda';
-import type { InboundPolicy } from '../inbound-policy';
+import type { InboundPolicy } from '../propagation/inbound-policy';
 import {
   beginInvocation,
   endInvocation,
@@ -10,7 +10,7 @@ import {
   traceInvocation,
   type EntrySpanDescription,
   type LambdaFn,
-} from '../invocation';
+} from '../invocation/invocation';
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
   ATTR_MESSAGING_MESSAGE_ID,
@@ -21,7 +21,7 @@ import {
   MESSAGING_SYSTEM_AWS_SNS,
 } from '../semconv';
 import { getTelemetry } from '../telemetry';
-import { extractParentFromEventBridgeEvent } from '../trace-payload';
+import { extractParentFromEventBridgeEvent } from '../propagation/trace-payload';
 import { extractParentFromSnsRecord } from '../carriers/sns-message-attributes';
 
 export interface EventHandlerOptions {

@@ -1,8 +1,8 @@
 import { diag, SpanKind, SpanStatusCode, type Attributes, type Span } from '@opentelemetry/api';
 import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { headerValue, type HttpEvent } from '../carriers/http-headers';
-import { traceInvocation, type EntrySpanDescription, type LambdaFn } from '../invocation';
-import type { InboundPolicy } from '../inbound-policy';
+import { traceInvocation, type EntrySpanDescription, type LambdaFn } from '../invocation/invocation';
+import type { InboundPolicy } from '../propagation/inbound-policy';
 import {
   ATTR_CLIENT_ADDRESS,
   ATTR_HTTP_REQUEST_METHOD,

@@ -1,7 +1,7 @@
 import { SpanKind } from '@opentelemetry/api';
 import { unwrapInvokePayload } from '../carriers/invoke-payload-envelope';
-import type { InboundPolicy } from '../inbound-policy';
-import { traceInvocation, type EntrySpanDescription, type LambdaFn } from '../invocation';
+import type { InboundPolicy } from '../propagation/inbound-policy';
+import { traceInvocation, type EntrySpanDescription, type LambdaFn } from '../invocation/invocation';
 import { FAAS_TRIGGER } from '../semconv';
 import { extractParentFromInvoke } from '../carriers/lambda-invoke';
 

@@ -1,14 +1,14 @@
 import { context, ROOT_CONTEXT, SpanKind, type Attributes, type Link } from '@opentelemetry/api';
 import type { Context as LambdaContext, SQSBatchResponse, SQSEvent, SQSRecord } from 'aws-lambda';
-import type { InboundPolicy } from '../inbound-policy';
-import { entryContext } from '../entry-context';
-import { beginInvocation, endInvocation, startEntrySpan, startTelemetrySafely, type LambdaFn, type StartedInvocation } from '../invocation';
-import { invocationAttributes, takeColdStart } from '../invocation-attributes';
-import { endSpan, recordFailure } from '../span-outcome';
+import type { InboundPolicy } from '../propagation/inbound-policy';
+import { entryContext } from '../invocation/entry-context';
+import { beginInvocation, endInvocation, startEntrySpan, startTelemetrySafely, type LambdaFn, type StartedInvocation } from '../invocation/invocation';
+import { invocationAttributes, takeColdStart } from '../invocation/invocation-attributes';
+import { endSpan, recordFailure } from '../invocation/span-outcome';
 import { ATTR_FAAS_COLDSTART, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, FAAS_TRIGGER } from '../semconv';
 import { getTelemetry, type Telemetry } from '../telemetry';
 import { addSqsSpanAttributes, extractParentFromSqsRecord, sqsSpanName } from '../carriers/sqs';
-import type { ParentLookup } from '../parent-lookup';
+import type { ParentLookup } from '../propagation/parent-lookup';
 
 /** Handles one SQS record; a rejection marks that record failed (it is retried), the others still succeed. */
 export type SqsRecordHandler = (record: SQSRecord, context: LambdaContext) => Promise<void>;

@@ -11,7 +11,7 @@
  */
 import { partition } from '@aws-sdk/core/client';
 import { readTelemetryConfig } from '../../lib/config';
-import { ssmParameterName } from '../../lib/secret-headers';
+import { ssmParameterName } from '../../lib/export/secret-headers';
 
 type Environment = Record<string, unknown>;
 

@@ -7,8 +7,8 @@ import type { DiagLogger } from '@opentelemetry/api';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import * as kit from '../../lib';
-import * as afterResponse from '../../lib/after-response';
-import type { AfterResponseLink, InvokeEvent } from '../../lib/after-response';
+import * as afterResponse from '../../lib/export/after-response';
+import type { AfterResponseLink, InvokeEvent } from '../../lib/export/after-response';
 import { apiGatewayV2Event, lambdaContext, sqsEvent, sqsRecord } from '../../lib/testing';
 
 // The kit's side of the after-response export, with the extension (extension/after-response.mjs, tested for real

@@ -3,7 +3,7 @@ import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as kit from '../../lib';
-import { SHUTDOWN_CHANNEL, type ShutdownMessage } from '../../lib/shutdown-channel';
+import { SHUTDOWN_CHANNEL, type ShutdownMessage } from '../../lib/export/shutdown-channel';
 import { lambdaContext, sqsEvent, sqsRecord } from '../../lib/testing';
 
 // Lambda Managed Instances: never frozen, so a worker's spans are exported in the background, by time and by size,

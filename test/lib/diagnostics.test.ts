@@ -3,7 +3,7 @@ import type { DiagLogger } from '@opentelemetry/api';
 import type { SpanExporter } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
 import { traceInvokeHandler, withSpan } from '../../lib';
-import { PartlyExportedError } from '../../lib/otlp-exporter';
+import { PartlyExportedError } from '../../lib/export/otlp-exporter';
 import { readTelemetryConfig } from '../../lib/config';
 import { startTelemetry } from '../../lib/telemetry';
 import { lambdaContext } from '../../lib/testing';

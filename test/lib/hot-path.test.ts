@@ -2,7 +2,7 @@ import { createContextKey, ROOT_CONTEXT, SpanKind, trace, TraceFlags, type Conte
 import { AlwaysOnSampler, ParentBasedSampler } from '@opentelemetry/sdk-trace';
 import { describe, expect, it } from 'vitest';
 import { readTelemetryConfig, startTelemetry } from '../../lib';
-import { entryContext, getEntrySpan } from '../../lib/entry-context';
+import { entryContext, getEntrySpan } from '../../lib/invocation/entry-context';
 import { captureSpans } from '../../lib/testing';
 import { SPAN_ID, TRACE_ID } from '../trace-ids';
 

@@ -7,7 +7,7 @@ import { ExportResultCode } from '@opentelemetry/core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { traceInvokeHandler } from '../../lib';
 import { readTelemetryConfig } from '../../lib/config';
-import { OtlpHttpSpanExporter } from '../../lib/otlp-exporter';
+import { OtlpHttpSpanExporter } from '../../lib/export/otlp-exporter';
 import { startTelemetry } from '../../lib/telemetry';
 import { lambdaContext } from '../../lib/testing';
 

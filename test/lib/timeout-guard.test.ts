@@ -7,7 +7,7 @@ import { traceHttpHandler, traceSqsRecords, tracingMiddleware, withSpan } from '
 import { readTelemetryConfig } from '../../lib/config';
 import { startTelemetry } from '../../lib/telemetry';
 import { apiGatewayV2Event, lambdaContext, MemorySpanExporter, sqsEvent, sqsRecord } from '../../lib/testing';
-import { TIMEOUT_EXCEPTION_TYPE } from '../../lib/timeout-guard';
+import { TIMEOUT_EXCEPTION_TYPE } from '../../lib/invocation/timeout-guard';
 
 // Lambda stops a function at its deadline: the guard ends the invocation's open spans shortly before and exports
 // them, so that a timed-out invocation still leaves its trace.

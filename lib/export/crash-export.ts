@@ -5,9 +5,9 @@
 // exactly as it would have. `process.exit()` gives only a synchronous moment (the `exit` event): the spans still
 // pending are sent then from a worker thread while the process waits (exit-export.ts), where no signing is needed.
 import { diag, SpanStatusCode, type Span } from '@opentelemetry/api';
-import { ATTR_ERROR_TYPE } from './semconv';
-import { recordFailure } from './span-outcome';
-import { earliestDeadline } from './timeout-guard';
+import { ATTR_ERROR_TYPE } from '../semconv';
+import { recordFailure } from '../invocation/span-outcome';
+import { earliestDeadline } from '../invocation/timeout-guard';
 
 /** What the crash export needs of the process-wide telemetry. */
 export interface CrashExportTarget {

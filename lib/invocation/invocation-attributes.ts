@@ -1,7 +1,7 @@
 // The FaaS attributes every invocation's entry span carries, cold start included.
 import type { Attributes } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
-import { ATTR_AWS_LAMBDA_INVOKED_ARN, ATTR_CLOUD_ACCOUNT_ID, ATTR_FAAS_COLDSTART, ATTR_FAAS_INVOCATION_ID, ATTR_FAAS_TRIGGER } from './semconv';
+import { ATTR_AWS_LAMBDA_INVOKED_ARN, ATTR_CLOUD_ACCOUNT_ID, ATTR_FAAS_COLDSTART, ATTR_FAAS_INVOCATION_ID, ATTR_FAAS_TRIGGER } from '../semconv';
 
 // Per process, not per invocation: only the first invocation a sandbox runs pays the cold start.
 let coldStartPending = true;

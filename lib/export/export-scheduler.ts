@@ -4,7 +4,7 @@
 // may be held. On-demand Lambda freezes the sandbox between invocations, so held spans go out at the end of a later
 // invocation (after its response, through the extension) or at SIGTERM; on Lambda Managed Instances, never frozen,
 // they go out in the background, from a timer.
-import type { ExportPolicySettings } from './config';
+import type { ExportPolicySettings } from '../config';
 
 /** What the scheduler needs of the span processor: the spans held for a later export, and the export itself. */
 export interface HeldSpans {

@@ -1,6 +1,6 @@
 // How a span records what happened: a result read into it, a thrown error marked on it (and rethrown unchanged).
 import { context, SpanStatusCode, type Context, type Span } from '@opentelemetry/api';
-import { ATTR_ERROR_TYPE } from './semconv';
+import { ATTR_ERROR_TYPE } from '../semconv';
 
 /**
  * Marks a span failed by `error` (kept as an exception event); the error itself is left for the caller to

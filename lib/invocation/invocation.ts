@@ -3,15 +3,15 @@
 import { diag, trace, type Attributes, type Context, type Link, type Span, type SpanKind, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
 import { entryContext } from './entry-context';
-import { ATTR_FAAS_INVOCATION_ID } from './semconv';
+import { ATTR_FAAS_INVOCATION_ID } from '../semconv';
 import { runInSpan } from './span-outcome';
-import { handOffToExtension, invocationStarted, requestIdOf } from './after-response';
-import { applyInboundPolicy, type InboundPolicy } from './inbound-policy';
-import { markRandomTrace } from './propagator';
-import { startingInvocation } from './invocation-span-processor';
-import { getTelemetry, type Telemetry } from './telemetry';
+import { handOffToExtension, invocationStarted, requestIdOf } from '../export/after-response';
+import { applyInboundPolicy, type InboundPolicy } from '../propagation/inbound-policy';
+import { markRandomTrace } from '../propagation/propagator';
+import { startingInvocation } from '../export/invocation-span-processor';
+import { getTelemetry, type Telemetry } from '../telemetry';
 import { invocationAttributes, takeColdStart } from './invocation-attributes';
-import type { ParentLookup } from './parent-lookup';
+import type { ParentLookup } from '../propagation/parent-lookup';
 import { armTimeoutGuard, remainingTimeMs, type TimeoutGuard } from './timeout-guard';
 
 /** A Lambda handler without the legacy callback argument. */

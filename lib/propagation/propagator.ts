@@ -1,6 +1,6 @@
 import { createContextKey, trace, type Context, type TextMapGetter, type TextMapPropagator, type TextMapSetter } from '@opentelemetry/api';
 import { W3CTraceContextPropagator } from '@opentelemetry/core';
-import { parseTraceState } from './carriers/trace-state';
+import { parseTraceState } from '../carriers/trace-state';
 
 /** W3C Trace Context level 2: the trace id's right-most 7 bytes are random. */
 const RANDOM_TRACE_FLAG = 0x02;

@@ -1,7 +1,7 @@
 // The contexts an invocation's code runs in: its entry span current and kept under its own key, the invocation's
 // id on the same link, each value linked to its parent context instead of copying it.
 import { createContextKey, trace, type Context, type Span } from '@opentelemetry/api';
-import { INVOCATION_ID_KEY } from './invocation-span-processor';
+import { INVOCATION_ID_KEY } from '../export/invocation-span-processor';
 
 /** Where the invocation's entry span is kept, so that a forward call can attach to it instead of the current span. */
 const ENTRY_SPAN_KEY = createContextKey('traced-lambda entry span');

@@ -3,9 +3,9 @@
 // on), so an invocation that runs out of time would otherwise never end its entry span and leave no trace at all.
 import { diag, SpanStatusCode, type Span } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
-import { handOffToExtension, requestIdOf } from './after-response';
-import { ATTR_ERROR_TYPE } from './semconv';
-import type { Telemetry } from './telemetry';
+import { handOffToExtension, requestIdOf } from '../export/after-response';
+import { ATTR_ERROR_TYPE } from '../semconv';
+import type { Telemetry } from '../telemetry';
 
 /** The exception event's `exception.type` on the spans the guard ends. */
 export const TIMEOUT_EXCEPTION_TYPE = 'Lambda.Timeout';

@@ -1,7 +1,7 @@
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags, type Context, type SpanContext } from '@opentelemetry/api';
 import type { EventBridgeEvent } from 'aws-lambda';
-import { envelopeFieldsGetter, type TraceFields } from './carriers/invoke-payload-envelope';
-import { parseTraceState } from './carriers/trace-state';
+import { envelopeFieldsGetter, type TraceFields } from '../carriers/invoke-payload-envelope';
+import { parseTraceState } from '../carriers/trace-state';
 import { extractWith, NOT_FOUND, PARENT_SOURCE, type ParentLookup } from './parent-lookup';
 
 /** The current trace context as plain values: for logs, responses and custom transports. */
