@@ -1,38 +1,34 @@
-import { execFile } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { cp, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { cp, mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { tmpdir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
-import { promisify } from 'node:util';
+import { join, resolve } from 'node:path';
 import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import { build } from 'esbuild';
-import JSZip from 'jszip';
 import { createSqsServer } from 'local-aws-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiGatewayV2Event } from '../../lib/testing';
-import { decodeTracesRequest, startOtlpReceiver, type OtlpReceiver, type ReceivedSpan } from '../../scripts/offline/otlp-receiver';
+import { startOtlpReceiver, type OtlpReceiver } from '../../scripts/offline/otlp-receiver';
 import { renderTraceTree, spansOfTrace, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 import { closedPort } from '../closed-port';
 import { devService } from '../service';
 import { TRACE_ID, TRACEPARENT } from '../trace-ids';
 import { startPackagedFunction, type InvokeResult, type PackagedFunction } from './lambda-runtime';
+import { closeServer, packageService, PREFIX, startSlowCollector, type ServicePackage } from './packaged-service';
 
 // What `serverless package` produced, unzipped and run under AWS's runtime interface client, with nothing beside
 // each package but what the Lambda Node.js runtime provides (the AWS SDK v3 on NODE_PATH) and the environment
 // the CloudFormation template gives the function. serverless-offline loads handlers its own way and would hide a
 // module left out of the zip, a wrong handler path or a require that only works from the project's node_modules.
 const ROOT = resolve(__dirname, '..', '..');
-const STAGE = 'dev';
-// Deployed names as serverless.yml gives them (the unit tests' stage); the functions are the example pipeline's.
-const PREFIX = `${devService.service}-${STAGE}-`;
+// The example pipeline's functions.
 const FUNCTIONS = ['create-order', 'process-order', 'notify-customer'] as const;
 type FunctionKey = (typeof FUNCTIONS)[number];
 const REGION = devService.region;
 const QUEUE = devService.queue('OrdersQueue').name;
 
+let pkg: ServicePackage;
 let work: string;
 let nodePath: string;
 let receiver: OtlpReceiver;
@@ -41,22 +37,10 @@ let queueUrl: string;
 let lambdaApi: Server;
 const running = new Map<FunctionKey, PackagedFunction>();
 const extra: PackagedFunction[] = [];
-let template: { Resources: Record<string, { Type: string; Properties: any }> };
 
 beforeAll(async () => {
-  work = await mkdtemp(join(tmpdir(), 'traced-runtime-'));
-  const outDir = join(work, 'package');
-  await promisify(execFile)(process.execPath, [require.resolve('osls/bin/serverless.js'), 'package', '--stage', STAGE, '--package', outDir], {
-    cwd: ROOT,
-    env: { ...process.env, ESBUILD_WORK_FOLDER: '.esbuild-runtime-test', AWS_PROFILE: 'no-such-profile' },
-    timeout: 120_000,
-  });
-  template = JSON.parse(await readFile(join(outDir, 'cloudformation-template-update-stack.json'), 'utf8'));
-
-  // The runtime's own modules: only @aws-sdk/* is visible to a function, as in /var/runtime/node_modules.
-  nodePath = join(work, 'runtime', 'node_modules');
-  await mkdir(nodePath, { recursive: true });
-  await symlink(join(ROOT, 'node_modules', '@aws-sdk'), join(nodePath, '@aws-sdk'), 'dir');
+  pkg = await packageService('runtime-test');
+  ({ work, nodePath } = pkg);
 
   receiver = await startOtlpReceiver(0);
   sqs = await createSqsServer({ port: 0, hostname: '127.0.0.1', accountId: '000000000000', region: REGION, queues: [{ QueueName: QUEUE }] });
@@ -69,9 +53,8 @@ beforeAll(async () => {
     'notify-customer': {},
   };
   for (const key of FUNCTIONS) {
-    const taskRoot = join(work, key);
-    await unzip(join(outDir, `${key}.zip`), taskRoot);
-    const fn = functionResource(key);
+    const taskRoot = await pkg.taskRoot(key);
+    const fn = pkg.functionResource(key);
     running.set(
       key,
       await startPackagedFunction({
@@ -80,7 +63,7 @@ beforeAll(async () => {
         handler: fn.Handler,
         memoryMb: fn.MemorySize,
         nodePath,
-        environment: { ...plainVariables(fn.Environment.Variables), OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, ...overrides[key] },
+        environment: pkg.environment(key, { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, ...overrides[key] }),
       }),
     );
   }
@@ -90,14 +73,13 @@ afterAll(async () => {
   for (const fn of [...running.values(), ...extra]) await fn.stop().catch(() => undefined);
   for (const server of [lambdaApi, sqs]) if (server) await closeServer(server);
   await receiver?.close();
-  if (work) await rm(work, { recursive: true, force: true });
-  await rm(join(ROOT, '.esbuild-runtime-test'), { recursive: true, force: true });
+  await pkg?.remove();
 });
 
 describe('packaged functions under the Lambda runtime interface client', () => {
   it('declares the Node.js 24 runtime and a handler file that is in each zip', () => {
     for (const key of FUNCTIONS) {
-      const fn = functionResource(key);
+      const fn = pkg.functionResource(key);
       expect(fn.Runtime).toBe('nodejs24.x');
       expect(fn.Handler).toBe(`functions/${key}.handler`);
     }
@@ -186,7 +168,7 @@ describe('packaged functions under the Lambda runtime interface client', () => {
     // No network here: the export itself fails (no DNS, or AWS refusing the test credentials), but only after the
     // signer was loaded from the zip and the request signed; a signer missing from the bundle fails before that.
     const toXRay = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_TIMEOUT: '1000' });
-    expect(plainVariables(functionResource('notify-customer').Environment.Variables).OTEL_EXPORTER_OTLP_ENDPOINT).toBe('https://xray.eu-west-1.amazonaws.com');
+    expect(pkg.environment('notify-customer').OTEL_EXPORTER_OTLP_ENDPOINT).toBe('https://xray.eu-west-1.amazonaws.com');
 
     const result = await toXRay.invoke({ orderId: 'o-xray', customerEmail: 'ada@example.com', itemCount: 1 });
     expect(result).toMatchObject({ ok: true, payload: { orderId: 'o-xray', delivered: true } });
@@ -204,9 +186,7 @@ describe('packaged functions under the Lambda runtime interface client', () => {
       const { registered, refused } = running.get(key)!.extensions();
       expect(registered).toEqual([{ name: 'traced-lambda-after-response', id: expect.any(String), events: ['INVOKE'] }]);
       expect(refused).toEqual([]);
-      expect(plainVariables(functionResource(key).Environment.Variables).NODE_OPTIONS.split(' ')).toEqual(
-        expect.arrayContaining(['--import', './extension/after-response.mjs']),
-      );
+      expect(pkg.environment(key).NODE_OPTIONS.split(' ')).toEqual(expect.arrayContaining(['--import', './extension/after-response.mjs']));
     }
   });
 
@@ -367,11 +347,7 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
       handler: 'functions/ending-badly.handler',
       nodePath,
       killAtDeadline: true,
-      environment: {
-        ...plainVariables(functionResource('notify-customer').Environment.Variables),
-        OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
-        ...overrides,
-      },
+      environment: pkg.environment('notify-customer', { OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint, ...overrides }),
     });
     extra.push(started);
     return started;
@@ -475,7 +451,7 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
   it("says in the function's log why process.exit() loses the spans bound for CloudWatch's signed endpoint", async () => {
     // The template's own endpoint: https://xray.<region>.amazonaws.com, every request SigV4-signed.
     const fn = await startEndingBadly({
-      OTEL_EXPORTER_OTLP_ENDPOINT: plainVariables(functionResource('notify-customer').Environment.Variables).OTEL_EXPORTER_OTLP_ENDPOINT,
+      OTEL_EXPORTER_OTLP_ENDPOINT: pkg.environment('notify-customer').OTEL_EXPORTER_OTLP_ENDPOINT,
     });
 
     const result = await fn.invoke(apiGatewayV2Event({ method: 'GET', path: '/exit' }), { timeoutMs: 2_000 });
@@ -492,14 +468,14 @@ async function startNotifyCustomerWith(
   overrides: Record<string, string>,
   options: Pick<Parameters<typeof startPackagedFunction>[0], 'freeze' | 'refuseRegistrations'> = {},
 ): Promise<PackagedFunction> {
-  const fn = functionResource('notify-customer');
+  const fn = pkg.functionResource('notify-customer');
   const started = await startPackagedFunction({
     ...options,
     name: fn.FunctionName,
-    taskRoot: join(work, 'notify-customer'),
+    taskRoot: await pkg.taskRoot('notify-customer'),
     handler: fn.Handler,
     nodePath,
-    environment: { ...plainVariables(fn.Environment.Variables), ...overrides },
+    environment: pkg.environment('notify-customer', overrides),
   });
   extra.push(started);
   return started;
@@ -513,29 +489,6 @@ async function invoke(key: FunctionKey, event: unknown, options?: Parameters<Pac
 
 function logsOfAll(): string {
   return [...running.values()].map((fn) => `--- ${fn.name}\n${fn.logs()}`).join('\n');
-}
-
-function functionResource(key: FunctionKey) {
-  const found = Object.values(template.Resources).find(
-    (resource) => resource.Type === 'AWS::Lambda::Function' && resource.Properties.FunctionName === PREFIX + key,
-  );
-  if (!found) throw new Error(`no AWS::Lambda::Function ${PREFIX + key} in the template`);
-  return found.Properties;
-}
-
-/** The template's variables that hold a plain value (references to stack resources are given by the test). */
-function plainVariables(variables: Record<string, unknown> = {}): Record<string, string> {
-  return Object.fromEntries(Object.entries(variables).filter((entry): entry is [string, string] => typeof entry[1] === 'string'));
-}
-
-async function unzip(zipFile: string, into: string): Promise<void> {
-  const zip = await JSZip.loadAsync(await readFile(zipFile));
-  for (const entry of Object.values(zip.files)) {
-    if (entry.dir) continue;
-    const target = join(into, entry.name);
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, await entry.async('nodebuffer'));
-  }
 }
 
 /** An SQS message as the event source mapping hands it to the function. */
@@ -594,27 +547,4 @@ async function startLambdaInvokeApi(find: (name: string) => PackagedFunction | u
   });
   await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
   return server;
-}
-
-/** An OTLP/HTTP collector that answers each export `delayMs` after it arrives; a span counts once answered. */
-async function startSlowCollector(delayMs: number): Promise<{ endpoint: string; spans(): ReceivedSpan[]; close(): Promise<void> }> {
-  const answered: ReceivedSpan[] = [];
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const timer = setTimeout(() => {
-        answered.push(...decodeTracesRequest(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
-        response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      }, delayMs);
-      response.on('close', () => clearTimeout(timer));
-    });
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  return { endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, spans: () => [...answered], close: () => closeServer(server) };
-}
-
-function closeServer(server: Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((done) => server.close(() => done()));
 }
