@@ -12,13 +12,23 @@
  * As on Lambda, the next invocation is handed out only when the runtime *and* every registered extension are
  * waiting on their `/next`: that is the moment Lambda may freeze the sandbox, and with `freeze` this harness does
  * (SIGSTOP until the next invocation, SIGCONT then), so that work left running after it stalls as it would on AWS.
+ *
+ * With `managedInstances`, it answers as Lambda Managed Instances do (AWS's emulator of them,
+ * aws-lambda-runtime-interface-emulator's internal/lambda-managed-instances): the runtime client runs in its
+ * multi-concurrent mode (AWS_LAMBDA_MAX_CONCURRENCY set, handlers in AWS_LAMBDA_NODEJS_WORKER_COUNT worker threads,
+ * each long-polling `/next` on its own), every waiting `/next` takes the next queued event as long as fewer than the
+ * maximum concurrency are in flight, responses and errors are matched to their invocation by request id, nothing is
+ * frozen, and extensions get no events: an internal extension that asks for any is refused (403
+ * Extension.InvalidEventType). Shutdown is SIGTERM then SIGKILL after the emulator's 600 ms when an extension is
+ * registered, SIGKILL at once otherwise (its rapid/shutdown.go).
+ *
  * Everything binds to 127.0.0.1; `stop()` kills the client by its PID (after SIGTERM and 500 ms when graceful).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 import { join, resolve } from 'node:path';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -27,6 +37,9 @@ const API = '/2018-06-01/runtime';
 const EXTENSION_API = '/2020-01-01/extension';
 const ACCOUNT_ID = '123456789012';
 const MAX_LOG_CHARS = 64 * 1024;
+/** How long the runtime has after SIGTERM before SIGKILL: Lambda's 500 ms, and 600 ms in AWS's Managed Instances emulator. */
+const SHUTDOWN_GRACE_MS = 500;
+const MANAGED_INSTANCES_SHUTDOWN_GRACE_MS = 600;
 
 /** What the function reported, as the Runtime API received it. */
 export type InvokeResult = (
@@ -65,12 +78,29 @@ export interface PackagedFunction {
   whenIdle(timeoutMs?: number): Promise<number>;
   /** What the function printed (stdout and stderr), for failure messages. */
   logs(): string;
-  /** Kills the runtime; with `graceful`, as Lambda ends a sandbox with extensions: SIGTERM, then SIGKILL after 500 ms. */
+  /**
+   * Kills the runtime; with `graceful`, as Lambda ends a sandbox with extensions: SIGTERM, then SIGKILL after 500 ms
+   * (Managed Instances: 600 ms, and SIGKILL at once when no extension registered).
+   */
   stop(options?: { graceful?: boolean }): Promise<void>;
   /** The runtime's process id (for its CPU time in /proc). */
   readonly pid: number | undefined;
   /** How the process ended (after `stop`). */
   exitStatus(): { code: number | null; signal: NodeJS.Signals | null } | undefined;
+  /**
+   * The most invocations in flight at once, overall and per connection their responses came on: the runtime
+   * client's native client posts every response of a worker thread on one kept-alive connection of its own (its
+   * `/next` requests come on others), so under Managed Instances that is per worker.
+   */
+  concurrency(): { peak: number; perResponseConnection: { invocations: number; peak: number }[] };
+}
+
+/** Lambda Managed Instances: one environment runs many invocations at once, in the runtime client's worker threads. */
+export interface ManagedInstancesOptions {
+  /** AWS_LAMBDA_NODEJS_WORKER_COUNT: the worker threads the runtime client runs handlers in. */
+  workers: number;
+  /** AWS_LAMBDA_MAX_CONCURRENCY: the most invocations the environment is handed at once, over all workers. */
+  maxConcurrency: number;
 }
 
 export interface PackagedFunctionOptions {
@@ -96,6 +126,8 @@ export interface PackagedFunctionOptions {
    * killed (SIGKILL, no SIGTERM first) and the invocation answers `Sandbox.Timedout`.
    */
   killAtDeadline?: boolean;
+  /** Run as Lambda Managed Instances do (see the top of this file); neither `freeze` nor `killAtDeadline` applies. */
+  managedInstances?: ManagedInstancesOptions;
 }
 
 /** Whether aws-lambda-ric and its native Runtime API client were installed (npm ci builds it). */
@@ -121,15 +153,23 @@ interface Pending {
 
 interface Extension extends RegisteredExtension {
   parkedNext?: ServerResponse;
+  /** Has asked for its first event (Lambda's init waits for every extension to). */
+  ready?: boolean;
 }
 
 export async function startPackagedFunction(options: PackagedFunctionOptions): Promise<PackagedFunction> {
   const problem = runtimeClientProblem();
   if (problem) throw new Error(problem);
+  const managed = options.managedInstances;
+  if (managed && (options.freeze || options.killAtDeadline)) throw new Error('Managed Instances are never frozen, and a timeout does not end them');
 
   const queued: Pending[] = [];
   const inFlight = new Map<string, Pending>();
-  let parkedNext: ServerResponse | undefined;
+  /** The runtime's waiting `/next` requests, oldest first: one at most on-demand, one per worker under Managed Instances. */
+  const polls: ServerResponse[] = [];
+  let peak = 0;
+  /** Each answered invocation: when it was handed out and answered, and the connection the answer came on. */
+  const answered: { from: number; to: number; connection: Socket }[] = [];
   /** Lambda closes registration when the runtime first asks for an event. */
   let registrationClosed = options.refuseRegistrations ?? false;
   const extensions = new Map<string, Extension>();
@@ -145,8 +185,29 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     for (const pending of [...queued.splice(0), ...inFlight.values()]) pending.fail(reason());
     inFlight.clear();
   };
-  const everyoneWaits = () => Boolean(parkedNext) && inFlight.size === 0 && [...extensions.values()].every((extension) => extension.parkedNext);
-  const serveNext = () => {
+  const everyoneWaits = () => polls.length > 0 && inFlight.size === 0 && [...extensions.values()].every((extension) => extension.parkedNext);
+  /** Managed Instances: nothing queued or in flight (nothing is frozen, nobody else is waited for). */
+  const idle = () => (managed ? queued.length === 0 && inFlight.size === 0 : everyoneWaits() && queued.length === 0);
+  const serveNext = () => (managed ? serveConcurrently(managed.maxConcurrency) : serveOne());
+  /** Hands `pending` to the runtime's oldest waiting `/next`. */
+  const handOut = (pending: Pending) => {
+    const poll = polls.shift()!;
+    inFlight.set(pending.requestId, pending);
+    pending.dispatchedAt = lastDispatchAt = performance.now();
+    peak = Math.max(peak, inFlight.size);
+    poll.writeHead(200, { 'content-type': 'application/json', ...pending.headers }).end(pending.event);
+  };
+  /**
+   * Managed Instances: once init is over (the runtime has asked for an event and every extension is ready), each
+   * waiting `/next` takes the next queued event while fewer than `maxConcurrency` are in flight.
+   */
+  const serveConcurrently = (maxConcurrency: number) => {
+    const initDone = registrationClosed && [...extensions.values()].every((extension) => extension.ready);
+    if (!initDone) return;
+    while (queued.length > 0 && polls.length > 0 && inFlight.size < maxConcurrency) handOut(queued.shift()!);
+    if (idle()) for (const wake of idleWaiters.splice(0)) wake();
+  };
+  const serveOne = () => {
     if (!everyoneWaits()) return;
     if (queued.length === 0) {
       for (const wake of idleWaiters.splice(0)) wake();
@@ -158,8 +219,7 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     }
     thaw();
     const pending = queued.shift()!;
-    inFlight.set(pending.requestId, pending);
-    pending.dispatchedAt = lastDispatchAt = performance.now();
+    handOut(pending);
     if (options.killAtDeadline) {
       setTimeout(
         () => {
@@ -180,8 +240,6 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
         Math.max(0, pending.deadlineMs - Date.now()),
       ).unref();
     }
-    parkedNext!.writeHead(200, { 'content-type': 'application/json', ...pending.headers }).end(pending.event);
-    parkedNext = undefined;
     for (const extension of extensions.values()) {
       const event = {
         eventType: 'INVOKE',
@@ -212,9 +270,10 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     const body = await readBody(request);
     if (request.method === 'GET' && path === `${API}/invocation/next`) {
       registrationClosed = true;
-      parkedNext = response;
+      polls.push(response);
       response.on('close', () => {
-        if (parkedNext === response) parkedNext = undefined;
+        const waiting = polls.indexOf(response);
+        if (waiting >= 0) polls.splice(waiting, 1);
       });
       serveNext();
       return;
@@ -225,13 +284,17 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
       if (!pending) return void response.writeHead(400).end(JSON.stringify({ errorType: 'InvalidRequestID' }));
       inFlight.delete(pending.requestId);
       response.writeHead(202).end(JSON.stringify({ status: 'OK' }));
-      const responseMs = performance.now() - (pending.dispatchedAt ?? performance.now());
+      const answeredAt = performance.now();
+      const responseMs = answeredAt - (pending.dispatchedAt ?? answeredAt);
+      answered.push({ from: pending.dispatchedAt ?? answeredAt, to: answeredAt, connection: request.socket });
       if (done[2] === 'response') pending.settle({ requestId: pending.requestId, ok: true, payload: parseJson(body), responseMs });
       else {
         const error = (parseJson(body) ?? {}) as { errorType?: string };
         const errorType = String(request.headers['lambda-runtime-function-error-type'] ?? error.errorType ?? 'Unhandled');
         pending.settle({ requestId: pending.requestId, ok: false, errorType, error, responseMs });
       }
+      // Managed Instances: a slot is free for the next queued event.
+      if (managed) serveNext();
       return;
     }
     if (path.startsWith(`${EXTENSION_API}/`)) return routeExtension(request, response, path.slice(EXTENSION_API.length), body);
@@ -252,21 +315,23 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
       const events = ((parseJson(body) ?? {}) as { events?: unknown }).events;
       const problem: [string, string] | undefined = !name
         ? ['Extension.InvalidExtensionName', 'Empty extension name']
-        : registrationClosed
-          ? ['Extension.RegistrationServiceOff', `ExtensionsAPI failed to register Internal Extension ${name}`]
-          : !Array.isArray(events) || events.some((event) => event !== 'INVOKE')
-            ? [
-                Array.isArray(events) && events.includes('SHUTDOWN') ? 'ShutdownEventNotSupportedForInternalExtension' : 'Extension.InvalidEventType',
-                `events ${JSON.stringify(events)}`,
-              ]
-            : [...extensions.values()].some((extension) => extension.name === name)
-              ? ['Extension.AlreadyRegistered', name]
-              : undefined;
+        : managed
+          ? managedInstancesRegistrationProblem(name, events)
+          : registrationClosed
+            ? ['Extension.RegistrationServiceOff', `ExtensionsAPI failed to register Internal Extension ${name}`]
+            : !Array.isArray(events) || events.some((event) => event !== 'INVOKE')
+              ? [
+                  Array.isArray(events) && events.includes('SHUTDOWN') ? 'ShutdownEventNotSupportedForInternalExtension' : 'Extension.InvalidEventType',
+                  `events ${JSON.stringify(events)}`,
+                ]
+              : [...extensions.values()].some((extension) => extension.name === name)
+                ? ['Extension.AlreadyRegistered', name]
+                : undefined;
       if (problem) {
         refused.push({ name, errorType: problem[0] });
         return refuse(403, ...problem);
       }
-      const extension: Extension = { name, id: randomUUID(), events: events as string[] };
+      const extension: Extension = { name, id: randomUUID(), events: (events ?? []) as string[] };
       extensions.set(extension.id, extension);
       response
         .writeHead(200, { 'content-type': 'application/json', 'Lambda-Extension-Identifier': extension.id })
@@ -276,6 +341,8 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     const extension = extensions.get(String(request.headers['lambda-extension-identifier'] ?? ''));
     if (!extension) return refuse(403, 'Extension.InvalidExtensionIdentifier', 'Invalid Lambda-Extension-Identifier');
     if (request.method === 'GET' && path === '/event/next') {
+      // Under Managed Instances it is never answered: an internal extension has no events there.
+      extension.ready = true;
       extension.parkedNext = response;
       response.on('close', () => {
         if (extension.parkedNext === response) extension.parkedNext = undefined;
@@ -297,6 +364,15 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
     }
     refuse(404, 'NotFound', path);
   }
+  /** The emulator's internal-extension registration (rapi/handler/agentregister.go), checked in its order. */
+  function managedInstancesRegistrationProblem(name: string, events: unknown): [string, string] | undefined {
+    if (events !== undefined && (!Array.isArray(events) || events.length > 0))
+      return ['Extension.InvalidEventType', 'No events allowed for internal extensions'];
+    if (registrationClosed) return ['Extension.RegistrationClosed', 'Extension registration closed already'];
+    if ([...extensions.values()].some((extension) => extension.name === name))
+      return ['Extension.InvalidExtensionState', 'Extension with this name already registered'];
+    return undefined;
+  }
   // /next long-polls as long as no event is queued: Node's default 300 s request timeout would answer it 408.
   server.requestTimeout = 0;
   await new Promise<void>((done, fail) => {
@@ -316,7 +392,10 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
       TZ: ':UTC',
       NODE_PATH: options.nodePath,
       AWS_EXECUTION_ENV: 'AWS_Lambda_nodejs24.x',
-      AWS_LAMBDA_INITIALIZATION_TYPE: 'on-demand',
+      AWS_LAMBDA_INITIALIZATION_TYPE: managed ? 'lambda-managed-instances' : 'on-demand',
+      // The runtime client's multi-concurrent mode. As on Lambda, _X_AMZN_TRACE_ID is never set there: each
+      // invocation's Lambda-Runtime-Trace-Id reaches the handler as context.xRayTraceId (and the InvokeStore).
+      ...(managed && { AWS_LAMBDA_MAX_CONCURRENCY: String(managed.maxConcurrency), AWS_LAMBDA_NODEJS_WORKER_COUNT: String(managed.workers) }),
       AWS_LAMBDA_RUNTIME_API: `127.0.0.1:${port}`,
       LAMBDA_TASK_ROOT: options.taskRoot,
       _HANDLER: options.handler,
@@ -407,18 +486,28 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
           clearTimeout(timer);
           resolve(performance.now() - lastDispatchAt);
         };
-        if (everyoneWaits() && queued.length === 0) wake();
+        if (idle()) wake();
         else idleWaiters.push(wake);
       });
     },
     pid: child.pid,
     exitStatus: () => exit,
+    concurrency() {
+      const byConnection = new Map<Socket, { from: number; to: number }[]>();
+      for (const { connection, from, to } of answered) {
+        const intervals = byConnection.get(connection) ?? [];
+        intervals.push({ from, to });
+        byConnection.set(connection, intervals);
+      }
+      return { peak, perResponseConnection: [...byConnection.values()].map(concurrencyOf) };
+    },
     async stop(stopOptions = {}) {
       if (!exit) {
         thaw();
-        if (stopOptions.graceful) {
+        // The Managed Instances emulator sends SIGKILL at once when no extension registered.
+        if (stopOptions.graceful && !(managed && extensions.size === 0)) {
           child.kill('SIGTERM');
-          const killer = setTimeout(() => child.kill('SIGKILL'), 500);
+          const killer = setTimeout(() => child.kill('SIGKILL'), managed ? MANAGED_INSTANCES_SHUTDOWN_GRACE_MS : SHUTDOWN_GRACE_MS);
           await exited;
           clearTimeout(killer);
         } else {
@@ -427,11 +516,20 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
       }
       await exited;
       for (const extension of extensions.values()) extension.parkedNext?.destroy();
-      parkedNext?.destroy();
+      for (const poll of polls.splice(0)) poll.destroy();
       server.closeAllConnections();
       await new Promise((done) => server.close(done));
     },
   };
+}
+
+/** How many of these intervals there are, and the most that overlap. */
+function concurrencyOf(intervals: { from: number; to: number }[]): { invocations: number; peak: number } {
+  const edges = intervals.flatMap(({ from, to }) => [[from, 1] as const, [to, -1] as const]).sort((a, b) => a[0] - b[0] || a[1] - b[1]);
+  let running = 0;
+  let peak = 0;
+  for (const [, step] of edges) peak = Math.max(peak, (running += step));
+  return { invocations: intervals.length, peak };
 }
 
 function readBody(request: IncomingMessage): Promise<string> {
