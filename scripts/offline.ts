@@ -46,7 +46,7 @@ Try:
   const receiver = stack.receiver;
   if (!receiver) return;
   // Print each trace once no new span of it has arrived for QUIET_MS; again, marked as such, when more arrive
-  // (the SQS poller can hold a message for seconds between the producer's spans and the consumer's).
+  // (a message that fails comes back after its queue's visibility timeout, with new consumer spans).
   const timers = new Map<string, NodeJS.Timeout>();
   const printed = new Set<string>();
   receiver.onSpans((batch) => {

@@ -92,6 +92,7 @@ async function sendOrderAndPrintTrace(stack: OfflineStack, run: Run, externalBac
     );
     const reached = new Set(spans.map(functionOf).filter((name) => name !== 'npm-start'));
     console.log(renderTraceTree(spans, { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX }));
+    for (const hop of queueHops(spans)) console.log(`\nQueue hop ${hop.name}: ${(hop.ms / 1000).toFixed(2)} s from send to process.`);
     console.log(`\nOne trace across ${reached.size} functions. Run \`npm run offline\` to keep the stack up and send your own requests.`);
     await printTracePage(stack.receiver.spans(), traceId, console.log);
     return 0;
@@ -102,6 +103,17 @@ async function sendOrderAndPrintTrace(stack: OfflineStack, run: Run, externalBac
     await printTracePage(stack.receiver.spans(), traceId, console.error);
     return 1;
   }
+}
+
+/**
+ * The time each message spent between its send and its processing: from the end of a PRODUCER span to the start
+ * of its CONSUMER child (the batching window, and the event source's polling, are in there).
+ */
+function queueHops(spans: ReceivedSpan[]): { name: string; ms: number }[] {
+  return spans.flatMap((consumer) => {
+    const producer = consumer.kind === 'CONSUMER' ? spans.find((span) => span.spanId === consumer.parentSpanId && span.kind === 'PRODUCER') : undefined;
+    return producer ? [{ name: producer.name, ms: Number(consumer.startNs - producer.endNs) / 1e6 }] : [];
+  });
 }
 
 /** Writes every span the receiver got as a waterfall page and prints its address; a failed write only warns. */

@@ -116,6 +116,20 @@ export function addSqsSpanAttributes(attributes: Attributes, operation: 'send' |
   return attributes;
 }
 
+/**
+ * Which receive of its message a record is (SQS's `ApproximateReceiveCount`: 1 the first time, 2 on the first
+ * retry, …). The messaging conventions (v1.44.0) have no attribute for SQS's count (only per-system ones, such as
+ * Service Bus's delivery count), so it is the kit's own, outside their namespaces.
+ */
+export const ATTR_SQS_RECEIVE_COUNT = 'traced_lambda.sqs.receive_count';
+
+/** Sets the record's receive count on its span's attributes, or removes a stale one when the record has none. */
+export function addSqsReceiveCount(attributes: Attributes, record: SQSRecord): void {
+  const count = Number(record?.attributes?.ApproximateReceiveCount);
+  if (Number.isInteger(count) && count > 0) attributes[ATTR_SQS_RECEIVE_COUNT] = count;
+  else delete attributes[ATTR_SQS_RECEIVE_COUNT];
+}
+
 /** The span name the messaging conventions give: `{operation} {destination}`. */
 export function sqsSpanName(operation: 'send' | 'create' | 'process', queue: string | undefined): string {
   return queue ? `${operation} ${queue}` : operation;

@@ -7,7 +7,7 @@ import { invocationAttributes, takeColdStart } from '../invocation/invocation-at
 import { endSpan, recordFailure } from '../invocation/span-outcome';
 import { ATTR_FAAS_COLDSTART, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, FAAS_TRIGGER } from '../semconv';
 import { getTelemetry, type Telemetry } from '../telemetry';
-import { addSqsSpanAttributes, extractParentFromSqsRecord, sqsSpanName } from '../carriers/sqs';
+import { addSqsReceiveCount, addSqsSpanAttributes, extractParentFromSqsRecord, sqsSpanName } from '../carriers/sqs';
 import type { ParentLookup } from '../propagation/parent-lookup';
 
 /** Handles one SQS record; a rejection marks that record failed (it is retried), the others still succeed. */
@@ -180,6 +180,7 @@ function startRecordSpan(
   const queue = queueNameFromArn(record.eventSourceARN);
   attributes[ATTR_FAAS_COLDSTART] = placement.coldStart;
   attributes[ATTR_MESSAGING_MESSAGE_ID] = record.messageId;
+  addSqsReceiveCount(attributes, record);
   if (queue) attributes[ATTR_MESSAGING_DESTINATION_NAME] = queue;
   else delete attributes[ATTR_MESSAGING_DESTINATION_NAME];
   return startEntrySpan(telemetry, {

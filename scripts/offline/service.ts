@@ -26,8 +26,29 @@ export interface DeclaredFunction {
   triggers: TriggerName[];
   /** The logical ids of the queues in `resources` this function consumes (its `sqs` events). */
   consumes: string[];
+  /** Its `sqs` events with their settings, in the order serverless.yml lists them. */
+  sqsEvents: DeclaredSqsEvent[];
+  /** Its timeout in seconds (its own, or the provider's). */
+  timeout: number;
   /** Its own environment: strings as resolved, CloudFormation references kept as they are. */
   environment: Record<string, unknown>;
+}
+
+/**
+ * A function's `sqs` event: the event source mapping Lambda would create, with its defaults
+ * (https://docs.aws.amazon.com/lambda/latest/dg/services-sqs-configure.html).
+ */
+export interface DeclaredSqsEvent {
+  /** The logical id of the consumed queue in `resources`. */
+  queue: string;
+  /** Records per invocation at most (Lambda's default: 10). */
+  batchSize: number;
+  /** Seconds to gather records before invoking (Lambda's default: 0, invoke as soon as there are any). */
+  maximumBatchingWindow: number;
+  /** `functionResponseType: ReportBatchItemFailures`: the function reports the records that failed. */
+  reportBatchItemFailures: boolean;
+  /** `enabled: false` pauses the mapping. */
+  enabled: boolean;
 }
 
 export interface DeclaredQueue {
@@ -49,6 +70,8 @@ export interface ServiceDescription {
   region: string;
   functions: DeclaredFunction[];
   queues: DeclaredQueue[];
+  /** The stage's `custom.stages.<stage>.sqsVisibilityTimeout`, when set: every queue's visibility timeout there. */
+  stageVisibilityTimeout?: number;
   /** The deployed name of a declared function; throws for a key serverless.yml does not declare. */
   functionName(key: string): string;
   /** A declared queue, by logical id; throws for one serverless.yml does not declare. */
@@ -63,6 +86,7 @@ export interface ServiceDescription {
 interface PrintedFunction {
   name?: string;
   handler?: string;
+  timeout?: number;
   environment?: Record<string, unknown>;
   events?: Record<string, unknown>[];
 }
@@ -70,7 +94,8 @@ interface PrintedFunction {
 /** What `serverless print --format json` gives (the parts read here). */
 export interface PrintedConfig {
   service: string;
-  provider: { stage: string; region: string };
+  provider: { stage: string; region: string; timeout?: number };
+  custom?: { stages?: Record<string, { sqsVisibilityTimeout?: unknown } | undefined> };
   functions?: Record<string, PrintedFunction>;
   resources?: { Resources?: Record<string, { Type?: string; Properties?: Record<string, unknown> }> };
 }
@@ -132,20 +157,19 @@ export function fromPrintedConfig(config: PrintedConfig): ServiceDescription {
     });
   const functions: DeclaredFunction[] = Object.entries(config.functions ?? {}).map(([key, fn]) => {
     const events = fn.events ?? [];
+    const sqsEvents = events.flatMap((event) => sqsEventOf(event.sqs));
     return {
       key,
       name: fn.name ?? `${service}-${stage}-${key}`,
       handler: fn.handler ?? '',
       triggers: events.flatMap((event) => Object.keys(event)),
-      consumes: events.flatMap((event) => {
-        const sqs = event.sqs;
-        const arn = typeof sqs === 'object' && sqs !== null ? (sqs as { arn?: unknown }).arn : sqs;
-        const id = logicalIdOf(arn);
-        return id ? [id] : [];
-      }),
+      consumes: sqsEvents.map((event) => event.queue),
+      sqsEvents,
+      timeout: Number(fn.timeout ?? config.provider.timeout ?? 6),
       environment: fn.environment ?? {},
     };
   });
+  const visibility = Number(config.custom?.stages?.[stage]?.sqsVisibilityTimeout);
 
   const queue = (logicalId: string) => {
     const found = queues.find((candidate) => candidate.logicalId === logicalId);
@@ -163,6 +187,7 @@ export function fromPrintedConfig(config: PrintedConfig): ServiceDescription {
     region,
     functions,
     queues,
+    stageVisibilityTimeout: Number.isInteger(visibility) && visibility >= 0 ? visibility : undefined,
     functionName: (key) => declaredFunction(key).name,
     queue,
     environmentOf(key, endpoint = `https://sqs.${region}.amazonaws.com`) {
@@ -179,6 +204,22 @@ export function fromPrintedConfig(config: PrintedConfig): ServiceDescription {
       return variables;
     },
   };
+}
+
+/** An `sqs` event as serverless.yml writes it (an ARN alone, or an object with settings); none for an ARN not in `resources`. */
+function sqsEventOf(sqs: unknown): DeclaredSqsEvent[] {
+  const settings = typeof sqs === 'object' && sqs !== null && !('Fn::GetAtt' in sqs) && !('Ref' in sqs) ? (sqs as Record<string, unknown>) : { arn: sqs };
+  const queue = logicalIdOf(settings.arn);
+  if (!queue) return [];
+  return [
+    {
+      queue,
+      batchSize: Number(settings.batchSize ?? 10),
+      maximumBatchingWindow: Number(settings.maximumBatchingWindow ?? 0),
+      reportBatchItemFailures: settings.functionResponseType === 'ReportBatchItemFailures',
+      enabled: settings.enabled !== false && settings.enabled !== 'false',
+    },
+  ];
 }
 
 /** `{ "Fn::GetAtt": ["OrdersQueue", "Arn"] }` or `!Ref OrdersQueue` → `OrdersQueue`. */

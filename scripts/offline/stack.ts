@@ -8,6 +8,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createSqsServer } from 'local-aws-sqs';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver';
 import { describeService, LOCAL_ACCOUNT_ID, OFFLINE_STAGE } from './service';
+import { startSqsEventSource, type SqsMapping } from './sqs-event-source';
 
 /** The service as serverless.yml declares it for the offline stage: every name below comes from there. */
 export const service = describeService(OFFLINE_STAGE);
@@ -60,9 +61,10 @@ export interface OfflineStack {
   /** What serverless offline printed (handlers' logs included), for diagnosis. */
   output(): string;
   /**
-   * Resolves once every consumed queue holds no message, visible or in flight: serverless-offline-sqs deletes a
-   * batch after its consumer has returned (process-order returns after notify-customer has answered), each having
-   * flushed its spans by then. Rejects after `timeoutMs`.
+   * Resolves once every consumed queue holds no message, visible or in flight: the event source deletes a record
+   * after its consumer has returned (process-order returns after notify-customer has answered), each having
+   * flushed its spans by then; a record that failed stays until it has gone to its dead-letter queue. Rejects
+   * after `timeoutMs`.
    */
   waitForQueueDrained(timeoutMs: number): Promise<void>;
   /** Resolves once serverless offline has printed `text` (logs cross a worker thread and a pipe first). */
@@ -86,9 +88,9 @@ export interface StackOptions {
 }
 
 /**
- * Starts the whole pipeline on loopback: the OTLP receiver, the SQS emulator with the queues created first
- * (serverless-offline-sqs needs them before it starts), then `serverless offline --stage offline`. Whatever
- * started is stopped again if a later step fails, and by `stop()`.
+ * Starts the whole pipeline on loopback: the OTLP receiver, the SQS emulator with every declared queue, then
+ * `serverless offline --stage offline`, then the SQS event source that feeds the queues' consumers through
+ * serverless offline's invoke endpoint. Whatever started is stopped again if a later step fails, and by `stop()`.
  */
 export async function startOfflineStack(options: StackOptions = {}): Promise<OfflineStack> {
   const ports = { ...DEFAULT_PORTS, ...options.ports };
@@ -113,6 +115,13 @@ export async function startOfflineStack(options: StackOptions = {}): Promise<Off
     cleanups.push(offline.stop);
 
     const sqsEndpoint = `http://127.0.0.1:${ports.sqs}`;
+    const eventSource = startSqsEventSource(sqsMappings(sqsEndpoint), {
+      sqsEndpoint,
+      lambdaEndpoint: `http://127.0.0.1:${ports.lambda}`,
+      region: service.region,
+      log: offline.note,
+    });
+    cleanups.push(() => eventSource.stop());
     return {
       ports,
       httpApiUrl: `http://127.0.0.1:${ports.http}/orders`,
@@ -161,8 +170,24 @@ async function waitForEmptyQueue(endpoint: string, queueUrl: string, timeoutMs: 
 }
 
 const queueUrl = (sqsEndpoint: string, name: string) => `${sqsEndpoint}/${ACCOUNT_ID}/${name}`;
+const queueArn = (name: string) => `arn:aws:sqs:${service.region}:${ACCOUNT_ID}:${name}`;
 
-/** The emulator with every queue serverless.yml declares, dead-letter queues first (a redrive policy names one). */
+/** Every function's `sqs` events, as the event source feeds them. */
+function sqsMappings(sqsEndpoint: string): SqsMapping[] {
+  return service.functions.flatMap((fn) =>
+    fn.sqsEvents.map((event) => {
+      const { name } = service.queue(event.queue);
+      return { functionName: fn.name, timeout: fn.timeout, queueName: name, queueUrl: queueUrl(sqsEndpoint, name), queueArn: queueArn(name), event };
+    }),
+  );
+}
+
+/**
+ * The emulator with every queue serverless.yml declares, dead-letter queues first (a redrive policy names one).
+ * The emulator applies the redrive policy itself: a message received `maxReceiveCount` times moves to the
+ * dead-letter queue when its visibility timeout ends. The stage's `sqsVisibilityTimeout` replaces each queue's own,
+ * so that a retry comes within seconds offline.
+ */
 async function startSqsEmulator(port: number): Promise<Server> {
   const ordered = [...service.queues].sort((a, b) => Number(Boolean(a.deadLetterQueue)) - Number(Boolean(b.deadLetterQueue)));
   return createSqsServer({
@@ -175,10 +200,11 @@ async function startSqsEmulator(port: number): Promise<Server> {
       QueueName: queue.name,
       Attributes: {
         ...queue.attributes,
+        ...(service.stageVisibilityTimeout === undefined ? {} : { VisibilityTimeout: service.stageVisibilityTimeout }),
         ...(queue.deadLetterQueue
           ? {
               RedrivePolicy: JSON.stringify({
-                deadLetterTargetArn: `arn:aws:sqs:${service.region}:${ACCOUNT_ID}:${service.queue(queue.deadLetterQueue).name}`,
+                deadLetterTargetArn: queueArn(service.queue(queue.deadLetterQueue).name),
                 maxReceiveCount: queue.maxReceiveCount ?? 3,
               }),
             }
@@ -197,10 +223,6 @@ async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver 
     LAMBDA_PORT: String(ports.lambda),
     SQS_PORT: String(ports.sqs),
     ...(receiver ? { OTLP_RECEIVER_PORT: String(receiver.port) } : {}),
-    // serverless-offline-sqs uses the AWS SDK v2, which looks for credentials even against the emulator.
-    AWS_ACCESS_KEY_ID: process.env.AWS_ACCESS_KEY_ID ?? 'offline',
-    AWS_SECRET_ACCESS_KEY: process.env.AWS_SECRET_ACCESS_KEY ?? 'offline',
-    AWS_SDK_JS_SUPPRESS_MAINTENANCE_MODE_MESSAGE: '1',
   };
   if (receiver) {
     // With the local receiver the functions export to it; otherwise to the OTEL_EXPORTER_OTLP_* the shell set.
@@ -217,7 +239,7 @@ async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver 
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   let output = '';
-  const collect = (chunk: Buffer) => {
+  const collect = (chunk: Buffer | string) => {
     output += chunk.toString();
     if (options.echo) process.stdout.write(chunk);
   };
@@ -235,7 +257,8 @@ async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver 
     await stop();
     throw error;
   }
-  return { stop, output: () => output };
+  // The event source's lines go with serverless offline's, where the handlers' logs are.
+  return { stop, output: () => output, note: (line: string) => collect(`${line}\n`) };
 }
 
 /** Ready when the HTTP server and the Lambda invoke endpoint answer, having listed every declared function. */

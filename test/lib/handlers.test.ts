@@ -207,6 +207,27 @@ describe('traceSqsRecords', () => {
     });
   });
 
+  it("says on each record's span which receive of its message it is, so that a retry is told from the first attempt", async () => {
+    // Arrange: a first receive, a second (a retry), and a record without the system attribute
+    const records = [
+      sqsRecord({ messageId: 'first' }),
+      sqsRecord({ messageId: 'retry', attributes: { ApproximateReceiveCount: '2' } }),
+      sqsRecord({ messageId: 'unknown', attributes: { ApproximateReceiveCount: '' } }),
+    ];
+    const handler = traceSqsRecords(async () => undefined);
+
+    // Act
+    await handler(sqsEvent(records), lambdaContext());
+
+    // Assert
+    const receives = capture.spans().map((span) => [span.attributes['messaging.message.id'], span.attributes['traced_lambda.sqs.receive_count']]);
+    expect(receives).toEqual([
+      ['first', 1],
+      ['retry', 2],
+      ['unknown', undefined],
+    ]);
+  });
+
   it('reports a failing record in batchItemFailures with an ERROR span, and still processes the others', async () => {
     const records = ['ok-1', 'bad', 'ok-2'].map((messageId) => sqsRecord({ messageId }));
     const failure = new Error('cannot process');

@@ -56,6 +56,10 @@ describe('npm start', () => {
       expect(tree).toMatch(new RegExp(`${span}\\s+${kind}\\s+${fn}\\s`));
     }
     expect(stdout).toContain('One trace across 3 functions');
+    // The queue hop it measured: the batching window (1 s) and a little.
+    const hop = new RegExp(`Queue hop send ${ORDERS}: (\\d+\\.\\d\\d) s from send to process\\.`).exec(stdout);
+    expect(hop, stdout).not.toBeNull();
+    expect(Number(hop![1])).toBeLessThanOrEqual(1.5);
     expect(stdout).toContain(`POST http://127.0.0.1:${http}/orders`);
 
     // Its last line: the page it wrote, which must show in a browser what the tree shows.

@@ -6,7 +6,7 @@ import { ORDER_FLOW } from './order-flow';
 import { functionOf, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 
 // The real offline stack on loopback: SQS emulator, serverless offline (esbuild bundles, worker threads),
-// serverless-offline-sqs polling, the Lambda invoke endpoint and the local OTLP receiver, on free ports.
+// the SQS event source (scripts/offline/sqs-event-source.ts), the Lambda invoke endpoint and the local OTLP receiver, on free ports.
 const ORDER = { customerEmail: 'ada@example.com', items: [{ sku: 'BOOK-42', quantity: 2 }] };
 const TRACE_WAIT_MS = 45_000;
 const ALL_FUNCTIONS = ORDER_FLOW;
@@ -65,7 +65,7 @@ const PIPELINE_SHAPE = [
 
 describe('the order pipeline offline', () => {
   it('carries one trace from each route through SQS and the invoke to notify-customer', { timeout: 90_000 }, async () => {
-    // Arrange: three requests at once, so that they share the SQS poller's wait
+    // Arrange: three requests at once, so that they share a batch of the SQS event source
     const callerTrace = '4bf92f3577b34da6a3ce929d0e0e4736';
     const restTrace = '0af7651916cd43dd8448eb211c80319c';
 

@@ -50,6 +50,10 @@ describe('the service as serverless.yml declares it', () => {
       { key: 'take-order', name: 'shop-test-take-order', triggers: ['httpApi'], consumes: [] },
       { key: 'work', name: 'custom-worker', triggers: ['sqs'], consumes: ['Jobs'] },
     ]);
+    expect(service.functions.map(({ sqsEvents, timeout }) => ({ sqsEvents, timeout }))).toEqual([
+      { sqsEvents: [], timeout: 6 },
+      { sqsEvents: [{ queue: 'Jobs', batchSize: 5, maximumBatchingWindow: 0, reportBatchItemFailures: false, enabled: true }], timeout: 6 },
+    ]);
     expect(service.queues).toEqual([
       { logicalId: 'Jobs', name: 'shop-test-jobs', deadLetterQueue: 'JobsDlq', maxReceiveCount: 5, attributes: { VisibilityTimeout: '30' } },
       { logicalId: 'JobsDlq', name: 'shop-test-jobs-dlq', deadLetterQueue: undefined, maxReceiveCount: undefined, attributes: {} },
@@ -65,6 +69,11 @@ describe('the service as serverless.yml declares it', () => {
     expect(devService.functions.map((fn) => fn.name)).toEqual(devService.functions.map((fn) => `${devService.service}-dev-${fn.key}`));
     const consumer = devService.functions.find((fn) => fn.triggers.includes('sqs'))!;
     expect(devService.queue(consumer.consumes[0]).deadLetterQueue).toBeDefined();
+    expect(consumer.sqsEvents).toEqual([
+      { queue: consumer.consumes[0], batchSize: 10, maximumBatchingWindow: 1, reportBatchItemFailures: true, enabled: true },
+    ]);
+    // Deployed, each queue keeps its own visibility timeout; only the offline stage shortens them.
+    expect(devService.stageVisibilityTimeout).toBeUndefined();
   });
 
   it('follows a rename of the service in serverless.yml alone', { timeout: 60_000 }, async () => {
