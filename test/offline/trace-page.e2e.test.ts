@@ -3,6 +3,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { Locator } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 import { writeTracePage } from '../../scripts/offline/trace-page';
@@ -186,36 +187,19 @@ describe('the trace page in Chromium', () => {
 
     const trace = page.locator(`section.trace[data-trace-id="${retriedTrace.traceId}"]`);
     const shown = await expectTreeShown(retriedTrace);
-    const labels = await trace.locator('.scale .gap-label').evaluateAll((elements) =>
-      elements.map((element) => {
-        const rect = element.getBoundingClientRect();
-        return {
-          text: element.textContent,
-          left: rect.left,
-          right: rect.right,
-          centre: rect.left + rect.width / 2,
-          visible: rect.width > 0 && rect.height > 0,
-        };
-      }),
-    );
-    const bands = await trace.locator('.scale .gap').evaluateAll((elements) =>
-      elements.map((element) => {
-        const rect = element.getBoundingClientRect();
-        return {
-          left: rect.left,
-          right: rect.right,
-          hatched: element.ownerDocument.defaultView.getComputedStyle(element).backgroundImage.includes('gradient'),
-        };
-      }),
-    );
-    expect(labels.map((label) => [label.text, label.visible])).toEqual([
+    const labels = await boxesOf(trace.locator('.scale .gap-label'));
+    const bands = await boxesOf(trace.locator('.scale .gap'));
+    expect(labels.map((label) => [label.text, label.width > 0 && label.height > 0])).toEqual([
       ['⋯ 1.0 s idle ⋯', true],
       ['⋯ 29.8 s idle ⋯', true],
       ['⋯ 31.2 s idle ⋯', true],
     ]);
-    expect(bands.every((band) => band.hatched)).toBe(true);
+    expect(
+      bands.every((band) => band.backgroundImage.includes('gradient')),
+      'each band hatched',
+    ).toBe(true);
     labels.forEach((label, index) => {
-      expect(label.centre, `${label.text} is over its band`).toBeCloseTo((bands[index].left + bands[index].right) / 2, -0.5);
+      expect(label.left + label.width / 2, `${label.text} is over its band`).toBeCloseTo((bands[index].left + bands[index].right) / 2, -0.5);
       if (index > 0) expect(label.left, `${label.text} does not cover the label before it`).toBeGreaterThan(labels[index - 1].right);
     });
     // Each band lies between the bar that ends before its gap and the one that starts after it.
@@ -279,6 +263,23 @@ describe('the trace page in Chromium', () => {
     }
   });
 });
+
+/** Where each element is drawn, its text and its background image. */
+function boxesOf(elements: Locator) {
+  return elements.evaluateAll((found) =>
+    found.map((element) => {
+      const { left, right, width, height } = element.getBoundingClientRect();
+      return {
+        text: element.textContent,
+        left,
+        right,
+        width,
+        height,
+        backgroundImage: element.ownerDocument.defaultView.getComputedStyle(element).backgroundImage,
+      };
+    }),
+  );
+}
 
 /** The status the page server answers a request with this Host header with. */
 function statusFor(port: number, host: string, path = '/'): Promise<number> {
