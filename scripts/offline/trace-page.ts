@@ -1,6 +1,8 @@
 /**
  * The received spans as one self-contained HTML page: a waterfall per trace, spans nested by parent, each
- * span's details (attributes, events with an exception's stack, resource, links) behind a click. `npm start` writes it to a file and
+ * span's details (attributes, events with an exception's stack, resource, links) behind a click. A long idle gap
+ * between spans is drawn as a narrow labelled break in the time axis, and a retried SQS record's receives are
+ * marked with their attempt. `npm start` writes it to a file and
  * `npm run offline` serves it live. The page loads nothing: CSS and script are inline, its Content Security
  * Policy forbids everything else, and every received value is escaped (span names and attributes are user data).
  */
@@ -8,6 +10,7 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import type { ReceivedEvent, ReceivedLink, ReceivedSpan } from './otlp-receiver';
+import { attemptLabel, attemptsOf, compressedAxis, idleGaps, idleLabel, type Attempt, type TimeAxis } from './trace-timeline';
 
 export interface TracePageOptions {
   /** The page's title and heading. */
@@ -105,6 +108,13 @@ details[open] > summary .toggle { transform: rotate(90deg); }
 /* Two lines at most in the row (a stack trace can be the message); the details show all of it. */
 .span-error { display: -webkit-box; -webkit-box-orient: vertical; -webkit-line-clamp: 2; overflow: hidden; color: var(--error); font-weight: 600; font-size: 12px; padding-left: 1em; overflow-wrap: anywhere; }
 .track { position: relative; height: 14px; background: repeating-linear-gradient(to right, transparent 0 calc(25% - 1px), var(--line) calc(25% - 1px) 25%); }
+/* A compressed axis is not linear: no quarter lines; each gap a hatched break, labelled on the scale. */
+.trace.compressed .track { background: none; }
+.ticks.compressed { display: block; position: relative; height: 2.8em; }
+.ticks.compressed .tick { position: absolute; top: 0; padding: 0 3px; white-space: nowrap; }
+.ticks.compressed .tick.end { right: 0; }
+.gap { position: absolute; top: 0; bottom: 0; background: repeating-linear-gradient(135deg, #f1f5f9 0 4px, #cbd5e1 4px 5px); border-left: 1px dashed #94a3b8; border-right: 1px dashed #94a3b8; }
+.gap-label { position: absolute; bottom: 0; transform: translateX(-50%); white-space: nowrap; color: #334155; font-weight: 600; }
 .bar { position: absolute; top: 0; bottom: 0; min-width: 2px; border-radius: 2px; }
 details.span[data-status="ERROR"] .bar { background: var(--error) !important; }
 details.span[data-status="ERROR"] > summary { box-shadow: inset 3px 0 0 var(--error); }
@@ -233,25 +243,71 @@ function renderTrace(trace: Trace, serviceColours: Map<string, number>, spanIdsO
     `started ${isoTime(trace.startNs)}`,
     ...(remoteParents.length ? [`continues ${remoteParents.length === 1 ? 'parent' : 'parents'} not received: ${remoteParents.join(', ')}`] : []),
   ];
-  const ticks = [0, 1, 2, 3, 4].map((quarter) => `<span>${ms((total * BigInt(quarter)) / 4n)}</span>`).join('');
-  const rows = treeOrder(trace.spans).map(({ span, depth }) => renderSpan(span, depth, trace, serviceColours, spanIdsOnPage));
-  return `<section class="trace" id="trace-${escapeHtml(trace.traceId)}" data-trace-id="${escapeHtml(trace.traceId)}">
+  const axis = compressedAxis(trace.startNs, trace.endNs, idleGaps(trace.spans));
+  const attempts = attemptsOf(trace.spans);
+  const bands = gapBands(axis);
+  const drawing: SpanDrawing = { trace, axis, attempts, gapBands: bands, serviceColours, spanIdsOnPage };
+  const rows = treeOrder(trace.spans).map(({ span, depth }) => renderSpan(span, depth, drawing));
+  return `<section class="trace${axis.gaps.length ? ' compressed' : ''}" id="trace-${escapeHtml(trace.traceId)}" data-trace-id="${escapeHtml(trace.traceId)}">
 <h2>trace <code class="trace-id">${escapeHtml(trace.traceId)}</code></h2>
 <p class="trace-meta">${meta.map(escapeHtml).join(' · ')}</p>
 <ul class="services">${services.map((service) => `<li><span class="swatch svc-${serviceColours.get(service)}"></span>${escapeHtml(service)}</li>`).join('')}</ul>
-<div class="row scale"><span>span · service · kind</span><span class="ticks">${ticks}</span><span class="duration">duration</span></div>
+<div class="row scale"><span>span · service · kind</span>${renderScale(trace, axis, bands)}<span class="duration">duration</span></div>
 ${rows.join('\n')}
 </section>`;
 }
 
-function renderSpan(span: ReceivedSpan, depth: number, trace: Trace, serviceColours: Map<string, number>, spanIdsOnPage: Set<string>): string {
-  const total = Number(trace.endNs - trace.startNs);
+/**
+ * The time scale above the rows: quarters of a linear axis; on a compressed one, the true time where each stretch
+ * between gaps begins, and each gap's band with its label.
+ */
+function renderScale(trace: Trace, axis: TimeAxis, bands: string): string {
+  const total = trace.endNs - trace.startNs;
+  if (axis.gaps.length === 0) {
+    return `<span class="ticks">${[0, 1, 2, 3, 4].map((quarter) => `<span>${ms((total * BigInt(quarter)) / 4n)}</span>`).join('')}</span>`;
+  }
+  // A stretch too narrow for its label gets none; the last label is the trace's end, at the right edge.
+  const stretches = [
+    { startNs: trace.startNs, from: 0, to: axis.gaps[0].from },
+    ...axis.gaps.map((gap, index) => ({ startNs: gap.endNs, from: gap.to, to: axis.gaps[index + 1]?.from ?? 1 })),
+  ];
+  const ticks = stretches
+    .filter((stretch, index) => index === 0 || stretch.to - stretch.from >= 0.12)
+    .map((stretch) => `<span class="tick" style="left:${percent(stretch.from)}">${escapeHtml(ms(stretch.startNs - trace.startNs))}</span>`);
+  const labels = axis.gaps.map((gap) => `<span class="gap-label" style="left:${percent((gap.from + gap.to) / 2)}">${escapeHtml(idleLabel(gap))}</span>`);
+  return `<span class="ticks compressed">${bands}${ticks.join('')}<span class="tick end">${escapeHtml(ms(total))}</span>${labels.join('')}</span>`;
+}
+
+/** The hatched bands that mark the compressed gaps, drawn in the scale and in every row's track. */
+function gapBands(axis: TimeAxis): string {
+  return axis.gaps
+    .map((gap) => `<span class="gap" style="left:${percent(gap.from)};width:${percent(gap.to - gap.from)}" title="${escapeHtml(idleLabel(gap))}"></span>`)
+    .join('');
+}
+
+function percent(fraction: number): string {
+  return `${(fraction * 100).toFixed(3)}%`;
+}
+
+/** What drawing a row needs from its trace. */
+interface SpanDrawing {
+  trace: Trace;
+  axis: TimeAxis;
+  attempts: Map<ReceivedSpan, Attempt>;
+  gapBands: string;
+  serviceColours: Map<string, number>;
+  spanIdsOnPage: Set<string>;
+}
+
+function renderSpan(span: ReceivedSpan, depth: number, drawing: SpanDrawing): string {
+  const { trace, axis, serviceColours, spanIdsOnPage } = drawing;
   const duration = span.endNs > span.startNs ? span.endNs - span.startNs : 0n;
-  const left = total > 0 ? (Number(span.startNs - trace.startNs) / total) * 100 : 0;
-  const width = total > 0 ? (Number(duration) / total) * 100 : 0;
+  const left = axis.position(span.startNs);
+  const width = axis.position(span.startNs + duration) - left;
   const service = serviceOf(span);
   const httpStatus = span.attributes['http.response.status_code'];
-  const metaParts = [service, span.kind, ...(httpStatus === undefined ? [] : [String(httpStatus)])];
+  const attempt = drawing.attempts.get(span);
+  const metaParts = [service, span.kind, ...(httpStatus === undefined ? [] : [String(httpStatus)]), ...(attempt ? [attemptLabel(attempt)] : [])];
   const error = span.status === 'ERROR' ? `<span class="span-error">${escapeHtml(errorText(span))}</span>` : '';
   const parentKnown = span.parentSpanId !== undefined && trace.spanIds.has(span.parentSpanId);
   const facts: [string, string][] = [
@@ -262,11 +318,12 @@ function renderSpan(span: ReceivedSpan, depth: number, trace: Trace, serviceColo
     ['start', `+${escapeHtml(ms(span.startNs - trace.startNs))} · ${escapeHtml(isoTime(span.startNs))}`],
     ['duration', escapeHtml(ms(duration))],
     ['status', span.status === 'ERROR' ? `<span class="status-error">${escapeHtml(errorText(span))}</span>` : escapeHtml(span.status)],
+    ...(attempt ? [['attempt', escapeHtml(attemptLabel(attempt))] as [string, string]] : []),
   ];
   const links = span.links ?? [];
   const events = span.events ?? [];
-  return `<details class="span" id="span-${escapeHtml(span.spanId)}" data-span-id="${escapeHtml(span.spanId)}" data-parent-span-id="${escapeHtml(span.parentSpanId ?? '')}" data-depth="${depth}" data-status="${escapeHtml(span.status)}">
-<summary class="row"><span class="label" style="padding-left:${depth * 16}px"><span class="toggle">▸</span><span class="span-name">${escapeHtml(span.name)}</span><span class="span-meta">${metaParts.map(escapeHtml).join(' · ')}</span>${error}</span><span class="track"><span class="bar svc-${serviceColours.get(service)}" style="left:${left.toFixed(3)}%;width:${width.toFixed(3)}%"></span></span><span class="duration">${escapeHtml(ms(duration))}</span></summary>
+  return `<details class="span" id="span-${escapeHtml(span.spanId)}" data-span-id="${escapeHtml(span.spanId)}" data-parent-span-id="${escapeHtml(span.parentSpanId ?? '')}" data-depth="${depth}" data-status="${escapeHtml(span.status)}"${attempt ? ` data-attempt="${attempt.attempt}"` : ''}>
+<summary class="row"><span class="label" style="padding-left:${depth * 16}px"><span class="toggle">▸</span><span class="span-name">${escapeHtml(span.name)}</span><span class="span-meta">${metaParts.map(escapeHtml).join(' · ')}</span>${error}</span><span class="track">${drawing.gapBands}<span class="bar svc-${serviceColours.get(service)}" style="left:${percent(left)};width:${percent(width)}"></span></span><span class="duration">${escapeHtml(ms(duration))}</span></summary>
 <div class="span-details">
 ${table('span', facts, 'facts')}
 ${table('attributes', valueRows(span.attributes), 'attributes')}

@@ -1,4 +1,5 @@
 import type { OtlpReceiver, ReceivedSpan } from './otlp-receiver';
+import { attemptLabel, attemptsOf, idleGaps, idleLabel } from './trace-timeline';
 
 /** The spans of one trace, grouped: what `npm start` waits for and prints. */
 export function spansOfTrace(spans: readonly ReceivedSpan[], traceId: string): ReceivedSpan[] {
@@ -22,7 +23,11 @@ export function isConnectedTrace(spans: readonly ReceivedSpan[], functions: read
   return roots.length === 1 && functions.every((name) => seen.has(name));
 }
 
-/** Renders one trace as an indented tree with kind, function, start offset and duration per span. */
+/**
+ * Renders one trace as an indented tree with kind, function, start offset and duration per span. A long idle gap
+ * the tree steps over is a line of its own (`⋯ 29.8 s idle ⋯`); a retried SQS record's receives are marked
+ * `attempt 2 of 3`.
+ */
 export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color?: boolean; functionPrefix?: string } = {}): string {
   if (spans.length === 0) return '(no spans)';
   const paint = (code: string, text: string) => (options.color ? `\u001b[${code}m${text}\u001b[0m` : text);
@@ -32,39 +37,54 @@ export function renderTraceTree(spans: readonly ReceivedSpan[], options: { color
   const end = byStart.reduce((latest, span) => (span.endNs > latest ? span.endNs : latest), start);
   const functions = [...new Set(spans.map(functionOf))];
   const prefix = options.functionPrefix ?? '';
+  const attempts = attemptsOf(spans);
 
-  const rows: string[][] = [];
-  const walk = (span: ReceivedSpan, lead: string, last: boolean, depth: number) => {
+  // `gapLead`: what a gap line before the row starts with, so that the lines of the tree run through it.
+  const rows: { cells: string[]; gapLead: string; startNs: bigint }[] = [];
+  const walk = (span: ReceivedSpan, lead: string, last: boolean, depth: number, first: boolean) => {
     const branch = depth === 0 ? '' : `${lead}${last ? '└─ ' : '├─ '}`;
-    rows.push([
-      `${branch}${span.name}`,
-      span.kind,
-      functionOf(span).startsWith(prefix) ? functionOf(span).slice(prefix.length) : functionOf(span),
-      `+${ms(span.startNs - start)}`,
-      ms(span.endNs - span.startNs),
-      outcomeOf(span, paint),
-    ]);
+    const attempt = attempts.get(span);
+    rows.push({
+      gapLead: depth === 0 || first ? lead : `${lead}│  `,
+      startNs: span.startNs,
+      cells: [
+        `${branch}${span.name}${attempt ? ` · ${attemptLabel(attempt)}` : ''}`,
+        span.kind,
+        functionOf(span).startsWith(prefix) ? functionOf(span).slice(prefix.length) : functionOf(span),
+        `+${ms(span.startNs - start)}`,
+        ms(span.endNs - span.startNs),
+        outcomeOf(span, paint),
+      ],
+    });
     const children = byStart.filter((child) => child.parentSpanId === span.spanId);
     const nextLead = depth === 0 ? '' : `${lead}${last ? '   ' : '│  '}`;
-    children.forEach((child, index) => walk(child, nextLead, index === children.length - 1, depth + 1));
+    children.forEach((child, index) => walk(child, nextLead, index === children.length - 1, depth + 1, index === 0));
   };
   const roots = byStart.filter((span) => !span.parentSpanId || !ids.has(span.parentSpanId));
-  roots.forEach((root) => walk(root, '', true, 0));
+  roots.forEach((root) => walk(root, '', true, 0, true));
 
   const header = ['span', 'kind', 'function', 'start', 'duration', 'outcome'];
-  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => visible(row[column]).length)));
+  const widths = header.map((title, column) => Math.max(title.length, ...rows.map((row) => visible(row.cells[column]).length)));
   const line = (row: string[]) =>
     row
       .map((cell, column) => (column >= 3 && column <= 4 ? cell.padStart(widths[column]) : pad(cell, widths[column])))
       .join('  ')
       .trimEnd();
   const remote = roots.find((root) => root.parentSpanId)?.parentSpanId;
+  // Between two rows, a line for each long gap the tree steps over going forward in time: the start column stays
+  // true, the line says where the time went.
+  const gaps = idleGaps(spans);
+  const body = rows.flatMap((row, index) => {
+    const previous = rows[index - 1];
+    const crossed = previous ? gaps.filter((gap) => previous.startNs <= gap.startNs && gap.endNs <= row.startNs) : [];
+    return [...crossed.map((gap) => paint('2', `${row.gapLead}${idleLabel(gap)}`)), line(row.cells)];
+  });
   return [
     paint('1', `trace ${spans[0].traceId}`) +
       ` · ${count(spans.length, 'span')} · ${count(functions.length, 'service')} · ${ms(end - start)}` +
       (remote ? ` · continues remote parent ${remote}` : ''),
     paint('2', line(header)),
-    ...rows.map(line),
+    ...body,
   ].join('\n');
 }
 

@@ -2,7 +2,7 @@ import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 
 // Received spans shaped like the pipeline's: the trace `npm start` prints, the same flow failing in
 // notify-customer (with a span whose name and attributes are markup), and a trace that starts with a link to the
-// first one's producer, as the SQS `links` strategy makes. Each trace lists its spans in the order the page must
+// first one's producer, as the SQS `links` strategy makes; apart from these, a trace whose message is retried. Each trace lists its spans in the order the page must
 // show them, with their depth.
 
 const BASE_NS = 1_767_225_600_000_000_000n;
@@ -248,6 +248,75 @@ export const linkedTrace: FixtureTrace = {
       startMs: 30_000,
       durationMs: 40,
       links: [{ traceId: OK_TRACE, spanId: 'a000000000000004', attributes: { 'messaging.message.id': 'm-1' } }],
+    }),
+  ],
+};
+
+// One order's message received three times, as Lambda's event source retries a record reported as failed: the
+// batching window before the first receive, then a visibility timeout before each retry. Each receive continues
+// the producer's trace, so the three are siblings under `send`.
+const RETRIED_TRACE = '5b8efff798038103d269b633813fc60c';
+const retriedConsumer = { kind: 'CONSUMER' as const, service: `${PREFIX}process-order`, name: `process ${QUEUE}` };
+const retriedAttributes = { 'messaging.system': 'aws_sqs', 'messaging.destination.name': QUEUE, 'messaging.message.id': 'm-9' };
+export const retriedTrace: FixtureTrace = {
+  traceId: RETRIED_TRACE,
+  spans: [
+    span(RETRIED_TRACE, 0, { id: 'd000000000000001', name: 'POST /orders', kind: 'SERVER', service: `${PREFIX}create-order`, startMs: 40_000, durationMs: 15 }),
+    span(RETRIED_TRACE, 1, {
+      id: 'd000000000000002',
+      parent: 'd000000000000001',
+      name: `send ${QUEUE}`,
+      kind: 'PRODUCER',
+      service: `${PREFIX}create-order`,
+      startMs: 40_002,
+      durationMs: 11,
+    }),
+    span(RETRIED_TRACE, 2, {
+      ...retriedConsumer,
+      id: 'd000000000000003',
+      parent: 'd000000000000002',
+      startMs: 41_020,
+      durationMs: 40,
+      status: 'ERROR',
+      statusMessage: 'notify-customer failed',
+      attributes: retriedAttributes,
+    }),
+    span(RETRIED_TRACE, 3, {
+      id: 'd000000000000004',
+      parent: 'd000000000000003',
+      name: `invoke ${PREFIX}notify-customer`,
+      kind: 'CLIENT',
+      service: `${PREFIX}process-order`,
+      startMs: 41_021,
+      durationMs: 30,
+      status: 'ERROR',
+    }),
+    span(RETRIED_TRACE, 2, {
+      ...retriedConsumer,
+      id: 'd000000000000005',
+      parent: 'd000000000000002',
+      startMs: 70_860,
+      durationMs: 35,
+      status: 'ERROR',
+      statusMessage: 'notify-customer failed',
+      attributes: retriedAttributes,
+    }),
+    span(RETRIED_TRACE, 2, {
+      ...retriedConsumer,
+      id: 'd000000000000006',
+      parent: 'd000000000000002',
+      startMs: 102_095,
+      durationMs: 50,
+      attributes: retriedAttributes,
+    }),
+    span(RETRIED_TRACE, 3, {
+      id: 'd000000000000007',
+      parent: 'd000000000000006',
+      name: `invoke ${PREFIX}notify-customer`,
+      kind: 'CLIENT',
+      service: `${PREFIX}process-order`,
+      startMs: 102_097,
+      durationMs: 40,
     }),
   ],
 };

@@ -3,12 +3,23 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import type { Locator } from 'playwright-core';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 import { writeTracePage } from '../../scripts/offline/trace-page';
 import { startTracePageServer, type TracePageServer } from '../../scripts/offline/trace-page-server';
 import { openChromium, screenshotColours, shownSpans, type GuardedBrowser } from './browser';
-import { failedTrace, fixtureSpans, fixtureTraces, HOSTILE_ATTRIBUTE, HOSTILE_NAME, linkedTrace, okTrace, type FixtureTrace } from './trace-page-fixture';
+import {
+  failedTrace,
+  fixtureSpans,
+  fixtureTraces,
+  HOSTILE_ATTRIBUTE,
+  HOSTILE_NAME,
+  linkedTrace,
+  okTrace,
+  retriedTrace,
+  type FixtureTrace,
+} from './trace-page-fixture';
 
 // The trace page as a person sees it, in Chromium with no network: the page `npm start` writes (from spans
 // shaped like its trace) and the one `npm run offline` serves. test/offline/npm-start.e2e.test.ts opens the page
@@ -85,16 +96,24 @@ describe('the trace page in Chromium', () => {
       expect(allNames.filter((name) => name === span.name)).toHaveLength(fixtureSpans().filter((other) => other.name === span.name).length);
     }
 
-    // Bars: where each span starts and how long it lasts, on the trace's time line.
+    // Bars: where each span starts and how long it lasts, on the trace's time line, where the 10 s the message
+    // waited in the queue (no span covers them) are a band of 6% of the axis.
     const ok = await shownSpans(page, okTrace.traceId);
     const okStart = okTrace.spans[0].span.startNs;
-    const okTotal = Number(okTrace.spans[7].span.endNs - okStart);
+    const [gapStart, gapEnd] = [okTrace.spans[0].span.endNs, okTrace.spans[4].span.startNs];
+    const okEnd = okTrace.spans.reduce((end, { span }) => (span.endNs > end ? span.endNs : end), okStart);
+    const okShown = Number(okEnd - okStart - (gapEnd - gapStart));
     ok.forEach((row, index) => {
       const { span } = okTrace.spans[index];
-      const scale = row.track.width / okTotal;
-      expect(row.bar.x - row.track.x, `${row.name} starts where it started`).toBeCloseTo(Number(span.startNs - okStart) * scale, -0.5);
+      const scale = (row.track.width * 0.94) / okShown;
+      const startsAt =
+        span.startNs < gapEnd
+          ? Number(span.startNs - okStart) * scale
+          : Number(gapStart - okStart) * scale + row.track.width * 0.06 + Number(span.startNs - gapEnd) * scale;
+      expect(row.bar.x - row.track.x, `${row.name} starts where it started`).toBeCloseTo(startsAt, -0.5);
       expect(row.bar.width, `${row.name} lasts as long as it did`).toBeCloseTo(Math.max(2, Number(span.endNs - span.startNs) * scale), -0.5);
     });
+    expect(await page.locator(`section.trace[data-trace-id="${okTrace.traceId}"] .scale .gap-label`).allTextContents()).toEqual(['⋯ 10.0 s idle ⋯']);
     expect(ok.map((row) => row.duration)).toEqual(['130.9 ms', '129.5 ms', '20.3 ms', '18.9 ms', '88.1 ms', '87.2 ms', '5.9 ms', '5.5 ms']);
     expect(ok[2].meta).toBe('order-pipeline-offline-create-order · SERVER · 202');
     expect(ok[4].meta).toBe('order-pipeline-offline-process-order · CONSUMER');
@@ -159,6 +178,52 @@ describe('the trace page in Chromium', () => {
     expect(browser.problems).toEqual([]);
   });
 
+  it('a retried record: each wait a labelled break in the axis, the receives readable and marked', { timeout: 60_000 }, async () => {
+    const file = join(folder, 'retried.html');
+    await writeTracePage(file, fixtureSpans([retriedTrace]), { title: 'retried', madeAt: new Date() });
+    const page = browser.page;
+
+    await page.goto(pathToFileURL(file).href);
+
+    const trace = page.locator(`section.trace[data-trace-id="${retriedTrace.traceId}"]`);
+    const shown = await expectTreeShown(retriedTrace);
+    const labels = await boxesOf(trace.locator('.scale .gap-label'));
+    const bands = await boxesOf(trace.locator('.scale .gap'));
+    expect(labels.map((label) => [label.text, label.width > 0 && label.height > 0])).toEqual([
+      ['⋯ 1.0 s idle ⋯', true],
+      ['⋯ 29.8 s idle ⋯', true],
+      ['⋯ 31.2 s idle ⋯', true],
+    ]);
+    expect(
+      bands.every((band) => band.backgroundImage.includes('gradient')),
+      'each band hatched',
+    ).toBe(true);
+    labels.forEach((label, index) => {
+      expect(label.left + label.width / 2, `${label.text} is over its band`).toBeCloseTo((bands[index].left + bands[index].right) / 2, -0.5);
+      if (index > 0) expect(label.left, `${label.text} does not cover the label before it`).toBeGreaterThan(labels[index - 1].right);
+    });
+    // Each band lies between the bar that ends before its gap and the one that starts after it.
+    const bar = (spanId: string) => shown.find((row) => row.spanId === spanId)!.bar;
+    const sides = [
+      ['d000000000000001', 'd000000000000003'],
+      ['d000000000000003', 'd000000000000005'],
+      ['d000000000000005', 'd000000000000006'],
+    ];
+    sides.forEach(([before, after], index) => {
+      expect(bar(before).x + bar(before).width).toBeCloseTo(bands[index].left, -0.5);
+      expect(bar(after).x).toBeCloseTo(bands[index].right, -0.5);
+    });
+    // Every receive is drawn wide enough to see and click (to scale, the 35 ms one would be under a pixel).
+    const receives = shown.filter((row) => row.meta.includes('CONSUMER'));
+    expect(receives.map((row) => row.meta)).toEqual([1, 2, 3].map((attempt) => `order-pipeline-offline-process-order · CONSUMER · attempt ${attempt} of 3`));
+    expect(receives.every((row) => row.bar.width > row.track.width * 0.15)).toBe(true);
+    await page.locator('#span-d000000000000006 .bar').click();
+    await expect.poll(() => page.locator('#span-d000000000000006 table.facts').textContent()).toContain('+62095.0 ms');
+
+    expect(browser.offLoopback).toEqual([]);
+    expect(browser.problems).toEqual([]);
+  });
+
   it('served live: spans that arrive after the page opened appear, an opened span stays open', { timeout: 60_000 }, async () => {
     const received: ReceivedSpan[] = okTrace.spans.map(({ span }) => span);
     let server: TracePageServer | undefined = await startTracePageServer(() => received, { title: 'npm run offline · traces received' });
@@ -198,6 +263,23 @@ describe('the trace page in Chromium', () => {
     }
   });
 });
+
+/** Where each element is drawn, its text and its background image. */
+function boxesOf(elements: Locator) {
+  return elements.evaluateAll((found) =>
+    found.map((element) => {
+      const { left, right, width, height } = element.getBoundingClientRect();
+      return {
+        text: element.textContent,
+        left,
+        right,
+        width,
+        height,
+        backgroundImage: element.ownerDocument.defaultView.getComputedStyle(element).backgroundImage,
+      };
+    }),
+  );
+}
 
 /** The status the page server answers a request with this Host header with. */
 function statusFor(port: number, host: string, path = '/'): Promise<number> {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { escapeHtml, renderTracePage, spansToJson } from '../../scripts/offline/trace-page';
-import { fixtureSpans, fixtureTraces, HOSTILE_ATTRIBUTE, HOSTILE_NAME, okTrace } from './trace-page-fixture';
+import { fixtureSpans, fixtureTraces, HOSTILE_ATTRIBUTE, HOSTILE_NAME, linkedTrace, okTrace, retriedTrace } from './trace-page-fixture';
 
 // The page as text: what it escapes, embeds and allows. test/offline/trace-page.e2e.test.ts looks at it in Chromium.
 const embeddedSpans = (html: string) => JSON.parse(/<script type="application\/json" id="trace-spans">(.*?)<\/script>/s.exec(html)![1]);
@@ -60,7 +60,7 @@ describe('the trace page', () => {
   it('shows every trace newest first, with its spans, services and duration', () => {
     const html = renderTracePage(fixtureSpans(), { title: 'npm start · trace x', madeAt: new Date('2026-01-01T00:00:00Z') });
 
-    expect([...html.matchAll(/<section class="trace" id="trace-([0-9a-f]+)"/g)].map((match) => match[1])).toEqual(
+    expect([...html.matchAll(/<section class="trace[^"]*" id="trace-([0-9a-f]+)"/g)].map((match) => match[1])).toEqual(
       [...fixtureTraces].reverse().map((trace) => trace.traceId),
     );
     expect(html).toContain('<p class="trace-meta">8 spans · 4 services · 10210.2 ms · started 2026-01-01T00:00:00.000Z</p>');
@@ -71,6 +71,61 @@ describe('the trace page', () => {
       Number(match[2]),
     ]);
     expect(rows).toEqual([...fixtureTraces].reverse().flatMap((trace) => trace.spans.map(({ span, depth }) => [span.spanId, depth])));
+  });
+
+  it('draws each long idle gap as a labelled break in the axis, so the spans on both sides keep their width', () => {
+    const html = renderTracePage(fixtureSpans([retriedTrace, linkedTrace]));
+
+    const section = /<section class="([^"]*)"[^>]*data-trace-id="5b8e[^]*?<\/section>/.exec(html)!;
+    expect(section[1]).toBe('trace compressed');
+    expect([...section[0].matchAll(/<span class="gap-label" style="left:([\d.]+)%">([^<]*)</g)].map((match) => match[2])).toEqual([
+      '⋯ 1.0 s idle ⋯',
+      '⋯ 29.8 s idle ⋯',
+      '⋯ 31.2 s idle ⋯',
+    ]);
+    // Ticks say the true time where each stretch between gaps begins, and the trace's end.
+    expect([...section[0].matchAll(/<span class="tick(?: end)?"[^>]*>([^<]*)</g)].map((match) => match[1])).toEqual([
+      '0.0 ms',
+      '1020.0 ms',
+      '30860.0 ms',
+      '62095.0 ms',
+      '62145.0 ms',
+    ]);
+    const bars = [...section[0].matchAll(/data-span-id="(\w+)"[^]*?<span class="bar [^"]*" style="left:([\d.]+)%;width:([\d.]+)%"/g)].map((match) => ({
+      id: match[1],
+      left: Number(match[2]),
+      width: Number(match[3]),
+    }));
+    const bands = [...section[0].matchAll(/<span class="gap" style="left:([\d.]+)%;width:([\d.]+)%"/g)]
+      .slice(0, 3)
+      .map((match) => [Number(match[1]), Number(match[2])]);
+    expect(bands.map(([, width]) => width)).toEqual([6, 6, 6]);
+    expect(bands[0][0]).toBeCloseTo(15 * (82 / 140), 2);
+    // Each band sits between the spans before and after its gap; all of them together take 18% of the axis.
+    const byId = new Map(bars.map((bar) => [bar.id, bar]));
+    const before = ['d000000000000001', 'd000000000000003', 'd000000000000005'];
+    const after = ['d000000000000003', 'd000000000000005', 'd000000000000006'];
+    bands.forEach(([left, width], index) => {
+      expect(byId.get(before[index])!.left + byId.get(before[index])!.width).toBeCloseTo(left, 2);
+      expect(byId.get(after[index])!.left).toBeCloseTo(left + width, 2);
+    });
+    // The last receive's 50 ms take 50 of the 140 ms the spans cover, on 82% of the axis.
+    expect(byId.get('d000000000000006')!.width).toBeCloseTo((50 / 140) * 82, 2);
+    expect(section[0]).toContain('<td>start</td><td>+62095.0 ms · ');
+    // A trace with no long gap keeps its linear scale.
+    expect(html).toContain(`<section class="trace" id="trace-${linkedTrace.traceId}"`);
+  });
+
+  it('marks each receive of a retried record with its attempt', () => {
+    const html = renderTracePage(fixtureSpans([retriedTrace]));
+
+    expect([...html.matchAll(/data-span-id="(\w+)"[^>]*data-attempt="(\d)"/g)].map((match) => [match[1], match[2]])).toEqual([
+      ['d000000000000003', '1'],
+      ['d000000000000005', '2'],
+      ['d000000000000006', '3'],
+    ]);
+    expect(html).toContain('<span class="span-meta">order-pipeline-offline-process-order · CONSUMER · attempt 2 of 3</span>');
+    expect(html).toContain('<tr><td>attempt</td><td>attempt 3 of 3</td></tr>');
   });
 
   it("shows a failed span's exception event with its stack as text, and embeds the events as JSON can hold them", () => {

@@ -5,6 +5,7 @@ import { startRun, withSpan } from '../../lib';
 import { captureSpans } from '../../lib/testing';
 import { decodeTracesRequest } from '../../scripts/offline/otlp-receiver';
 import { isConnectedTrace, renderTraceTree } from '../../scripts/offline/trace-tree';
+import { fixtureSpans, okTrace, retriedTrace } from './trace-page-fixture';
 
 // What the local receiver makes of an OTLP/JSON request, and how npm start prints it.
 async function exportedTrace() {
@@ -82,6 +83,42 @@ describe('the local OTLP receiver and the trace tree', () => {
       'POST /orders    SERVER    create-order | 500 ERROR Internal Server Error',
       '└─ send orders  PRODUCER  create-order | ERROR QueueDoesNotExist: The queue does not exist',
       'POST /orders    SERVER    create-order | 202',
+    ]);
+  });
+
+  it('marks each long idle gap with a line of its own, and keeps every start offset true', () => {
+    const lines = renderTraceTree(fixtureSpans([okTrace]), { functionPrefix: 'order-pipeline-offline-' }).split('\n');
+
+    expect(lines.slice(2).map((line) => line.replace(/\s{2,}(INTERNAL|SERVER|CLIENT|PRODUCER|CONSUMER)\s+\S+\s+(\+[\d.]+ ms).*$/, ' $2'))).toEqual([
+      'npm start +0.0 ms',
+      '└─ POST +1.0 ms',
+      '   └─ POST /orders +103.0 ms',
+      '      └─ send order-pipeline-offline-orders +104.0 ms',
+      '         ⋯ 10.0 s idle ⋯',
+      '         └─ process order-pipeline-offline-orders +10122.0 ms',
+      '            └─ invoke order-pipeline-offline-notify-customer +10123.0 ms',
+      '               └─ order-pipeline-offline-notify-customer +10194.0 ms',
+      '                  └─ send order confirmation +10195.0 ms',
+    ]);
+  });
+
+  it("numbers a retried record's receives in one trace, with the gap before each", () => {
+    const lines = renderTraceTree(fixtureSpans([retriedTrace]), { functionPrefix: 'order-pipeline-offline-' }).split('\n');
+
+    expect(lines[0]).toMatch(/ · 7 spans · 2 services · 62145\.0 ms$/);
+    expect(
+      lines.slice(2).map((line) => line.replace(/\s{2,}(INTERNAL|SERVER|CLIENT|PRODUCER|CONSUMER)\s+\S+\s+(\+[\d.]+ ms)\s+([\d.]+ ms).*$/, ' $2 $3')),
+    ).toEqual([
+      'POST /orders +0.0 ms 15.0 ms',
+      '└─ send order-pipeline-offline-orders +2.0 ms 11.0 ms',
+      '   ⋯ 1.0 s idle ⋯',
+      '   ├─ process order-pipeline-offline-orders · attempt 1 of 3 +1020.0 ms 40.0 ms',
+      '   │  └─ invoke order-pipeline-offline-notify-customer +1021.0 ms 30.0 ms',
+      '   │  ⋯ 29.8 s idle ⋯',
+      '   ├─ process order-pipeline-offline-orders · attempt 2 of 3 +30860.0 ms 35.0 ms',
+      '   │  ⋯ 31.2 s idle ⋯',
+      '   └─ process order-pipeline-offline-orders · attempt 3 of 3 +62095.0 ms 50.0 ms',
+      '      └─ invoke order-pipeline-offline-notify-customer +62097.0 ms 40.0 ms',
     ]);
   });
 
