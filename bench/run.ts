@@ -3,7 +3,8 @@
  * in the same run, cold start, bundle size, per-invocation cost, the OTLP flush and memory. Prints one table
  * and writes it to the file `--out <file>` names (bench/.build/results.md by default: the committed
  * bench/results.md is replaced only when asked, `--out bench/results.md`). `--quick` runs a few iterations only
- * (the test suite's smoke run).
+ * (the test suite's smoke run). `--runtime-cpu` measures only the CPU per invocation under the runtime client (bare,
+ * ours with and without export, Powertools) in alternating rounds, and prints it.
  */
 import { execFile } from 'node:child_process';
 import { createSocket } from 'node:dgram';
@@ -14,7 +15,14 @@ import { cpus } from 'node:os';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { build, type BuildOptions } from 'esbuild';
-import { DENSE_INTERVAL_MS, measureUnderRuntime, type RuntimeMeasurements, type RuntimeVariant, type RuntimeVariantName } from './under-runtime';
+import {
+  DENSE_INTERVAL_MS,
+  measureRuntimeCpu,
+  measureUnderRuntime,
+  type RuntimeMeasurements,
+  type RuntimeVariant,
+  type RuntimeVariantName,
+} from './under-runtime';
 
 const ROOT = resolve(__dirname, '..');
 const OUT = join(__dirname, '.build');
@@ -265,6 +273,7 @@ const spread = (values: number[], digits: number) =>
 async function main() {
   console.log(`Building the bundles (esbuild, as serverless package does)…`);
   const sizes = await buildAll();
+  if (process.argv.includes('--runtime-cpu')) return runtimeCpuOnly();
   const receiver = await startReceiver();
   const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   const remoteReceiver = await startReceiver(REMOTE_DELAY_MS);
@@ -358,6 +367,31 @@ async function main() {
     await new Promise((done) => receiver.close(done));
     remoteReceiver.closeAllConnections();
     await new Promise((done) => remoteReceiver.close(done));
+    await daemon.close();
+  }
+}
+
+/** `--runtime-cpu`: the CPU row under the runtime client alone, in alternating rounds, with each round's figures. */
+async function runtimeCpuOnly() {
+  const daemon = await startXrayDaemon();
+  try {
+    const names = ['bare', 'oursNoExport', 'ours', 'powertools'] as const;
+    const rounds = quick ? 2 : 8;
+    console.log(`CPU per invocation under the runtime client: ${rounds} alternating rounds of ${Math.round(plan.runtimeCpuCount / 3)} invocations…`);
+    const cpuUs = await measureRuntimeCpu(
+      Object.fromEntries(names.map((name) => [name, runtimeVariants[name]])),
+      { rounds, count: Math.round(plan.runtimeCpuCount / 3) },
+      daemon,
+    );
+    for (const name of names) {
+      const added = cpuUs[name].map((us, round) => us - cpuUs.bare[round]);
+      console.log(
+        `${name.padEnd(13)} ${cpuUs[name].map((us) => us.toFixed(0).padStart(5)).join(' ')} · added over bare, median ${median(added).toFixed(0)} µs`,
+      );
+    }
+    const ratios = cpuUs.ours.map((us, round) => (us - cpuUs.bare[round]) / (cpuUs.powertools[round] - cpuUs.bare[round]));
+    console.log(`ours / Powertools (added over bare, per round): ${ratios.map((r) => r.toFixed(2)).join(' ')} · median ${median(ratios).toFixed(2)}×`);
+  } finally {
     await daemon.close();
   }
 }

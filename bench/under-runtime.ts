@@ -288,3 +288,60 @@ export async function measureUnderRuntime(
   }
   return result;
 }
+
+/**
+ * CPU per invocation of a few variants under the runtime client, in alternating rounds (`npm run bench --
+ * --runtime-cpu`): every variant runs at once, and each round measures each of them in turn (rotating order), so that
+ * a busy moment on a shared machine falls on all of them alike. One figure (µs per invocation) per variant and round.
+ */
+export async function measureRuntimeCpu(
+  variants: Partial<Record<RuntimeVariantName, RuntimeVariant>>,
+  plan: { rounds: number; count: number },
+  xrayDaemon: { address: string },
+): Promise<Record<string, number[]>> {
+  const problem = runtimeClientProblem();
+  if (problem) throw new Error(problem);
+  const names = Object.keys(variants) as RuntimeVariantName[];
+  const receiver = await startOtlpReceiver(0);
+  const running = new Map<RuntimeVariantName, PackagedFunction>();
+  const cpuUs: Record<string, number[]> = Object.fromEntries(names.map((name) => [name, []]));
+  const invoke = async (fn: PackagedFunction) => {
+    const answer = await fn.invoke(apiEvent());
+    if (!answer.ok) throw new Error(`${fn.name} failed: ${JSON.stringify(answer)}\n${fn.logs()}`);
+    await fn.whenIdle();
+  };
+  try {
+    for (const name of names) {
+      const variant = variants[name]!;
+      const fn = await startPackagedFunction({
+        name: `bench-${name}`,
+        taskRoot: variant.dir,
+        handler: variant.handler,
+        nodePath: '',
+        activeTracing: variant.activeTracing,
+        environment: {
+          OTEL_SERVICE_NAME: 'bench',
+          OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+          BENCH_EXPORTER: 'otlp',
+          AWS_XRAY_DAEMON_ADDRESS: xrayDaemon.address,
+          ...variant.environment,
+        },
+      });
+      running.set(name, fn);
+      for (let i = 0; i < 50; i++) await invoke(fn);
+    }
+    for (let round = 0; round < plan.rounds; round++) {
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(round + k) % names.length];
+        const fn = running.get(name)!;
+        const before = await cpuSeconds(fn.pid!);
+        for (let i = 0; i < plan.count; i++) await invoke(fn);
+        cpuUs[name].push((((await cpuSeconds(fn.pid!)) - before) * 1e6) / plan.count);
+      }
+    }
+  } finally {
+    for (const fn of running.values()) await fn.stop({ graceful: true });
+    await receiver.close();
+  }
+  return cpuUs;
+}

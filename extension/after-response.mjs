@@ -17,12 +17,10 @@
  * Lambda (no AWS_LAMBDA_RUNTIME_API), or with TRACED_LAMBDA_EXPORT_AFTER_RESPONSE=false, it registers nothing,
  * and the kit exports before each response returns, as it does wherever this file is not loaded.
  */
-import { createRequire } from 'node:module';
-
-// node:http through require, as the runtime client loads it: an ES module import of node:http builds its
-// namespace from every export, lazy ones included, which costs ~15 ms of cold start on Node.js 24 (~2 ms this way).
-/** @type {typeof import('node:http')} */
-const { Agent, request } = createRequire(import.meta.url)('node:http');
+// Built-ins through process.getBuiltinModule, not `import`: an ES module import of a built-in builds its namespace
+// from every export, lazy ones included (node:http's: ~15 ms of cold start on Node.js 24). Not node:http at all:
+// see extensionsApi.
+const { connect } = process.getBuiltinModule('node:net');
 
 /** The name Lambda lists the extension under (an internal extension's name is free). */
 const NAME = 'traced-lambda-after-response';
@@ -37,6 +35,8 @@ const SHUTDOWN_CHANNEL = 'traced-lambda.shutdown';
 const SHUTDOWN_BUDGET_MS = 400;
 /** Kept back from a worker's export, for its answer to reach the main thread. */
 const SHUTDOWN_MARGIN_MS = 30;
+/** An answer's head longer than this is not the Extensions API's. */
+const MAX_HEAD_BYTES = 16 * 1024;
 /** Event requests that may fail in a row (a broken connection) before the extension reports itself failed. */
 const NEXT_ATTEMPTS = 3;
 
@@ -68,21 +68,11 @@ if (!runtimeApi) {
 } else if (process.env.AWS_LAMBDA_INITIALIZATION_TYPE === 'lambda-managed-instances') {
   await managedInstances(extensionsApi(runtimeApi));
 } else {
-  const call = extensionsApi(runtimeApi);
+  const api = extensionsApi(runtimeApi);
 
   try {
-    const answer = await call(
-      'POST',
-      '/register',
-      { 'Lambda-Extension-Name': NAME, 'Content-Type': 'application/json' },
-      // Lambda gives SHUTDOWN to external extensions only; the runtime process gets SIGTERM instead.
-      JSON.stringify({ events: ['INVOKE'] }),
-      REGISTER_TIMEOUT_MS,
-    );
-    const id = answer.headers['lambda-extension-identifier'];
-    if (answer.status !== 200 || typeof id !== 'string' || id === '') {
-      throw new Error(`registration refused (${answer.status}${describeError(answer.body)})`);
-    }
+    // Lambda gives SHUTDOWN to external extensions only; the runtime process gets SIGTERM instead.
+    const id = await register(api, ['INVOKE']);
     link.status = 'registered';
     void serve(id);
   } catch (error) {
@@ -96,11 +86,12 @@ if (!runtimeApi) {
    */
   async function serve(id) {
     const headers = { 'Lambda-Extension-Identifier': id };
+    const next = api.requestBytes('GET', '/event/next', headers);
     for (let failures = 0; ;) {
       /** @type {{ eventType?: string } & Partial<InvokeEvent>} */
       let event;
       try {
-        const answer = await call('GET', '/event/next', headers, undefined, undefined, true);
+        const answer = await api.send(next, { hold: true });
         if (answer.status !== 200) throw new Error(`event/next answered ${answer.status}${describeError(answer.body)}`);
         event = JSON.parse(answer.body);
         failures = 0;
@@ -113,13 +104,11 @@ if (!runtimeApi) {
         link.status = 'stopped';
         link.reason = `the Lambda Extensions API stopped answering: ${error instanceof Error ? error.message : String(error)}`;
         link.onStopped?.();
-        await call(
-          'POST',
-          '/exit/error',
-          { ...headers, 'Lambda-Extension-Function-Error-Type': 'Extension.EventsUnavailable' },
-          undefined,
-          REGISTER_TIMEOUT_MS,
-        ).catch(() => undefined);
+        await api
+          .send(api.requestBytes('POST', '/exit/error', { ...headers, 'Lambda-Extension-Function-Error-Type': 'Extension.EventsUnavailable' }), {
+            timeoutMs: REGISTER_TIMEOUT_MS,
+          })
+          .catch(() => undefined);
         return;
       }
       if (event.eventType === 'INVOKE' && link.onInvoke) {
@@ -133,51 +122,218 @@ if (!runtimeApi) {
   }
 }
 
+/** @typedef {{ status: number, header: (name: string) => string | undefined, body: string }} Answer `header` takes a lower-case name. */
+
 /**
  * The Extensions API's client: one kept-alive connection, which the long-polled event request reuses at every
- * invocation.
+ * invocation, one request at a time. HTTP/1.1 is written and read here rather than through node:http, whose
+ * client costs more CPU per event than the rest of an invocation's tracing; what is read is what an HTTP/1.1
+ * server may send (headers in any case, a body of a given length, chunked, or up to the connection's end). A
+ * connection that breaks fails the request in flight; the next request opens a new one.
  * @param {string} address AWS_LAMBDA_RUNTIME_API
  */
 function extensionsApi(address) {
   const [host, port] = splitHostPort(address);
-  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  /** One buffer for every read (net's `onread`): nothing is allocated per event unless it arrives in pieces. */
+  const readBuffer = Buffer.allocUnsafe(64 * 1024);
+  /** @type {import('node:net').Socket | undefined} */
+  let socket;
+  /** @type {{ received: Buffer | undefined, resolve: (answer: Answer) => void, reject: (error: Error) => void } | undefined} */
+  let pending;
+
+  /** @param {Error} error */
+  const fail = (error) => {
+    const failed = pending;
+    pending = undefined;
+    socket?.destroy();
+    socket = undefined;
+    failed?.reject(error);
+  };
+  /**
+   * @param {Buffer} received
+   * @param {boolean} ended the connection has ended: a body without a length ends there
+   */
+  const tryAnswer = (received, ended) => {
+    let parsed;
+    try {
+      parsed = parseResponse(received, ended);
+    } catch (error) {
+      fail(/** @type {Error} */ (error));
+      return;
+    }
+    if (!parsed) {
+      if (ended) fail(new Error('the connection closed before the answer was complete'));
+      return;
+    }
+    const done = /** @type {NonNullable<typeof pending>} */ (pending);
+    pending = undefined;
+    // No pipelining: bytes beyond the answer mean a confused connection, which is not reused.
+    if (!parsed.keepAlive || parsed.length !== received.length) {
+      socket?.destroy();
+      socket = undefined;
+    }
+    done.resolve(parsed.answer);
+  };
+  const open = () => {
+    const opened = connect({
+      host,
+      port,
+      noDelay: true,
+      onread: {
+        buffer: readBuffer,
+        callback: (/** @type {number} */ bytes) => {
+          if (!pending) {
+            fail(new Error('the Extensions API sent what was not asked for'));
+            return false;
+          }
+          const chunk = readBuffer.subarray(0, bytes);
+          // Copied only when the answer is incomplete: the next read reuses the buffer.
+          const received = pending.received ? Buffer.concat([pending.received, chunk]) : chunk;
+          const waiting = pending;
+          tryAnswer(received, false);
+          if (pending === waiting) waiting.received = received === chunk ? Buffer.from(chunk) : received;
+          return true;
+        },
+      },
+    });
+    const closed = () => {
+      if (opened !== socket) return;
+      if (pending?.received) tryAnswer(pending.received, true);
+      else fail(new Error('the connection closed'));
+    };
+    opened.on('error', (error) => opened === socket && fail(error));
+    opened.on('end', closed);
+    opened.on('close', closed);
+    return opened;
+  };
 
   /**
+   * The bytes of one request (the event request's are built once, and written at every invocation).
    * @param {string} method
    * @param {string} path
    * @param {Record<string, string>} headers
    * @param {string} [body]
-   * @param {number} [timeoutMs] no limit when absent (the event request waits as long as the sandbox is idle)
-   * @param {boolean} [hold] leave the answer unread on the socket until `link.readEvent()`, if `link.holdEvent()`
-   * @param {boolean} [detached] the request never keeps the process alive (an event that never comes)
-   * @returns {Promise<{ status: number, headers: import('node:http').IncomingHttpHeaders, body: string }>}
    */
-  const call = (method, path, headers, body, timeoutMs, hold = false, detached = false) =>
+  const requestBytes = (method, path, headers, body) => {
+    let head = `${method} ${BASE}${path} HTTP/1.1\r\nHost: ${address}\r\n`;
+    for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
+    if (body !== undefined || method !== 'GET') head += `Content-Length: ${Buffer.byteLength(body ?? '')}\r\n`;
+    return Buffer.from(`${head}\r\n${body ?? ''}`, 'utf8');
+  };
+
+  /**
+   * @param {Buffer} bytes from `requestBytes`
+   * @param {{ timeoutMs?: number, hold?: boolean, detached?: boolean }} [options] `timeoutMs`: no limit when absent
+   *   (the event request waits as long as the sandbox is idle); `hold`: leave the answer unread in the socket until
+   *   `link.readEvent()`, if `link.holdEvent()`; `detached`: the request never keeps the process alive (an event
+   *   that never comes).
+   * @returns {Promise<Answer>}
+   */
+  const send = (bytes, { timeoutMs, hold = false, detached = false } = {}) =>
     new Promise((resolve, reject) => {
-      const outgoing = request({ host, port, method, path: BASE + path, headers, agent }, (incoming) => {
-        /** @type {Buffer[]} */
-        const chunks = [];
-        incoming.on('data', (chunk) => chunks.push(chunk));
-        incoming.on('end', () => resolve({ status: incoming.statusCode ?? 0, headers: incoming.headers, body: Buffer.concat(chunks).toString('utf8') }));
-        incoming.on('error', reject);
-      });
-      outgoing.on('error', reject);
-      if (detached) outgoing.once('socket', (socket) => socket.unref());
-      if (hold) {
-        // Paused once the request is on its socket: what Lambda sends waits in the socket until it is asked for.
-        outgoing.once('socket', (socket) => {
-          if (!link.holdEvent?.()) return;
-          socket.pause();
-          link.readEvent = () => {
-            link.readEvent = () => undefined;
-            socket.resume();
-          };
-        });
+      if (pending) throw new Error('a request is already in flight');
+      socket ??= open();
+      if (detached) socket.unref();
+      /** @type {NodeJS.Timeout | undefined} */
+      let timer;
+      pending = {
+        received: undefined,
+        resolve: timeoutMs ? (answer) => (clearTimeout(timer), resolve(answer)) : resolve,
+        reject: timeoutMs ? (error) => (clearTimeout(timer), reject(error)) : reject,
+      };
+      if (timeoutMs) timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
+      socket.write(bytes);
+      if (hold && link.holdEvent?.()) {
+        // Not even read from the kernel until asked for: what Lambda sends waits in the socket.
+        const held = socket;
+        held.pause();
+        link.readEvent = () => {
+          link.readEvent = () => undefined;
+          held.resume();
+        };
       }
-      if (timeoutMs) outgoing.setTimeout(timeoutMs, () => outgoing.destroy(new Error(`no answer within ${timeoutMs} ms`)));
-      outgoing.end(body);
     });
-  return call;
+  return { requestBytes, send };
+}
+
+/**
+ * One HTTP/1.1 answer from the start of `received`, or undefined while incomplete. Only the headers asked for are
+ * read (the event's answer is read at every invocation: no object of every header is built for it).
+ * @param {Buffer} received
+ * @param {boolean} ended the connection has ended (a body with neither a length nor chunks ends there)
+ * @returns {{ answer: Answer, length: number, keepAlive: boolean } | undefined}
+ */
+function parseResponse(received, ended) {
+  for (let start = 0; ;) {
+    const headEnd = received.indexOf('\r\n\r\n', start, 'latin1');
+    if (headEnd < 0) {
+      if (received.length - start > MAX_HEAD_BYTES) throw new Error('an answer without an end of headers');
+      return undefined;
+    }
+    // Lower case keeps a latin1 string's length: names are found in `lower`, values read from `head`.
+    const head = received.toString('latin1', start, headEnd + 2);
+    const lower = head.toLowerCase();
+    if (!lower.startsWith('http/1.') || (head[7] !== '0' && head[7] !== '1') || head[8] !== ' ' || !/^\d{3}$/.test(head.slice(9, 12))) {
+      throw new Error(`not an HTTP/1.x answer: ${JSON.stringify(head.slice(0, Math.min(40, head.indexOf('\r\n'))))}`);
+    }
+    const status = Number(head.slice(9, 12));
+    /** @param {string} name lower case */
+    const header = (name) => {
+      const at = lower.indexOf(`\r\n${name}:`);
+      return at < 0 ? undefined : head.slice(at + name.length + 3, head.indexOf('\r\n', at + 2)).trim();
+    };
+    const bodyStart = headEnd + 4;
+    // An interim answer (100 Continue) comes before the real one.
+    if (status < 200) {
+      start = bodyStart;
+      continue;
+    }
+    const connection = (header('connection') ?? '').toLowerCase();
+    const keepAlive = head[7] === '1' ? !/\bclose\b/.test(connection) : /\bkeep-alive\b/.test(connection);
+    const answer = (/** @type {string} */ body) => ({ status, header, body });
+    if (status === 204 || status === 304) return { answer: answer(''), length: bodyStart, keepAlive };
+    if (/\bchunked\b/i.test(header('transfer-encoding') ?? '')) {
+      const chunked = readChunks(received, bodyStart);
+      return chunked && { answer: answer(chunked.body), length: chunked.end, keepAlive };
+    }
+    const contentLength = header('content-length');
+    if (contentLength !== undefined) {
+      const length = /^\d{1,15}$/.test(contentLength) ? Number(contentLength) : Number.NaN;
+      if (Number.isNaN(length)) throw new Error(`a bad Content-Length: ${contentLength.slice(0, 20)}`);
+      if (received.length < bodyStart + length) return undefined;
+      return { answer: answer(received.toString('utf8', bodyStart, bodyStart + length)), length: bodyStart + length, keepAlive };
+    }
+    // Neither a length nor chunks: the body is what comes until the connection ends.
+    if (!ended) return undefined;
+    return { answer: answer(received.toString('utf8', bodyStart)), length: received.length, keepAlive: false };
+  }
+}
+
+/**
+ * A chunked body from `start`: its text and where it ends (after any trailers), or undefined while incomplete.
+ * @param {Buffer} received
+ * @param {number} start
+ */
+function readChunks(received, start) {
+  /** @type {Buffer[]} */
+  const chunks = [];
+  for (let at = start; ;) {
+    const lineEnd = received.indexOf('\r\n', at, 'latin1');
+    if (lineEnd < 0) return undefined;
+    const size = received.toString('latin1', at, lineEnd).split(';')[0].trim();
+    if (!/^[0-9a-f]{1,8}$/i.test(size)) throw new Error(`a bad chunk size: ${JSON.stringify(size.slice(0, 20))}`);
+    const dataEnd = lineEnd + 2 + Number.parseInt(size, 16);
+    if (dataEnd === lineEnd + 2) {
+      // The last chunk: trailers, if any, then an empty line.
+      const end = received.indexOf('\r\n', dataEnd, 'latin1') === dataEnd ? dataEnd + 2 : received.indexOf('\r\n\r\n', dataEnd, 'latin1') + 4;
+      if (end < 4) return undefined;
+      return { body: chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8'), end };
+    }
+    if (received.length < dataEnd + 2) return undefined;
+    if (received[dataEnd] !== 13 || received[dataEnd + 1] !== 10) throw new Error('a chunk without its line end');
+    chunks.push(received.subarray(lineEnd + 2, dataEnd));
+    at = dataEnd + 2;
+  }
 }
 
 /**
@@ -189,10 +345,10 @@ function extensionsApi(address) {
  * is what makes Lambda end the environment with SIGTERM (not SIGKILL at once); a worker never sees the signal
  * (Node.js delivers signals to the main thread only), so the main thread asks every worker that holds spans to
  * export them (lib/shutdown-channel.ts) and lets the signal end the process once they have answered.
- * @param {ReturnType<typeof extensionsApi>} call
+ * @param {ReturnType<typeof extensionsApi>} api
  */
-async function managedInstances(call) {
-  const { isMainThread, BroadcastChannel } = createRequire(import.meta.url)('node:worker_threads');
+async function managedInstances(api) {
+  const { isMainThread, BroadcastChannel } = process.getBuiltinModule('node:worker_threads');
   link.reason = 'Lambda Managed Instances: each worker thread exports its spans in the background';
   if (!isMainThread) return;
   // Each worker's waiting /next takes one of libuv's threads (the runtime client's native call), 4 by default: with
@@ -201,19 +357,9 @@ async function managedInstances(call) {
   if (!process.env.UV_THREADPOOL_SIZE) process.env.UV_THREADPOOL_SIZE = String(Math.min(1024, workerCount() + 4));
   drainWorkersOnSigterm(new BroadcastChannel(SHUTDOWN_CHANNEL));
   try {
-    const answer = await call(
-      'POST',
-      '/register',
-      { 'Lambda-Extension-Name': NAME, 'Content-Type': 'application/json' },
-      JSON.stringify({ events: [] }),
-      REGISTER_TIMEOUT_MS,
-    );
-    const id = answer.headers['lambda-extension-identifier'];
-    if (answer.status !== 200 || typeof id !== 'string' || id === '') {
-      throw new Error(`registration refused (${answer.status}${describeError(answer.body)})`);
-    }
+    const id = await register(api, []);
     // Lambda waits for every registered extension to ask for its next event before init is over; none comes.
-    void call('GET', '/event/next', { 'Lambda-Extension-Identifier': id }, undefined, undefined, false, true).catch(() => undefined);
+    void api.send(api.requestBytes('GET', '/event/next', { 'Lambda-Extension-Identifier': id }), { detached: true }).catch(() => undefined);
   } catch (error) {
     console.warn(
       `traced-lambda: could not register with the Lambda Extensions API (${error instanceof Error ? error.message : String(error)}); spans a worker holds at shutdown may be lost.`,
@@ -225,7 +371,7 @@ async function managedInstances(call) {
 function workerCount() {
   const set = Number.parseInt(process.env.AWS_LAMBDA_NODEJS_WORKER_COUNT ?? '', 10);
   if (Number.isInteger(set) && set > 0) return set;
-  return 8 * Math.max(1, createRequire(import.meta.url)('node:os').availableParallelism());
+  return 8 * Math.max(1, process.getBuiltinModule('node:os').availableParallelism());
 }
 
 /**
@@ -266,6 +412,21 @@ function drainWorkersOnSigterm(channel) {
       if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM');
     });
   });
+}
+
+/**
+ * Registers this process as an internal extension for `events`; its identifier, or an error saying why not.
+ * @param {ReturnType<typeof extensionsApi>} api
+ * @param {string[]} events
+ */
+async function register(api, events) {
+  const answer = await api.send(
+    api.requestBytes('POST', '/register', { 'Lambda-Extension-Name': NAME, 'Content-Type': 'application/json' }, JSON.stringify({ events })),
+    { timeoutMs: REGISTER_TIMEOUT_MS },
+  );
+  const id = answer.header('lambda-extension-identifier');
+  if (answer.status !== 200 || !id) throw new Error(`registration refused (${answer.status}${describeError(answer.body)})`);
+  return id;
 }
 
 /**

@@ -112,8 +112,10 @@ export class AfterResponseExport {
     tracked.wake?.();
     // An export waits for a quiet moment after the response; holding the spans (reading the event, asking for the
     // next) is lighter work and waits less, so that Lambda may freeze the sandbox (or send the next event) sooner.
-    void afterTheResponse(tracked.exportsNow ? QUIET_AFTER_RESPONSE_MS : QUIET_BEFORE_HOLD_MS).then(() => this.link.readEvent?.());
+    setTimeout(this.readEvent, tracked.exportsNow ? QUIET_AFTER_RESPONSE_MS : QUIET_BEFORE_HOLD_MS);
   }
+
+  private readonly readEvent = () => this.link.readEvent?.();
 
   /** The extension's hook: waits for the invocation to end, then exports, within the invocation's deadline. */
   async onInvoke(event: InvokeEvent): Promise<void> {
@@ -121,7 +123,11 @@ export class AfterResponseExport {
     const requestId = String(event.requestId);
     const tracked = this.track(requestId);
     // Read after the invocation ended (the usual case once the wrappers run: see holdEvent), the response is out.
-    const endedBefore = tracked.ended;
+    if (tracked.ended) {
+      this.invocations.delete(requestId);
+      if (!tracked.exportsNow) return this.schedule.hold(requestId);
+      return this.flush(Math.max(0, deadline - Date.now()), requestId).catch(() => undefined);
+    }
     try {
       if (!(await this.wait(tracked, Math.min(deadline, Date.now() + this.graceMs), () => tracked.started))) {
         // No wrapper started it: an untraced handler. Export whatever ended and let Lambda go on.
@@ -129,11 +135,11 @@ export class AfterResponseExport {
       } else {
         await this.wait(tracked, deadline, () => tracked.ended);
         if (tracked.ended && !tracked.exportsNow) {
-          if (!endedBefore) await afterTheResponse(QUIET_BEFORE_HOLD_MS);
+          await afterTheResponse(QUIET_BEFORE_HOLD_MS);
           this.schedule.hold(requestId);
           return;
         }
-        if (!endedBefore) await afterTheResponse();
+        await afterTheResponse();
       }
     } finally {
       this.invocations.delete(requestId);

@@ -1,0 +1,201 @@
+import { spawn } from 'node:child_process';
+import { createServer, type Server, type Socket } from 'node:net';
+import type { AddressInfo } from 'node:net';
+import { resolve } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+
+// The preload's own HTTP/1.1 client (extension/after-response.mjs) against an Extensions API that answers the way any
+// HTTP/1.1 server may: headers in any case, answers in pieces, chunked bodies with extensions and trailers, bodies
+// that end with the connection, connections closed between requests. test/runtime/lambda-runtime.ts's Extensions
+// API (node:http) and AWS's emulator (Go's net/http) each use a few of these ways only.
+
+const PRELOAD = resolve(__dirname, '../../extension/after-response.mjs');
+const ID = 'c0ffee00-0000-4000-8000-000000000001';
+
+interface Received {
+  method: string;
+  path: string;
+  headers: Record<string, string>;
+  body: string;
+}
+
+/** What the server does with each request, in order: the bytes to send (in pieces, with a pause between) and whether to close after. */
+type Answer = { pieces: string[]; close?: boolean } | 'close-at-once';
+
+const servers: Server[] = [];
+afterEach(async () => {
+  for (const server of servers.splice(0)) await new Promise<void>((done) => server.close(() => done()));
+});
+
+/** A raw TCP server on 127.0.0.1 that reads HTTP/1.1 requests and answers from `answers`, one per request. */
+async function hostileApi(answers: Answer[]) {
+  const received: Received[] = [];
+  const sockets = new Set<Socket>();
+  let connections = 0;
+  const server = createServer((socket) => {
+    connections++;
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => undefined);
+    let buffered = '';
+    socket.on('data', async (data) => {
+      buffered += data.toString('latin1');
+      for (;;) {
+        const headEnd = buffered.indexOf('\r\n\r\n');
+        if (headEnd < 0) return;
+        const [requestLine, ...lines] = buffered.slice(0, headEnd).split('\r\n');
+        const headers = Object.fromEntries(lines.map((line) => [line.slice(0, line.indexOf(':')).toLowerCase(), line.slice(line.indexOf(':') + 1).trim()]));
+        const length = Number(headers['content-length'] ?? 0);
+        if (buffered.length < headEnd + 4 + length) return;
+        const [method, path] = requestLine.split(' ');
+        received.push({ method, path, headers, body: buffered.slice(headEnd + 4, headEnd + 4 + length) });
+        buffered = buffered.slice(headEnd + 4 + length);
+        // A request on a connection this server is closing goes unanswered, as a real server's would.
+        if (socket.writableEnded || socket.destroyed) return;
+        const answer = answers.shift();
+        if (!answer) return; // Left waiting: the test ends the process.
+        if (answer === 'close-at-once') {
+          socket.destroy();
+          return;
+        }
+        for (const [index, piece] of answer.pieces.entries()) {
+          if (index > 0) await new Promise((done) => setTimeout(done, 15));
+          socket.write(piece);
+        }
+        if (answer.close) socket.end();
+      }
+    });
+  });
+  servers.push(server);
+  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
+  return {
+    address: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+    received,
+    connections: () => connections,
+    destroyAll: () => sockets.forEach((socket) => socket.destroy()),
+  };
+}
+
+/**
+ * Runs a process with the preload and an INVOKE hook that prints each event it gets, until `events` have arrived
+ * (or the extension stopped): what it printed, one JSON object per line.
+ */
+function runPreload(address: string, events: number): Promise<{ lines: Record<string, unknown>[]; code: number | null }> {
+  const script = `
+    const link = globalThis[Symbol.for('traced-lambda.after-response')];
+    console.log(JSON.stringify({ status: link.status, reason: link.reason }));
+    if (link.status !== 'registered') process.exit(0);
+    let seen = 0;
+    link.onInvoke = async (event) => {
+      console.log(JSON.stringify({ requestId: event.requestId, deadlineMs: event.deadlineMs }));
+      if (++seen === ${events}) process.exit(0);
+    };
+    link.onStopped = () => {
+      console.log(JSON.stringify({ stopped: link.reason }));
+      setTimeout(() => process.exit(0), 500);
+    };
+    setTimeout(() => process.exit(3), 8000);
+  `;
+  return new Promise((done, fail) => {
+    const child = spawn(process.execPath, ['--import', PRELOAD, '-e', script], {
+      env: { PATH: process.env.PATH, AWS_LAMBDA_RUNTIME_API: address },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    child.stdout.on('data', (data) => (stdout += data));
+    child.on('error', fail);
+    child.on('exit', (code) =>
+      done({
+        lines: stdout
+          .trim()
+          .split('\n')
+          .filter(Boolean)
+          .map((line) => JSON.parse(line)),
+        code,
+      }),
+    );
+  });
+}
+
+const event = (requestId: string) => JSON.stringify({ eventType: 'INVOKE', deadlineMs: 1_900_000_000_000, requestId, invokedFunctionArn: 'arn', tracing: {} });
+const chunked = (body: string) =>
+  `${(body.length - 10).toString(16)};ext=1\r\n${body.slice(0, -10)}\r\n${(10).toString(16).toUpperCase()}\r\n${body.slice(-10)}\r\n0\r\nX-Trailer: t\r\n\r\n`;
+
+describe("the preload's Extensions API client", () => {
+  it('reads answers in pieces, chunked, in any header case, until the connection ends, and reconnects when the server closes', async () => {
+    const registered = `HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nLAMBDA-EXTENSION-IDENTIFIER: ${ID}\r\nTransfer-Encoding: chunked\r\nconnection: Close\r\n\r\n`;
+    const body = JSON.stringify({ functionName: 'f', functionVersion: '$LATEST', handler: 'h' });
+    const one = event('one');
+    const two = event('two');
+    const three = event('three');
+    const four = event('four');
+    const api = await hostileApi([
+      // Registration: chunked, the head split mid-header, the body's chunks in pieces, the connection closed after.
+      { pieces: [registered.slice(0, 40), registered.slice(40), chunked(body).slice(0, 7), chunked(body).slice(7)], close: true },
+      // Byte-split head, Content-Length in capitals, the body in two pieces.
+      { pieces: [`HTTP/1.1 200 OK\r\nCONTENT-LENGTH: ${one.length}\r\n`, `Lambda-Extension-Event-Identifier: e1\r\n\r\n${one.slice(0, 5)}`, one.slice(5)] },
+      // Chunked, with an interim 100 Continue before it.
+      { pieces: [`HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK\r\ntransfer-encoding: CHUNKED\r\n\r\n${chunked(two)}`] },
+      // Neither a length nor chunks: the body ends with the connection.
+      { pieces: [`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${three}`], close: true },
+      // On a new connection: the connection dropped before any answer, then (after the client's retry) an answer.
+      'close-at-once',
+      { pieces: [`HTTP/1.1 200 OK\r\nContent-Length: ${four.length}\r\n\r\n${four}`] },
+    ]);
+
+    const { lines, code } = await runPreload(api.address, 4);
+
+    expect(lines[0]).toEqual({ status: 'registered', reason: '' });
+    expect(lines.slice(1)).toEqual(['one', 'two', 'three', 'four'].map((requestId) => ({ requestId, deadlineMs: 1_900_000_000_000 })));
+    expect(code).toBe(0);
+    expect(api.received[0]).toMatchObject({ method: 'POST', path: '/2020-01-01/extension/register', body: '{"events":["INVOKE"]}' });
+    expect(api.received[0].headers).toMatchObject({ 'lambda-extension-name': 'traced-lambda-after-response', 'content-length': '21' });
+    for (const request of api.received.slice(1)) {
+      expect(request).toMatchObject({ method: 'GET', path: '/2020-01-01/extension/event/next' });
+      expect(request.headers['lambda-extension-identifier']).toBe(ID);
+      expect(request.headers.host).toBe(api.address);
+    }
+    // register, then one per closed connection: after register, after the third event, after the dropped one.
+    expect(api.connections()).toBe(4);
+  });
+
+  it('stops, and reports the error to the Extensions API, when event requests keep failing', async () => {
+    const api = await hostileApi([
+      { pieces: [`HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: ${ID}\r\nContent-Length: 0\r\n\r\n`] },
+      { pieces: ['HTTP/1.1 500 Internal Server Error\r\nContent-Length: 0\r\n\r\n'] },
+      { pieces: ['HTTP/1.1 200 OK\r\nContent-Length: nope\r\n\r\n'] },
+      { pieces: ['SSH-2.0-OpenSSH\r\n\r\n'] },
+      { pieces: ['HTTP/1.1 202 Accepted\r\nContent-Length: 0\r\n\r\n'], close: true },
+    ]);
+    const { lines } = await runPreload(api.address, 1);
+    expect(lines[0]).toEqual({ status: 'registered', reason: '' });
+    expect(String(lines[1].stopped)).toMatch(/^the Lambda Extensions API stopped answering: not an HTTP\/1\.x answer/);
+    expect(api.received.map((request) => request.path.replace('/2020-01-01/extension', ''))).toEqual([
+      '/register',
+      '/event/next',
+      '/event/next',
+      '/event/next',
+      '/exit/error',
+    ]);
+    expect(api.received[4].headers['lambda-extension-function-error-type']).toBe('Extension.EventsUnavailable');
+  }, 15_000);
+
+  it('fails the registration on a refusal (403), and on an answer that never ends, within its limit', async () => {
+    const error = JSON.stringify({ errorMessage: 'No events allowed for internal extensions', errorType: 'Extension.InvalidEventType' });
+    const refused = await hostileApi([
+      { pieces: [`HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: ${error.length}\r\n\r\n${error}`] },
+    ]);
+    const { lines } = await runPreload(refused.address, 1);
+    expect(lines[0]).toEqual({
+      status: 'failed',
+      reason:
+        'could not register with the Lambda Extensions API: registration refused (403 Extension.InvalidEventType: No events allowed for internal extensions)',
+    });
+
+    const stalled = await hostileApi([{ pieces: ['HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n{'] }]);
+    const started = Date.now();
+    const { lines: stalledLines } = await runPreload(stalled.address, 1);
+    expect(stalledLines[0]).toEqual({ status: 'failed', reason: 'could not register with the Lambda Extensions API: no answer within 2000 ms' });
+    expect(Date.now() - started).toBeLessThan(7_000);
+  }, 15_000);
+});
