@@ -35,8 +35,7 @@ import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './export/invocation-span-processor';
 import { ExportScheduler, type SandboxLife } from './export/export-scheduler';
 import { drainOnShutdown } from './export/shutdown-channel';
-import { OtlpHttpSpanExporter } from './export/otlp-exporter';
-import { secretHeaderLoader } from './export/secret-headers';
+import { createOtlpExporter } from './export/exporter-loader';
 import { TraceContextPropagator } from './propagation/propagator';
 import {
   ATTR_CLOUD_PLATFORM,
@@ -185,16 +184,7 @@ function sandboxLife(config: TelemetryConfig): SandboxLife {
 }
 
 function createExporter(config: TelemetryConfig): SpanExporter {
-  if (config.exporter === 'console') return new ConsoleSpanExporter();
-  return new OtlpHttpSpanExporter({
-    url: config.otlpTracesUrl,
-    headers: config.otlpHeaders,
-    timeoutMs: config.flushTimeoutMs,
-    compression: config.otlpCompression,
-    signing: config.otlpSigning,
-    secretHeaders: config.otlpSecretHeader ? secretHeaderLoader(config.otlpSecretHeader, config.lambda.region) : undefined,
-    concurrency: config.lambda.maxConcurrency,
-  });
+  return config.exporter === 'console' ? new ConsoleSpanExporter() : createOtlpExporter(config);
 }
 
 /** One flush function, without per-call allocations in the usual case (only the exporting processor). */

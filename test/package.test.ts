@@ -4,8 +4,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { inflateRawSync } from 'node:zlib';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readTelemetryConfig } from '../lib/config';
+import { EXPORT_FILE } from '../lib/export/exporter-loader';
 import { devService } from './service';
 
 // `serverless package` as a user runs it before `serverless deploy`, with no AWS credentials at all.
@@ -388,10 +391,74 @@ describe('serverless package', () => {
     });
   }, 60_000);
 
-  it('ships one bundle per function with its source map and the after-response extension, without the AWS SDK the runtime provides', async () => {
+  it('ships one bundle per function with its source map, the exporter file beside it and the after-response extension, without the AWS SDK the runtime provides', async () => {
     for (const fn of ['create-order', 'process-order', 'notify-customer']) {
-      const names = zipEntryNames(await readFile(join(outDir, `${fn}.zip`)));
-      expect(names.sort()).toEqual(['collector/collector.yaml', 'extension/after-response.mjs', `functions/${fn}.js`, `functions/${fn}.js.map`]);
+      const zip = await readFile(join(outDir, `${fn}.zip`));
+      expect(zipEntryNames(zip).sort()).toEqual([
+        'collector/collector.yaml',
+        'extension/after-response.mjs',
+        `functions/${fn}.js`,
+        `functions/${fn}.js.map`,
+        `functions/${EXPORT_FILE}`,
+        `functions/${EXPORT_FILE}.map`,
+      ]);
+      // The exporter's code (SigV4 signing, the OTLP serializer) is in that file only, required at the first export.
+      const bundle = zipEntry(zip, `functions/${fn}.js`).toString('utf8');
+      expect(bundle).toContain(`require("./${EXPORT_FILE}")`);
+      for (const code of ['AWS4-HMAC-SHA256', 'resourceSpans']) {
+        expect(bundle, fn).not.toContain(code);
+        expect(zipEntry(zip, `functions/${EXPORT_FILE}`).toString('utf8')).toContain(code);
+      }
+    }
+  });
+
+  it("exports from the exporter file; without it, logs why once, drops the spans and leaves the handler's result unchanged", async () => {
+    const taskRoot = await mkdtemp(join(tmpdir(), 'traced-task-root-'));
+    const received: string[] = [];
+    const receiver = createServer((request, response) => {
+      let body = '';
+      request.on('data', (chunk: Buffer) => (body += chunk.toString('utf8')));
+      request.on('end', () => {
+        received.push(body);
+        response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+      });
+    });
+    await new Promise<void>((listening) => receiver.listen(0, '127.0.0.1', listening));
+    try {
+      const zip = await readFile(join(outDir, 'notify-customer.zip'));
+      for (const name of zipEntryNames(zip).filter((entry) => entry.startsWith('functions/'))) {
+        await mkdir(dirname(join(taskRoot, name)), { recursive: true });
+        await writeFile(join(taskRoot, name), zipEntry(zip, name));
+      }
+      // The handler as the runtime calls it (no Runtime API here: the spans are exported before it returns).
+      const script = `require(process.argv[1]).handler({ orderId: 'o-1', customerEmail: 'a@example.com', itemCount: 1 }, { awsRequestId: 'r-1', functionName: 'notify-customer', getRemainingTimeInMillis: () => 5000 })
+        .then((result) => console.log(JSON.stringify(result)), (error) => { console.log('handler failed', error); process.exitCode = 1; });`;
+      const run = () =>
+        promisify(execFile)(process.execPath, ['--enable-source-maps', '-e', script, join(taskRoot, 'functions', 'notify-customer.js')], {
+          env: {
+            PATH: process.env.PATH,
+            OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`,
+            OTEL_SERVICE_NAME: 'notify-customer',
+          },
+          timeout: 20_000,
+        });
+      const result = (stdout: string) => JSON.parse(stdout.trim().split('\n').pop()!);
+
+      const exported = await run();
+      expect(result(exported.stdout)).toMatchObject({ orderId: 'o-1', delivered: true });
+      expect(received).toHaveLength(1);
+      expect(received[0]).toContain('send order confirmation');
+
+      received.length = 0;
+      await rm(join(taskRoot, 'functions', EXPORT_FILE));
+      const dropped = await run();
+      expect(result(dropped.stdout)).toMatchObject({ orderId: 'o-1', delivered: true });
+      expect(received).toHaveLength(0);
+      const log = `${dropped.stdout}${dropped.stderr}`;
+      expect(log).toContain(`traced-lambda: the exporter's code (${EXPORT_FILE} beside the handler) could not be loaded, so spans are dropped`);
+    } finally {
+      await new Promise((closed) => receiver.close(closed));
+      await rm(taskRoot, { recursive: true, force: true });
     }
   });
 
@@ -409,6 +476,12 @@ describe('serverless package', () => {
       const resolved = map.sources.map((source: string) => new URL(`${map.sourceRoot ?? ''}${source}`, `file:///var/task/functions/${fn}.js.map`).pathname);
       expect(resolved).toContain(`/var/task/functions/${fn}.ts`);
       for (const path of resolved) expect(path, fn).toMatch(/^\/var\/task\/(functions|lib|node_modules)\//);
+      const exportMap = JSON.parse(zipEntry(zip, `functions/${EXPORT_FILE}.map`).toString('utf8'));
+      const exportSources = exportMap.sources.map(
+        (source: string) => new URL(`${exportMap.sourceRoot ?? ''}${source}`, `file:///var/task/functions/${EXPORT_FILE}.map`).pathname,
+      );
+      expect(exportSources).toContain('/var/task/lib/export/otlp-exporter.ts');
+      for (const path of exportSources) expect(path, EXPORT_FILE).toMatch(/^\/var\/task\/(lib|node_modules)\//);
     }
 
     // Node.js itself, on the package unzipped into a task root: the frames of an error thrown in the handler's

@@ -1,16 +1,16 @@
 import { createContextKey, diag, SpanStatusCode, TraceFlags, type Context } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
-import { sendBeforeExit, type PreparedRequest } from './exit-export';
 
 /** An exporter that promises to call back within `settlesWithinMs`, whatever the backend does. */
 export interface BoundedSpanExporter extends SpanExporter {
   readonly settlesWithinMs: number;
   /**
-   * The requests that would export `spans`, ready to send with nothing asynchronous left to do (see
-   * exit-export.ts), or why there can be none (a request that must be signed, a secret header not read yet).
+   * Sends `spans` while the process is exiting, with nothing asynchronous left to do (see exit-export.ts), blocking
+   * at most `maxWaitMs`: how many spans were accepted, or why none could be sent (a request that must be signed, a
+   * secret header not read yet).
    */
-  prepareBeforeExit?(spans: ReadableSpan[]): PreparedRequest[] | string;
+  exportBeforeExit?(spans: ReadableSpan[], maxWaitMs: number): number | string;
 }
 
 /**
@@ -259,9 +259,8 @@ export class InvocationSpanProcessor implements SpanProcessor {
     const batch = this.takeEnded(undefined);
     if (batch.length === 0) return { sent: 0, of: 0 };
     const exporter = (this.exporter ??= this.createExporter()) as Partial<BoundedSpanExporter>;
-    const requests = exporter.prepareBeforeExit ? exporter.prepareBeforeExit(batch) : 'the exporter cannot send without waiting';
-    if (typeof requests === 'string') return requests;
-    return { sent: sendBeforeExit(requests, Math.min(maxWaitMs, this.timeoutMs)), of: batch.length };
+    const sent = exporter.exportBeforeExit ? exporter.exportBeforeExit(batch, Math.min(maxWaitMs, this.timeoutMs)) : 'the exporter cannot send without waiting';
+    return typeof sent === 'string' ? sent : { sent, of: batch.length };
   }
 
   async shutdown(): Promise<void> {

@@ -3,7 +3,7 @@ import { diag } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan } from '@opentelemetry/sdk-trace';
 import { OTLP_EXPORT_LIMITS, serializeWithinLimits, type ExportRequest } from './export-limits';
-import type { PreparedRequest } from './exit-export';
+import { sendBeforeExit, type PreparedRequest } from './exit-export';
 import type { BoundedSpanExporter } from './invocation-span-processor';
 import { describeOversizeSpans } from './oversize-span';
 import { createRequestSigner, type RequestSigner, type SigningConfig } from './sigv4';
@@ -206,10 +206,16 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
   }
 
   /**
-   * The requests of an export with nothing asynchronous left (the process is exiting: exit-export.ts sends them),
-   * or why there can be none: SigV4 signing is asynchronous, and a secret header must have been read already.
+   * Sends `spans` with nothing asynchronous left (the process is exiting: exit-export.ts), blocking at most
+   * `maxWaitMs`: how many were accepted, or why none can be sent: SigV4 signing is asynchronous, and a secret header
+   * must have been read already.
    */
-  prepareBeforeExit(spans: ReadableSpan[]): PreparedRequest[] | string {
+  exportBeforeExit(spans: ReadableSpan[], maxWaitMs: number): number | string {
+    const requests = this.prepareBeforeExit(spans);
+    return typeof requests === 'string' ? requests : sendBeforeExit(requests, maxWaitMs);
+  }
+
+  private prepareBeforeExit(spans: ReadableSpan[]): PreparedRequest[] | string {
     if (this.sign) return 'requests to this endpoint are SigV4-signed, which cannot be done once the process is exiting';
     if (this.secretHeaders && !this.secretHeadersRead) return 'the secret header has not been read yet';
     const { requests } = serializeWithinLimits(spans);
