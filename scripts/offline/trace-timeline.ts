@@ -4,6 +4,7 @@
  * labelled break so the spans on both sides stay readable, and which receive of its message a consumer span is.
  * Only the drawing is compressed: every time the tree and the page print stays the true one.
  */
+import { ATTR_SQS_RECEIVE_COUNT } from '../../lib/carriers/sqs';
 import type { ReceivedSpan } from './otlp-receiver';
 
 /** A stretch of time no span of the trace covers. */
@@ -92,9 +93,14 @@ export function compressedAxis(startNs: bigint, endNs: bigint, gaps: readonly Id
 
 /**
  * Span attributes that may say which receive of its message a consumer span handled (SQS's
- * ApproximateReceiveCount); the first one present wins.
+ * ApproximateReceiveCount): the kit's own first, then names other instrumentations use; the first one present wins.
  */
-export const RECEIVE_COUNT_ATTRIBUTES = ['messaging.sqs.message.receive_count', 'aws.sqs.receive_count', 'messaging.message.delivery_count'] as const;
+export const RECEIVE_COUNT_ATTRIBUTES = [
+  ATTR_SQS_RECEIVE_COUNT,
+  'messaging.sqs.message.receive_count',
+  'aws.sqs.receive_count',
+  'messaging.message.delivery_count',
+] as const;
 
 export interface Attempt {
   attempt: number;

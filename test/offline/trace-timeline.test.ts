@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import type { Attributes } from '@opentelemetry/api';
+import type { SQSRecord } from 'aws-lambda';
+import { addSqsReceiveCount } from '../../lib/carriers/sqs';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 import { attemptsOf, compressedAxis, idleGaps, idleLabel, RECEIVE_COUNT_ATTRIBUTES } from '../../scripts/offline/trace-timeline';
 import { fixtureSpans, okTrace, retriedTrace } from './trace-page-fixture';
@@ -78,6 +81,24 @@ describe("a trace's time line", () => {
       ['d000000000000003', 1, 3],
       ['d000000000000005', 2, 3],
       ['d000000000000006', 3, 3],
+    ]);
+  });
+
+  it("numbers receives by the count the kit's own SQS record spans carry", () => {
+    // Arrange: the attributes the kit's SQS wrapper sets from each record's ApproximateReceiveCount
+    const recorded = (count: string) => {
+      const attributes: Attributes = {};
+      addSqsReceiveCount(attributes, { attributes: { ApproximateReceiveCount: count } } as unknown as SQSRecord);
+      return attributes;
+    };
+
+    // Act: the third receive first in start order (a clock skew between sandboxes), then the second
+    const attempts = attemptsOf([receive('third', 10, recorded('3')), receive('second', 20, recorded('2'))]);
+
+    // Assert
+    expect([...attempts].map(([span, attempt]) => [span.spanId, attempt.attempt, attempt.of])).toEqual([
+      ['third', 3, 3],
+      ['second', 2, 3],
     ]);
   });
 
