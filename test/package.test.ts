@@ -290,7 +290,7 @@ describe('serverless package', () => {
     } finally {
       await rm(dir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 150_000);
 
   it("exports to CloudWatch's OTLP endpoint in the stack's region by default, and grants X-Ray only then", async () => {
     for (const [, fn] of ofType('AWS::Lambda::Function')) {
