@@ -16,6 +16,7 @@ import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { EXPORT_FILE } from '../lib/export/exporter-loader';
+import { MANAGED_PER_WORKER, MANAGED_SLOW_MS, MANAGED_WORKERS, type ManagedMeasurements, type ManagedStrategy } from './managed-instances';
 import {
   DENSE_INTERVAL_MS,
   measureRuntimeCpu,
@@ -41,6 +42,7 @@ const plan = quick
       remoteCount: 10,
       runtimeCpuCount: 100,
       lossCount: 200,
+      managedCount: 64,
     }
   : {
       coldRounds: 15,
@@ -53,6 +55,7 @@ const plan = quick
       remoteCount: 200,
       runtimeCpuCount: 3_000,
       lossCount: 10_000,
+      managedCount: 1_000,
     };
 /** The OTLP receiver "20 ms away": it answers each export after this long. */
 const REMOTE_DELAY_MS = 20;
@@ -352,7 +355,13 @@ async function main() {
     );
     const runtime = await measureUnderRuntime(
       runtimeVariants,
-      { responseCount: plan.remoteCount, cpuCount: plan.runtimeCpuCount, lossCount: plan.lossCount, coldRounds: plan.coldRounds },
+      {
+        responseCount: plan.remoteCount,
+        cpuCount: plan.runtimeCpuCount,
+        lossCount: plan.lossCount,
+        coldRounds: plan.coldRounds,
+        managedCount: plan.managedCount,
+      },
       REMOTE_DELAY_MS,
       async (delayMs) => {
         const server = await startReceiver(delayMs);
@@ -688,6 +697,7 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
       'none lost',
       runtime.loss.received === runtime.loss.expected && runtime.loss.expected > 0 ? 'met' : 'missed',
     ],
+    managedInstancesRow(runtime.managed, names),
     [
       `timed out (${runtime.timeoutGuard.timeoutMs} ms timeout, killed at the deadline): guard firing → its export answered, receiver ${REMOTE_DELAY_MS} ms away, ms p50 / max`,
       ...names.map((name) =>
@@ -721,6 +731,29 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
     '',
     [header, header.map(() => '---'), ...rows].map((row) => `| ${row.join(' | ')} |`).join('\n'),
     '',
+  ];
+}
+
+/** Managed Instances: the response p50 at a receiver answering at once and at a slow one, spans mismatched and lost. */
+function managedInstancesRow(managed: ManagedMeasurements, names: RuntimeVariantName[]): string[] {
+  const runs = (strategy: ManagedStrategy) => [managed[strategy].fast, managed[strategy].slow];
+  const p50s = (strategy: ManagedStrategy) =>
+    runs(strategy)
+      .map((run) => percentile(run.responseMs, 50).toFixed(1))
+      .join(' / ');
+  const wrong = (strategy: ManagedStrategy) => {
+    const [mismatched, lost, expected] = runs(strategy).reduce((sum, run) => [sum[0] + run.mismatched, sum[1] + run.lost, sum[2] + run.expected], [0, 0, 0]);
+    return { mismatched, lost, expected, text: `${mismatched} mismatched, ${lost} of ${expected.toLocaleString('en')} lost` };
+  };
+  const ours = wrong('background');
+  const invocations = managed.background.fast.responseMs.length;
+  const independent = percentile(managed.background.slow.responseMs, 50) - percentile(managed.background.fast.responseMs, 50) <= MANAGED_SLOW_MS / 20;
+  return [
+    `Lambda Managed Instances (${MANAGED_WORKERS} workers × ${MANAGED_PER_WORKER} in flight, ${invocations.toLocaleString('en')} interleaved invocations, each on its own trace, then SIGTERM): response ms p50, receiver answering at once / ${MANAGED_SLOW_MS} ms away`,
+    ...names.map((name) => (name === 'ours' ? p50s('background') : '—')),
+    `ours (in the background): ${ours.text} · exporting inside each invocation (TRACED_LAMBDA_EXPORT_STRATEGY=invocation): p50 ${p50s('invocation')}, ${wrong('invocation').text}`,
+    `p50 at ${MANAGED_SLOW_MS} ms within ${MANAGED_SLOW_MS / 20} ms of p50 at once; 0 mismatched; 0 lost`,
+    independent && ours.mismatched === 0 && ours.lost === 0 && ours.expected > 0 ? 'met' : 'missed',
   ];
 }
 

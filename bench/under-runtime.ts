@@ -10,6 +10,7 @@ import type { AddressInfo } from 'node:net';
 import { startOtlpReceiver } from '../scripts/offline/otlp-receiver';
 import { runtimeClientProblem, startPackagedFunction, type PackagedFunction } from '../test/runtime/lambda-runtime';
 import { apiEvent } from './events';
+import { measureManagedInstances, type ManagedMeasurements } from './managed-instances';
 
 export type RuntimeVariantName = 'bare' | 'oursNoExport' | 'ours' | 'oursInline' | 'stock' | 'contrib' | 'layer' | 'powertools';
 
@@ -46,6 +47,8 @@ export interface RuntimeMeasurements {
    * sandbox stayed busy past each response (ms), the CPU per invocation (µs), and the exports per invocation.
    */
   dense: Record<'adaptive' | 'invocation', { heldMs: number[]; cpuUs: number; exportsPerInvocation: number }>;
+  /** Ours on Lambda Managed Instances (./managed-instances.ts). */
+  managed: ManagedMeasurements;
 }
 
 /** Dense traffic: an invocation handed out every 20 ms (50 a second), as the target says. */
@@ -94,7 +97,7 @@ async function cpuSeconds(pid: number): Promise<number> {
 
 export async function measureUnderRuntime(
   variants: Record<RuntimeVariantName, RuntimeVariant>,
-  plan: { responseCount: number; cpuCount: number; lossCount: number; coldRounds: number },
+  plan: { responseCount: number; cpuCount: number; lossCount: number; coldRounds: number; managedCount: number },
   remoteDelayMs: number,
   startRemote: (delayMs: number) => Promise<{ endpoint: string; close(): Promise<void> }>,
   xrayDaemon: { address: string; segments(): number },
@@ -111,6 +114,7 @@ export async function measureUnderRuntime(
     loss: { invocations: plan.lossCount, expected: 0, received: 0 },
     timeoutGuard: { marginMs: GUARD_MARGIN_MS, timeoutMs: SLOW_TIMEOUT_MS, coldMs: [], warmMs: [], lost: 0 },
     dense: {} as never,
+    managed: {} as never,
   };
   const start = (name: RuntimeVariantName, endpoint: string, extra: Record<string, string> = {}): Promise<PackagedFunction> =>
     startPackagedFunction({
@@ -286,6 +290,8 @@ export async function measureUnderRuntime(
   } finally {
     await timed.close();
   }
+
+  result.managed = await measureManagedInstances(variants.ours, plan.managedCount, Math.round(result.spansPerInvocation.ours));
   return result;
 }
 

@@ -15,13 +15,13 @@ afterAll(async () => {
 });
 
 describe('npm run bench --quick', () => {
-  it('measures ours against the bare handler, the SDK floor and every peer side by side and writes the tables', { timeout: 150_000 }, async () => {
+  it('measures ours against the bare handler, the SDK floor and every peer side by side and writes the tables', { timeout: 300_000 }, async () => {
     dir = await mkdtemp(join(tmpdir(), 'bench-smoke-'));
     const out = join(dir, 'results.md');
 
     await promisify(execFile)(process.execPath, [require.resolve('tsx/cli'), 'bench/run.ts', '--quick', '--out', out], {
       cwd: ROOT,
-      timeout: 140_000,
+      timeout: 290_000,
     });
 
     const text = await readFile(out, 'utf8');
@@ -97,6 +97,7 @@ describe('npm run bench --quick', () => {
       'CPU per invocation, export to loopback included, µs',
       'spans received per invocation (Powertools: segments at the daemon)',
       'spans lost over 200 invocations and a shutdown (SIGTERM)',
+      'Lambda Managed Instances (2 workers × 8 in flight, 64 interleaved invocations, each on its own trace, then SIGTERM): response ms p50, receiver answering at once / 200 ms away',
       'timed out (1000 ms timeout, killed at the deadline): guard firing → its export answered, receiver 20 ms away, ms p50 / max',
     ]);
     const runtimeColumns = runtime.header.slice(1, -3);
@@ -121,8 +122,15 @@ describe('npm run bench --quick', () => {
     const spans = runtime.rows[5];
     expect(runtimeColumns.map((column) => runtime.cell(spans, column))).toEqual(['0.00', '0.00', '1.00', '1.00', '1.00', '0.00', '1.00', '1.00']);
     expect(runtime.cell(runtime.rows[6], 'ours (after response)')).toBe('0 of 200');
+    // Managed Instances: both receivers measured; every span on its own invocation's trace, none lost through SIGTERM,
+    // in the background and exporting inside each invocation alike.
+    const managed = runtime.rows[7];
+    expect(runtime.cell(managed, 'ours (after response)')).toMatch(/^\d+\.\d \/ \d+\.\d$/);
+    expect(managed.at(-3)).toMatch(
+      /^ours \(in the background\): 0 mismatched, 0 of 128 lost · exporting inside each invocation \(TRACED_LAMBDA_EXPORT_STRATEGY=invocation\): p50 \d+\.\d \/ \d+\.\d, 0 mismatched, 0 of 128 lost$/,
+    );
     // Every timed-out invocation's spans answered before the deadline, cold and warm.
-    expect(runtime.cell(runtime.rows[7], 'ours (after response)')).toMatch(/^cold \d+\.\d \/ \d+\.\d, warm \d+\.\d \/ \d+\.\d$/);
-    expect(runtime.rows[7].at(-3)).toMatch(/^0 of 4 timed-out invocations/);
+    expect(runtime.cell(runtime.rows[8], 'ours (after response)')).toMatch(/^cold \d+\.\d \/ \d+\.\d, warm \d+\.\d \/ \d+\.\d$/);
+    expect(runtime.rows[8].at(-3)).toMatch(/^0 of 4 timed-out invocations/);
   });
 });

@@ -15,7 +15,8 @@ import { closedPort } from '../closed-port';
 import { devService } from '../service';
 import { TRACE_ID, TRACEPARENT } from '../trace-ids';
 import { startPackagedFunction, type InvokeResult, type PackagedFunction } from './lambda-runtime';
-import { closeServer, packageService, PREFIX, startSlowCollector, type ServicePackage } from './packaged-service';
+import { packageService, PREFIX, type ServicePackage } from './packaged-service';
+import { closeServer, startSlowCollector } from './slow-collector';
 
 // What `serverless package` produced, unzipped and run under AWS's runtime interface client, with nothing beside
 // each package but what the Lambda Node.js runtime provides (the AWS SDK v3 on NODE_PATH) and the environment

@@ -6,13 +6,10 @@
  */
 import { execFile } from 'node:child_process';
 import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import JSZip from 'jszip';
-import { decodeTracesRequest, type ReceivedSpan } from '../../scripts/offline/otlp-receiver';
 import { devService } from '../service';
 
 const ROOT = resolve(__dirname, '..', '..');
@@ -104,38 +101,4 @@ async function unzip(zipFile: string, into: string): Promise<void> {
     await mkdir(dirname(target), { recursive: true });
     await writeFile(target, await entry.async('nodebuffer'));
   }
-}
-
-export interface SlowCollector {
-  endpoint: string;
-  /** The spans of the exports answered so far. */
-  spans(): ReceivedSpan[];
-  close(): Promise<void>;
-}
-
-/** An OTLP/HTTP collector that answers each export `delayMs` after it arrives; a span counts once answered. */
-export async function startSlowCollector(delayMs: number): Promise<SlowCollector> {
-  const answered: ReceivedSpan[] = [];
-  const server = createServer((request, response) => {
-    const chunks: Buffer[] = [];
-    request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => {
-      const timer = setTimeout(() => {
-        answered.push(...decodeTracesRequest(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
-        response.writeHead(200, { 'content-type': 'application/json' }).end('{}');
-      }, delayMs);
-      response.on('close', () => clearTimeout(timer));
-    });
-  });
-  await new Promise<void>((done) => server.listen(0, '127.0.0.1', done));
-  return {
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    spans: () => [...answered],
-    close: () => closeServer(server),
-  };
-}
-
-export function closeServer(server: Server): Promise<void> {
-  server.closeAllConnections();
-  return new Promise((done) => server.close(() => done()));
 }
