@@ -4,7 +4,7 @@
  * waterfall on a local page that updates as spans arrive.
  */
 import type { ReceivedSpan } from './offline/otlp-receiver';
-import { FUNCTION_PREFIX, functionName, portsFromEnv, startOfflineStack } from './offline/stack';
+import { functionPrefix, functionName, portsFromEnv, startOfflineStack } from './offline/stack';
 import { startTracePageServer, tracePagePortFromEnv } from './offline/trace-page-server';
 import { renderTraceTree, spansOfTrace } from './offline/trace-tree';
 
@@ -56,7 +56,7 @@ Try:
         traceId,
         setTimeout(() => {
           timers.delete(traceId);
-          const tree = renderTraceTree(spansOfTrace(receiver.spans(), traceId), { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX });
+          const tree = renderTraceTree(spansOfTrace(receiver.spans(), traceId), { color: process.stdout.isTTY, functionPrefix: functionPrefix() });
           console.log(`\n${printed.has(traceId) ? '(more spans arrived) ' : ''}${tree}`);
           printed.add(traceId);
         }, QUIET_MS),

@@ -7,7 +7,7 @@
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { readTelemetryConfig, startRun, startTelemetry, tracedFetch, type Run } from '../lib';
-import { FUNCTION_PREFIX, functionName, portsFromEnv, startOfflineStack, type OfflineStack } from './offline/stack';
+import { functionPrefix, functionName, portsFromEnv, startOfflineStack, type OfflineStack } from './offline/stack';
 import type { ReceivedSpan } from './offline/otlp-receiver';
 import { writeTracePage } from './offline/trace-page';
 import { functionOf, renderTraceTree, spansOfTrace, waitForConnectedTrace } from './offline/trace-tree';
@@ -91,14 +91,14 @@ async function sendOrderAndPrintTrace(stack: OfflineStack, run: Run, externalBac
       TRACE_TIMEOUT_MS,
     );
     const reached = new Set(spans.map(functionOf).filter((name) => name !== 'npm-start'));
-    console.log(renderTraceTree(spans, { color: process.stdout.isTTY, functionPrefix: FUNCTION_PREFIX }));
+    console.log(renderTraceTree(spans, { color: process.stdout.isTTY, functionPrefix: functionPrefix() }));
     for (const hop of queueHops(spans)) console.log(`\nQueue hop ${hop.name}: ${(hop.ms / 1000).toFixed(2)} s from send to process.`);
     console.log(`\nOne trace across ${reached.size} functions. Run \`npm run offline\` to keep the stack up and send your own requests.`);
     await printTracePage(stack.receiver.spans(), traceId, console.log);
     return 0;
   } catch (error) {
     console.error(`${(error as Error).message}\nSpans of trace ${traceId} so far:`);
-    console.error(renderTraceTree(spansOfTrace(stack.receiver.spans(), traceId), { functionPrefix: FUNCTION_PREFIX }));
+    console.error(renderTraceTree(spansOfTrace(stack.receiver.spans(), traceId), { functionPrefix: functionPrefix() }));
     console.error('\nserverless offline said:\n' + stack.output());
     await printTracePage(stack.receiver.spans(), traceId, console.error);
     return 1;

@@ -7,17 +7,22 @@ import { resolve } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createSqsServer } from 'local-aws-sqs';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver';
-import { describeService, LOCAL_ACCOUNT_ID, OFFLINE_STAGE } from './service';
+import { describeService, LOCAL_ACCOUNT_ID, OFFLINE_STAGE, type ServiceDescription } from './service';
 import { startSqsEventSource, type SqsMapping } from './sqs-event-source';
 
-/** The service as serverless.yml declares it for the offline stage: every name below comes from there. */
-export const service = describeService(OFFLINE_STAGE);
+/**
+ * The service as serverless.yml declares it for the offline stage: every name below comes from there. Read on first
+ * use (`serverless print` takes seconds), not at import, so that the stack can start serverless offline meanwhile.
+ */
+export const offlineService = (): ServiceDescription => describeService(OFFLINE_STAGE);
 export const STAGE = OFFLINE_STAGE;
-export const FUNCTION_PREFIX = `${service.service}-${STAGE}-`;
-export const functionName = (key: string) => service.functionName(key);
+/** What the offline stage's function names begin with (`<service>-offline-`). */
+export const functionPrefix = () => `${offlineService().service}-${STAGE}-`;
+export const functionName = (key: string) => offlineService().functionName(key);
 const ACCOUNT_ID = LOCAL_ACCOUNT_ID;
 /** The queues some function consumes (dead-letter queues are only written to). */
-const CONSUMED_QUEUES = [...new Set(service.functions.flatMap((fn) => fn.consumes))].map((logicalId) => service.queue(logicalId).name);
+const consumedQueues = (service: ServiceDescription) =>
+  [...new Set(service.functions.flatMap((fn) => fn.consumes))].map((logicalId) => service.queue(logicalId).name);
 const PROJECT_ROOT = resolve(__dirname, '..', '..');
 
 export interface StackPorts {
@@ -108,14 +113,20 @@ export async function startOfflineStack(options: StackOptions = {}): Promise<Off
       cleanups.push(() => receiver!.close());
     }
 
-    const sqs = await startSqsEmulator(ports.sqs);
+    // serverless offline boots (the framework, then the functions' bundles) while this process reads serverless.yml
+    // through `serverless print`: each takes seconds, and nothing the one does waits for the other.
+    const offline = startServerlessOffline(ports, receiver, options);
+    cleanups.push(offline.stop);
+    const service = offlineService();
+
+    const sqs = await startSqsEmulator(service, ports.sqs);
     cleanups.push(() => closeServer(sqs));
 
-    const offline = await startServerlessOffline(ports, receiver, options);
-    cleanups.push(offline.stop);
+    await offline.ready(service);
 
     const sqsEndpoint = `http://127.0.0.1:${ports.sqs}`;
-    const eventSource = startSqsEventSource(sqsMappings(sqsEndpoint), {
+    const consumed = consumedQueues(service);
+    const eventSource = startSqsEventSource(sqsMappings(service, sqsEndpoint), {
       sqsEndpoint,
       lambdaEndpoint: `http://127.0.0.1:${ports.lambda}`,
       region: service.region,
@@ -128,13 +139,13 @@ export async function startOfflineStack(options: StackOptions = {}): Promise<Off
       restApiUrl: `http://127.0.0.1:${ports.http}/${STAGE}/orders`,
       lambdaEndpoint: `http://127.0.0.1:${ports.lambda}`,
       sqsEndpoint,
-      queueUrl: queueUrl(sqsEndpoint, CONSUMED_QUEUES[0] ?? service.queues[0]?.name ?? ''),
+      queueUrl: queueUrl(sqsEndpoint, consumed[0] ?? service.queues[0]?.name ?? ''),
       queueUrls: Object.fromEntries(service.queues.map((queue) => [queue.name, queueUrl(sqsEndpoint, queue.name)])),
       receiver,
       output: offline.output,
       waitForQueueDrained: async (timeoutMs) => {
         const deadline = Date.now() + timeoutMs;
-        for (const name of CONSUMED_QUEUES) await waitForEmptyQueue(sqsEndpoint, queueUrl(sqsEndpoint, name), Math.max(0, deadline - Date.now()));
+        for (const name of consumed) await waitForEmptyQueue(sqsEndpoint, queueUrl(sqsEndpoint, name), Math.max(0, deadline - Date.now()));
       },
       waitForOutput: async (text, timeoutMs) => {
         const deadline = Date.now() + timeoutMs;
@@ -170,14 +181,14 @@ async function waitForEmptyQueue(endpoint: string, queueUrl: string, timeoutMs: 
 }
 
 const queueUrl = (sqsEndpoint: string, name: string) => `${sqsEndpoint}/${ACCOUNT_ID}/${name}`;
-const queueArn = (name: string) => `arn:aws:sqs:${service.region}:${ACCOUNT_ID}:${name}`;
+const queueArn = (service: ServiceDescription, name: string) => `arn:aws:sqs:${service.region}:${ACCOUNT_ID}:${name}`;
 
 /** Every function's `sqs` events, as the event source feeds them. */
-function sqsMappings(sqsEndpoint: string): SqsMapping[] {
+function sqsMappings(service: ServiceDescription, sqsEndpoint: string): SqsMapping[] {
   return service.functions.flatMap((fn) =>
     fn.sqsEvents.map((event) => {
       const { name } = service.queue(event.queue);
-      return { functionName: fn.name, timeout: fn.timeout, queueName: name, queueUrl: queueUrl(sqsEndpoint, name), queueArn: queueArn(name), event };
+      return { functionName: fn.name, timeout: fn.timeout, queueName: name, queueUrl: queueUrl(sqsEndpoint, name), queueArn: queueArn(service, name), event };
     }),
   );
 }
@@ -188,7 +199,7 @@ function sqsMappings(sqsEndpoint: string): SqsMapping[] {
  * dead-letter queue when its visibility timeout ends. The stage's `sqsVisibilityTimeout` replaces each queue's own,
  * so that a retry comes within seconds offline.
  */
-async function startSqsEmulator(port: number): Promise<Server> {
+async function startSqsEmulator(service: ServiceDescription, port: number): Promise<Server> {
   const ordered = [...service.queues].sort((a, b) => Number(Boolean(a.deadLetterQueue)) - Number(Boolean(b.deadLetterQueue)));
   return createSqsServer({
     port,
@@ -204,7 +215,7 @@ async function startSqsEmulator(port: number): Promise<Server> {
         ...(queue.deadLetterQueue
           ? {
               RedrivePolicy: JSON.stringify({
-                deadLetterTargetArn: queueArn(service.queue(queue.deadLetterQueue).name),
+                deadLetterTargetArn: queueArn(service, service.queue(queue.deadLetterQueue).name),
                 maxReceiveCount: queue.maxReceiveCount ?? 3,
               }),
             }
@@ -214,7 +225,8 @@ async function startSqsEmulator(port: number): Promise<Server> {
   });
 }
 
-async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver | undefined, options: StackOptions) {
+/** Spawns `serverless offline start`; `ready()` resolves once it serves every function of `service`. */
+function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver | undefined, options: StackOptions) {
   const env: NodeJS.ProcessEnv = {
     ...process.env,
     ...options.env,
@@ -251,19 +263,25 @@ async function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver 
     await stopProcessGroup(child, exited);
     if (options.buildFolder) await rm(resolve(PROJECT_ROOT, options.buildFolder), { recursive: true, force: true });
   };
-  try {
-    await waitUntilReady(ports, child, () => output, options.readyTimeoutMs ?? 90_000);
-  } catch (error) {
-    await stop();
-    throw error;
-  }
-  // The event source's lines go with serverless offline's, where the handlers' logs are.
-  return { stop, output: () => output, note: (line: string) => collect(`${line}\n`) };
+  const readyTimeoutMs = options.readyTimeoutMs ?? 90_000;
+  const deadline = Date.now() + readyTimeoutMs;
+  return {
+    stop,
+    ready: (service: ServiceDescription) => waitUntilReady(service, ports, child, () => output, { deadline, timeoutMs: readyTimeoutMs }),
+    output: () => output,
+    // The event source's lines go with serverless offline's, where the handlers' logs are.
+    note: (line: string) => collect(`${line}\n`),
+  };
 }
 
 /** Ready when the HTTP server and the Lambda invoke endpoint answer, having listed every declared function. */
-async function waitUntilReady(ports: StackPorts, child: ChildProcess, output: () => string, timeoutMs: number) {
-  const deadline = Date.now() + timeoutMs;
+async function waitUntilReady(
+  service: ServiceDescription,
+  ports: StackPorts,
+  child: ChildProcess,
+  output: () => string,
+  { deadline, timeoutMs }: { deadline: number; timeoutMs: number },
+) {
   while (Date.now() < deadline) {
     if (child.exitCode !== null || child.signalCode !== null) {
       throw new Error(`serverless offline exited (${child.exitCode ?? child.signalCode}) before it was ready:\n${output()}`);

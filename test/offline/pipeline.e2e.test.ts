@@ -1,7 +1,7 @@
 import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
-import { freePorts, FUNCTION_PREFIX, functionName, service, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
+import { freePorts, functionPrefix, functionName, offlineService, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
 import { ORDER_FLOW } from './order-flow';
 import { functionOf, waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 
@@ -43,7 +43,7 @@ function shapeOf(spans: ReceivedSpan[]): string[] {
   const sorted = [...spans].sort((a, b) => (a.startNs < b.startNs ? -1 : a.startNs > b.startNs ? 1 : 0));
   const lines: string[] = [];
   const walk = (span: ReceivedSpan, depth: number) => {
-    lines.push(`${'  '.repeat(depth)}${span.name} ${span.kind} ${functionOf(span).replace(FUNCTION_PREFIX, '')}`);
+    lines.push(`${'  '.repeat(depth)}${span.name} ${span.kind} ${functionOf(span).replace(functionPrefix(), '')}`);
     sorted.filter((child) => child.parentSpanId === span.spanId).forEach((child) => walk(child, depth + 1));
   };
   sorted.filter((span) => !span.parentSpanId || !ids.has(span.parentSpanId)).forEach((root) => walk(root, 0));
@@ -51,7 +51,7 @@ function shapeOf(spans: ReceivedSpan[]): string[] {
 }
 
 // The deployed names in span names, as serverless.yml gives them offline.
-const ORDERS = service.queue('OrdersQueue').name;
+const ORDERS = offlineService().queue('OrdersQueue').name;
 const NOTIFY = functionName('notify-customer');
 
 const PIPELINE_SHAPE = [

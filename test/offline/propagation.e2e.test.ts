@@ -4,7 +4,7 @@ import { SendMessageBatchCommand, SQSClient, type SendMessageBatchRequestEntry }
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { injectIntoSqsMessage, invokeFunction, readTelemetryConfig, sendMessage, startRun, startTelemetry, type Run } from '../../lib';
 import type { ReceivedSpan } from '../../scripts/offline/otlp-receiver';
-import { freePorts, functionName, service, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
+import { freePorts, functionName, offlineService, startOfflineStack, type OfflineStack } from '../../scripts/offline/stack';
 import { waitForConnectedTrace } from '../../scripts/offline/trace-tree';
 
 // The propagation paths beyond the main flow, on the real offline stack: this test process is the producer
@@ -42,7 +42,7 @@ function waitForTrace(traceId: string, count: number, functions: string[]): Prom
 }
 
 const byName = (spans: ReceivedSpan[], name: string) => spans.filter((span) => span.name === name);
-const QUEUE = service.queue('OrdersQueue').name;
+const QUEUE = offlineService().queue('OrdersQueue').name;
 const CONSUMERS = [PRODUCER, functionName('process-order'), functionName('notify-customer')];
 
 /** POSTs an order with the given raw header lines (a name may repeat) and answers the 202's trace id. */
