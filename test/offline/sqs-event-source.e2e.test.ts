@@ -122,20 +122,28 @@ describe('the offline SQS event source, with the example pipeline', () => {
   });
 });
 
-/** A stand-in for serverless offline's Lambda invoke endpoint: records each event and answers as `respond` says. */
-async function startInvokeEndpoint(respond: (event: SQSEvent) => unknown): Promise<{ url: string; events: SQSEvent[]; server: Server }> {
+/**
+ * A stand-in for serverless offline's Lambda invoke endpoint: records each event (and which function it was for, in
+ * `invoked`) and answers as `respond` says.
+ */
+async function startInvokeEndpoint(
+  respond: (event: SQSEvent) => unknown,
+): Promise<{ url: string; events: SQSEvent[]; invoked: { functionName: string; bodies: string[] }[]; server: Server }> {
   const events: SQSEvent[] = [];
+  const invoked: { functionName: string; bodies: string[] }[] = [];
   const server = createServer((request, response) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
     request.on('end', () => {
       const event = JSON.parse(Buffer.concat(chunks).toString('utf8')) as SQSEvent;
       events.push(event);
+      // POST /2015-03-31/functions/{FunctionName}/invocations
+      invoked.push({ functionName: decodeURIComponent(request.url!.split('/')[3]), bodies: event.Records.map((record) => record.body) });
       response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(respond(event) ?? null));
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, events, server };
+  return { url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`, events, invoked, server };
 }
 
 function closeServer(server: Server): Promise<void> {
@@ -264,5 +272,53 @@ describe('the offline SQS event source, on its own', () => {
     ]);
     expect(events[0].Records.every((record) => record.attributes.MessageGroupId === 'g')).toBe(true);
     await until('the deletion', 5_000, async () => ((await count(sqs, queueUrl)) === 0 ? true : undefined));
+  });
+
+  it('feeds several consumers, each from its own queue, as the generator declares them', { timeout: 30_000 }, async () => {
+    // Arrange: two queues on one emulator, each consumed by a function of its own
+    const [port] = await freePorts(1);
+    const emulator = await createSqsServer({
+      port,
+      hostname: '127.0.0.1',
+      accountId: '000000000000',
+      region,
+      emulateQueueCreationLifecycle: false,
+      queues: [{ QueueName: 'orders' }, { QueueName: 'refunds' }],
+    });
+    cleanups.push(() => closeServer(emulator));
+    const endpoint = await startInvokeEndpoint(() => ({}));
+    cleanups.push(() => closeServer(endpoint.server));
+    const sqsEndpoint = `http://127.0.0.1:${port}`;
+    const mapping = (functionName: string, queueName: string, batchSize: number) => ({
+      functionName,
+      timeout: 5,
+      queueName,
+      queueUrl: `${sqsEndpoint}/000000000000/${queueName}`,
+      queueArn: `arn:aws:sqs:${region}:000000000000:${queueName}`,
+      event: { queue: queueName, batchSize, maximumBatchingWindow: 1, reportBatchItemFailures: true, enabled: true },
+    });
+    const source = startSqsEventSource([mapping('take-order', 'orders', 10), mapping('refund', 'refunds', 1)], {
+      sqsEndpoint,
+      lambdaEndpoint: endpoint.url,
+      region,
+      log: () => undefined,
+    });
+    cleanups.push(() => source.stop());
+    const sqs = new SQSClient({ endpoint: sqsEndpoint, region, credentials });
+    cleanups.push(async () => sqs.destroy());
+
+    // Act
+    const send = (queueName: string, bodies: string[]) =>
+      sqs.send(
+        new SendMessageBatchCommand({ QueueUrl: `${sqsEndpoint}/000000000000/${queueName}`, Entries: bodies.map((body) => ({ Id: body, MessageBody: body })) }),
+      );
+    await Promise.all([send('orders', ['o-1', 'o-2']), send('refunds', ['r-1', 'r-2'])]);
+
+    // Assert: each function got its own queue's records only, in batches of its own size
+    await until('every record delivered', 20_000, async () => (endpoint.invoked.flatMap((call) => call.bodies).length >= 4 ? true : undefined));
+    const received = (functionName: string) => endpoint.invoked.filter((call) => call.functionName === functionName).map((call) => call.bodies);
+    expect(received('take-order')).toEqual([['o-1', 'o-2']]);
+    expect(received('refund').sort()).toEqual([['r-1'], ['r-2']]);
+    expect(endpoint.invoked).toHaveLength(3);
   });
 });
