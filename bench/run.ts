@@ -645,6 +645,7 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
   };
   const p = (values: number[], q: number) => percentile(values, q);
   const pair = (values: number[]) => `${p(values, 50).toFixed(2)} / ${p(values, 99).toFixed(2)}`;
+  const lost = (mode: { expected: number; received: number }) => `${mode.expected - mode.received} of ${mode.expected.toLocaleString('en')}`;
   const over = (values: Record<RuntimeVariantName, number[]>, name: RuntimeVariantName, base: RuntimeVariantName = 'bare') =>
     p(values[name], 50) - p(values[base], 50);
   const list = (values: Record<RuntimeVariantName, number[]>, digits: number, skip: RuntimeVariantName[] = ['bare', 'oursNoExport']) =>
@@ -691,11 +692,11 @@ function renderRuntimeReport(runtime: RuntimeMeasurements | string): string[] {
     ],
     ['spans received per invocation (Powertools: segments at the daemon)', ...names.map((name) => runtime.spansPerInvocation[name].toFixed(2)), '', '', ''],
     [
-      `spans lost over ${runtime.loss.invocations.toLocaleString('en')} invocations and a shutdown (SIGTERM)`,
-      ...names.map((name) => (name === 'ours' ? `${runtime.loss.expected - runtime.loss.received} of ${runtime.loss.expected.toLocaleString('en')}` : '—')),
-      '',
-      'none lost',
-      runtime.loss.received === runtime.loss.expected && runtime.loss.expected > 0 ? 'met' : 'missed',
+      `spans lost over ${runtime.loss.adaptive.invocations.toLocaleString('en')} invocations and a shutdown (SIGTERM)`,
+      ...names.map((name) => (name === 'ours' ? lost(runtime.loss.adaptive) : '—')),
+      `batched ${lost(runtime.loss.batched)} · one export per invocation ${lost(runtime.loss.invocation)} · in invocation ${lost(runtime.loss.inline)}`,
+      'none lost, in every mode',
+      Object.values(runtime.loss).every((mode) => mode.received === mode.expected && mode.expected > 0) ? 'met' : 'missed',
     ],
     managedInstancesRow(runtime.managed, names),
     [

@@ -14,6 +14,16 @@ import { measureManagedInstances, type ManagedMeasurements } from './managed-ins
 
 export type RuntimeVariantName = 'bare' | 'oursNoExport' | 'ours' | 'oursInline' | 'stock' | 'contrib' | 'layer' | 'powertools';
 
+export type LossMode = 'adaptive' | 'batched' | 'invocation' | 'inline';
+
+/** What each export mode sets on ours as deployed. */
+const LOSS_MODES: Record<LossMode, Record<string, string>> = {
+  adaptive: {},
+  batched: { TRACED_LAMBDA_EXPORT_STRATEGY: 'batched' },
+  invocation: { TRACED_LAMBDA_EXPORT_STRATEGY: 'invocation' },
+  inline: { TRACED_LAMBDA_EXPORT_AFTER_RESPONSE: 'false' },
+};
+
 export interface RuntimeVariant {
   dir: string;
   handler: string;
@@ -33,8 +43,12 @@ export interface RuntimeMeasurements {
   cpuUs: Record<RuntimeVariantName, number>;
   /** Spans received per invocation (loopback receiver; Powertools: segments at the X-Ray daemon's socket). */
   spansPerInvocation: Record<RuntimeVariantName, number>;
-  /** Ours: invocations run in a row, then a graceful shutdown; spans expected and received. */
-  loss: { invocations: number; expected: number; received: number };
+  /**
+   * Ours, in each export mode: invocations run in a row, then a graceful shutdown; spans expected and received.
+   * `adaptive` is as deployed (the default strategy), `batched` and `invocation` the other strategies, `inline`
+   * the export inside each invocation (TRACED_LAMBDA_EXPORT_AFTER_RESPONSE=false).
+   */
+  loss: Record<LossMode, { invocations: number; expected: number; received: number }>;
   /**
    * Ours, an invocation running past its timeout in an environment killed at the deadline: from the timeout guard
    * firing to its export answered by a receiver `remoteDelayMs` away, ms, as the process's first export (cold) and
@@ -111,7 +125,7 @@ export async function measureUnderRuntime(
     busy: {} as never,
     cpuUs: {} as never,
     spansPerInvocation: {} as never,
-    loss: { invocations: plan.lossCount, expected: 0, received: 0 },
+    loss: {} as never,
     timeoutGuard: { marginMs: GUARD_MARGIN_MS, timeoutMs: SLOW_TIMEOUT_MS, coldMs: [], warmMs: [], lost: 0 },
     dense: {} as never,
     managed: {} as never,
@@ -242,14 +256,19 @@ export async function measureUnderRuntime(
       result.spansPerInvocation[name] = (received() - spansBefore) / (warmUp + plan.cpuCount);
     }
 
-    // Ours as deployed: many invocations in a row (each answered, the next one handed out only once the runtime
-    // and the extension ask for it), then the sandbox ended as Lambda ends it; every span must have arrived.
-    const before = receiver.spans().length;
-    const fn = await start('ours', receiver.endpoint);
-    for (let i = 0; i < plan.lossCount; i++) await fn.invoke(apiEvent());
-    await fn.stop({ graceful: true });
-    result.loss.expected = Math.round(plan.lossCount * result.spansPerInvocation.ours);
-    result.loss.received = receiver.spans().length - before;
+    // Ours in every export mode: many invocations in a row (each answered, the next one handed out only once the
+    // runtime and the extension ask for it), then the sandbox ended as Lambda ends it; every span must have arrived.
+    for (const [mode, environment] of Object.entries(LOSS_MODES) as [LossMode, Record<string, string>][]) {
+      const before = receiver.spans().length;
+      const fn = await start('ours', receiver.endpoint, environment);
+      for (let i = 0; i < plan.lossCount; i++) await fn.invoke(apiEvent());
+      await fn.stop({ graceful: true });
+      result.loss[mode] = {
+        invocations: plan.lossCount,
+        expected: Math.round(plan.lossCount * result.spansPerInvocation.ours),
+        received: receiver.spans().length - before,
+      };
+    }
   } finally {
     await receiver.close();
   }

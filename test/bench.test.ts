@@ -122,6 +122,8 @@ describe('npm run bench --quick', () => {
     const spans = runtime.rows[5];
     expect(runtimeColumns.map((column) => runtime.cell(spans, column))).toEqual(['0.00', '0.00', '1.00', '1.00', '1.00', '0.00', '1.00', '1.00']);
     expect(runtime.cell(runtime.rows[6], 'ours (after response)')).toBe('0 of 200');
+    // None lost in the other export modes either.
+    expect(runtime.rows[6].at(-3)).toBe('batched 0 of 200 · one export per invocation 0 of 200 · in invocation 0 of 200');
     // Managed Instances: both receivers measured; every span on its own invocation's trace, none lost through SIGTERM,
     // in the background and exporting inside each invocation alike.
     const managed = runtime.rows[7];
