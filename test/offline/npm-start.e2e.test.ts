@@ -57,7 +57,7 @@ describe('npm start', () => {
     }
     expect(stdout).toContain('One trace across 3 functions');
     // The queue hop it measured: the batching window (1 s, which a lone record waits out) and the consumer's start,
-    // not the seconds a batch filled by long polls took (README gives the figure measured on an idle machine).
+    // not the seconds a batch filled by long polls took (README gives the figures measured).
     const hop = new RegExp(`Queue hop send ${ORDERS}: (\\d+\\.\\d\\d) s from send to process\\.`).exec(stdout);
     expect(hop, stdout).not.toBeNull();
     expect(Number(hop![1])).toBeGreaterThanOrEqual(0.9);
