@@ -342,6 +342,38 @@ describe('export after the response (Lambda extension registered)', () => {
   });
 });
 
+describe('the export scheduler owns the connection to the extension', () => {
+  it('connects when a telemetry set-up starts, not when the kit loads, and lets go when the set-up is replaced', async () => {
+    const listeners = process.listenerCount('SIGTERM');
+    link.onInvoke = undefined;
+    // Loaded afresh, as in a new process: nothing is connected, no SIGTERM listener installed.
+    vi.resetModules();
+    const fresh = await import('../../lib');
+    expect(link.onInvoke).toBeUndefined();
+    expect(process.listenerCount('SIGTERM')).toBe(listeners);
+    // The preload waits on `connected` when an event came first.
+    const connected = vi.fn();
+    link.connected = connected;
+    try {
+      fresh.startTelemetry(fresh.readTelemetryConfig({}), { exporter: held.exporter, logger: log.logger });
+      const firstHook = link.onInvoke;
+      expect(firstHook).toBeTypeOf('function');
+      expect(connected).toHaveBeenCalledOnce();
+      expect(process.listenerCount('SIGTERM')).toBe(listeners + 1);
+      expect(fresh.getTelemetry().exportMode()).toBe('after-response');
+
+      fresh.startTelemetry(fresh.readTelemetryConfig({}), { exporter: held.exporter, logger: log.logger });
+      expect(link.onInvoke).toBeTypeOf('function');
+      expect(link.onInvoke).not.toBe(firstHook);
+      expect(process.listenerCount('SIGTERM')).toBe(listeners + 1);
+    } finally {
+      link.connected = undefined;
+      fresh.getTelemetry().exports.close();
+    }
+    expect(process.listenerCount('SIGTERM')).toBe(listeners);
+  });
+});
+
 describe('the preload (extension/after-response.mjs)', () => {
   it("loads node:net only: not node:http, nor Node.js's bundled undici (an ES module import of a built-in loads it: ~15 ms of cold start)", async () => {
     // Outside Lambda the preload registers nothing, but loads what it would register with.
