@@ -48,7 +48,7 @@ export interface ExportSchedulerOptions {
 }
 
 export class ExportScheduler {
-  readonly settings: ExportPolicySettings;
+  private readonly settings: ExportPolicySettings;
   /** Held spans are exported from a timer, never inside an invocation (the environment is never frozen). */
   readonly inBackground: boolean;
   private readonly spans: HeldSpans | undefined;
