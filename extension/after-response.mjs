@@ -10,10 +10,11 @@
  *
  * What Lambda then does: it freezes the sandbox only when the runtime *and* every extension have asked for their
  * next event. The runtime posts the response as soon as the handler returns; this extension asks for its next
- * event only after the kit (lib/after-response.ts, bundled with the handler) has exported that invocation's
+ * event only after the kit (lib/export/after-response.ts, bundled with the handler) has exported that invocation's
  * spans. The response does not wait for the export, and the export always finishes before the sandbox freezes.
  *
- * Nothing here depends on the kit: when no traced handler is loaded, each event is acknowledged at once. Outside
+ * Nothing here depends on the kit: when no traced handler is loaded, the first event waits at most a second for
+ * the kit to connect (it does when its first traced invocation starts), and events are then acknowledged at once. Outside
  * Lambda (no AWS_LAMBDA_RUNTIME_API), or with TRACED_LAMBDA_EXPORT_AFTER_RESPONSE=false, it registers nothing,
  * and the kit exports before each response returns, as it does wherever this file is not loaded.
  */
@@ -29,7 +30,7 @@ const LINK = Symbol.for('traced-lambda.after-response');
 const BASE = '/2020-01-01/extension';
 /** Registration is part of the function's cold start: never wait longer than this for it. */
 const REGISTER_TIMEOUT_MS = 2_000;
-/** The channel Managed Instances' workers are asked to export on at shutdown (lib/shutdown-channel.ts). */
+/** The channel Managed Instances' workers are asked to export on at shutdown (lib/export/shutdown-channel.ts). */
 const SHUTDOWN_CHANNEL = 'traced-lambda.shutdown';
 /** Lambda ends the environment ~500 ms after SIGTERM (600 ms in AWS's emulator): the workers' exports fit in this. */
 const SHUTDOWN_BUDGET_MS = 400;
@@ -39,6 +40,10 @@ const SHUTDOWN_MARGIN_MS = 30;
 const MAX_HEAD_BYTES = 16 * 1024;
 /** Event requests that may fail in a row (a broken connection) before the extension reports itself failed. */
 const NEXT_ATTEMPTS = 3;
+/** How long an INVOKE event waits for the kit to connect before it is taken for a function that does not use it. */
+const KIT_GRACE_MS = 1_000;
+/** Kept back from the invocation's deadline while waiting for the kit. */
+const KIT_DEADLINE_MARGIN_MS = 50;
 
 /**
  * @typedef {{ eventType: 'INVOKE', requestId: string, deadlineMs: number, invokedFunctionArn?: string }} InvokeEvent
@@ -54,10 +59,21 @@ const NEXT_ATTEMPTS = 3;
  *   runtime has posted that invocation's response), so that reading and parsing it never delays the handler or
  *   its response. The kit calls `readEvent` whenever an invocation ends.
  * @property {() => void} readEvent Lets the extension read the event waiting on its socket, if any.
+ * @property {(() => void) | undefined} connected Set while an INVOKE event waits for the kit: the kit calls it once
+ *   it has set `onInvoke` (its telemetry starts with the first traced invocation, which may come after the event).
  */
 
 /** @type {AfterResponseLink} */
-const link = { status: 'off', reason: '', name: NAME, onInvoke: undefined, onStopped: undefined, holdEvent: undefined, readEvent: () => undefined };
+const link = {
+  status: 'off',
+  reason: '',
+  name: NAME,
+  onInvoke: undefined,
+  onStopped: undefined,
+  holdEvent: undefined,
+  readEvent: () => undefined,
+  connected: undefined,
+};
 /** @type {Record<symbol, unknown>} */ (/** @type {unknown} */ (globalThis))[LINK] = link;
 
 const runtimeApi = process.env.AWS_LAMBDA_RUNTIME_API;
@@ -87,6 +103,8 @@ if (!runtimeApi) {
   async function serve(id) {
     const headers = { 'Lambda-Extension-Identifier': id };
     const next = api.requestBytes('GET', '/event/next', headers);
+    // The kit connects when its telemetry starts, with the first traced invocation: the first event may come first.
+    let kitMayConnect = true;
     for (let failures = 0; ;) {
       /** @type {{ eventType?: string } & Partial<InvokeEvent>} */
       let event;
@@ -111,6 +129,9 @@ if (!runtimeApi) {
           .catch(() => undefined);
         return;
       }
+      if (event.eventType === 'INVOKE' && !link.onInvoke && kitMayConnect) {
+        kitMayConnect = await kitConnects(/** @type {InvokeEvent} */ (event));
+      }
       if (event.eventType === 'INVOKE' && link.onInvoke) {
         try {
           await link.onInvoke(/** @type {InvokeEvent} */ (event));
@@ -120,6 +141,27 @@ if (!runtimeApi) {
       }
     }
   }
+}
+
+/**
+ * Waits for the kit to connect (lib/export/after-response.ts sets `onInvoke`, then calls `connected`), at most
+ * KIT_GRACE_MS and never past the invocation's deadline; false when it did not (a handler that does not use the
+ * kit: its events are then acknowledged at once).
+ * @param {InvokeEvent} event
+ * @returns {Promise<boolean>}
+ */
+function kitConnects(event) {
+  const leftMs = Number.isFinite(event.deadlineMs) ? event.deadlineMs - Date.now() - KIT_DEADLINE_MARGIN_MS : KIT_GRACE_MS;
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => finish(false), Math.max(0, Math.min(KIT_GRACE_MS, leftMs)));
+    /** @param {boolean} connected */
+    const finish = (connected) => {
+      clearTimeout(timer);
+      link.connected = undefined;
+      resolve(connected);
+    };
+    link.connected = () => finish(true);
+  });
 }
 
 /** @typedef {{ status: number, header: (name: string) => string | undefined, body: string }} Answer `header` takes a lower-case name. */
@@ -338,13 +380,13 @@ function readChunks(received, start) {
 
 /**
  * Lambda Managed Instances: the runtime client runs the handler in worker threads, several invocations at once,
- * and the environment is never frozen, so each worker's kit exports in the background (lib/export-scheduler.ts) and
+ * and the environment is never frozen, so each worker's kit exports in the background (lib/export/export-scheduler.ts) and
  * no event is asked for: Lambda refuses an internal extension that asks for any ("No events allowed for internal
  * extensions", aws-lambda-runtime-interface-emulator, internal/lambda-managed-instances). This file runs once in
  * the main thread (which runs no handler) and once in each worker. The main thread registers with no events, which
  * is what makes Lambda end the environment with SIGTERM (not SIGKILL at once); a worker never sees the signal
  * (Node.js delivers signals to the main thread only), so the main thread asks every worker that holds spans to
- * export them (lib/shutdown-channel.ts) and lets the signal end the process once they have answered.
+ * export them (lib/export/shutdown-channel.ts) and lets the signal end the process once they have answered.
  * @param {ReturnType<typeof extensionsApi>} api
  */
 async function managedInstances(api) {

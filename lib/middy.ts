@@ -10,8 +10,7 @@ import type { HttpEvent } from './carriers/http-headers';
 import { httpEntrySpan, recordHttpResponse, type HttpHandlerOptions } from './handlers/http';
 import { invokeEntrySpan, type InvokeHandlerOptions } from './handlers/invoke';
 import { entryContext } from './invocation/entry-context';
-import { beginInvocation, endInvocation, startInvocation, type StartedInvocation } from './invocation/invocation';
-import type { TimeoutGuard } from './invocation/timeout-guard';
+import { beginInvocation, endInvocation, startInvocation, type BegunInvocation, type StartedInvocation } from './invocation/invocation';
 import { endSpan, recordFailure } from './invocation/span-outcome';
 
 /** What the middleware reads and writes of middy's request object. */
@@ -37,7 +36,7 @@ interface InvocationState {
   started: StartedInvocation | undefined;
   /** Restores the context that was current before the entry span was made current. */
   scope: ContextManagementToken | undefined;
-  guard: TimeoutGuard | undefined;
+  begun: BegunInvocation | undefined;
 }
 
 // Keyed by middy's request object, which is made anew for each invocation: invocations running at once in one
@@ -68,7 +67,7 @@ export function tracingMiddleware(options: TracingMiddlewareOptions): TracingMid
   return {
     before(request) {
       try {
-        const state: InvocationState = { started: undefined, scope: undefined, guard: beginInvocation(request.context) };
+        const state: InvocationState = { started: undefined, scope: undefined, begun: beginInvocation(request.context) };
         // Kept before anything can fail, so that `after` still ends the invocation.
         invocations.set(request, state);
         if (isSqsBatch(request.event)) {
@@ -78,7 +77,7 @@ export function tracingMiddleware(options: TracingMiddlewareOptions): TracingMid
         state.started = start(request);
         // The context manager the kit registers supports attach; with tracing disabled there is none to ask.
         if (state.started && !state.started.telemetry.config.disabled) {
-          state.scope = context.attach(entryContext(state.started.parentContext, state.started.span, state.started.invocationId));
+          state.scope = context.attach(entryContext(state.started.parentContext, state.started.span));
         }
       } catch (error) {
         diag.error('traced-lambda: tracingMiddleware could not start tracing for this invocation', error);
@@ -99,7 +98,7 @@ async function finish(request: MiddlewareRequest, record: (span: Span) => void):
   const state = invocations.get(request);
   if (!state) return;
   invocations.delete(request);
-  const { started, scope, guard } = state;
+  const { started, scope, begun } = state;
   try {
     scope?.dispose();
     if (started?.span.isRecording()) record(started.span);
@@ -108,7 +107,7 @@ async function finish(request: MiddlewareRequest, record: (span: Span) => void):
   }
   // Whatever happened above: the span ends and the invocation is over, or the extension would wait for it.
   if (started) endSpan(started.span);
-  await endInvocation(started?.telemetry, request.context, guard);
+  await endInvocation(begun, request.context);
 }
 
 function isSqsBatch(event: unknown): boolean {

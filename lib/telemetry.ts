@@ -29,12 +29,11 @@ import {
   type SpanExporter,
   type SpanProcessor,
 } from '@opentelemetry/sdk-trace';
-import { bindAfterResponse, exportMode, type ExportMode } from './export/after-response';
+import { afterResponseLink, type ExportMode } from './export/after-response';
 import { exportOnCrash } from './export/crash-export';
 import { readTelemetryConfig, type TelemetryConfig } from './config';
 import { InvocationSpanProcessor } from './export/invocation-span-processor';
-import { ExportScheduler, type SandboxLife } from './export/export-scheduler';
-import { drainOnShutdown } from './export/shutdown-channel';
+import { ExportScheduler, type HeldSpans, type SandboxLife } from './export/export-scheduler';
 import { createOtlpExporter } from './export/exporter-loader';
 import { TraceContextPropagator } from './propagation/propagator';
 import {
@@ -67,14 +66,12 @@ export interface Telemetry {
   endRunningSpans(invocationId: string | undefined, mark: (span: SdkSpan, outermost: boolean) => void): number;
   /**
    * Where invocations export: `after-response` while the internal Lambda extension (extension/after-response.mjs)
-   * serves events, `in-invocation` (before the handler's result is returned) everywhere else.
+   * serves events, `background` where the environment is never frozen (Lambda Managed Instances), `in-invocation`
+   * (before the handler's result is returned) everywhere else.
    */
   exportMode(): ExportMode;
-  /**
-   * Where the environment is never frozen (Lambda Managed Instances): holds the spans of an ended invocation for
-   * the background export and returns true; false everywhere else (the invocation exports as `exportMode` says).
-   */
-  holdInBackground(invocationId: string | undefined): boolean;
+  /** When and where each invocation's spans leave the process: the wrappers say when an invocation begins and ends. */
+  readonly exports: ExportScheduler;
   shutdown(): Promise<void>;
 }
 
@@ -106,6 +103,7 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   for (const warning of config.warnings) diag.warn(`traced-lambda: ${warning}`);
   if (active) {
     // Replaced (tests, a custom set-up): export what the previous one holds and release its connections.
+    active.exports.close();
     void active.shutdown().catch(() => undefined);
     trace.disable();
     context.disable();
@@ -116,14 +114,15 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
     // propagator writes a context into what the functions send.
     diag.info('traced-lambda: OTEL_SDK_DISABLED=true; tracing is off.');
     const none = () => Promise.resolve();
-    bindAfterResponse({ flush: none, drain: none });
+    // The extension, when registered, still follows the invocations (with nothing to export).
+    const exports = startExports(config, none, none, undefined);
     active = {
       config,
       tracer: trace.getTracer(TRACER_NAME),
       flush: none,
       endRunningSpans: () => 0,
-      exportMode,
-      holdInBackground: () => false,
+      exportMode: () => exports.mode(),
+      exports,
       shutdown: none,
     };
     return active;
@@ -150,12 +149,8 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
 
   const flush = flushAll(exporting, options.spanProcessors ?? []);
   const drain = (maxWaitMs: number) => (exporting ? exporting.drain(maxWaitMs) : flush(maxWaitMs));
-  const scheduler = exporting ? new ExportScheduler(config.exportPolicy, exporting, sandboxLife(config), config.flushTimeoutMs) : undefined;
-  // The extension, when registered, exports through this set-up from now on; the mode is said once in the log.
-  const background = scheduler?.inBackground === true;
-  bindAfterResponse({ flush, drain, schedule: scheduler, inBackground: background });
-  // Managed Instances: the main thread's SIGTERM asks this thread to export what it holds (shutdown-channel.ts).
-  if (background) drainOnShutdown(drain);
+  // The extension, when registered, exports through this set-up from now on; the mode is said in the log.
+  const exports = startExports(config, flush, drain, exporting);
   const endRunningSpans: Telemetry['endRunningSpans'] = (invocationId, mark) => (exporting ? exporting.endRunning(invocationId, mark) : 0);
   // Under a Lambda runtime, an uncaught exception ends the process: the spans in flight are exported first.
   if (config.lambda.hasRuntimeApi && exporting) {
@@ -166,21 +161,27 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
     tracer: provider.getTracer(TRACER_NAME),
     flush,
     endRunningSpans,
-    exportMode: background ? () => 'background' : exportMode,
-    holdInBackground: (invocationId) => {
-      if (!background || invocationId === undefined) return false;
-      scheduler.hold(invocationId);
-      return true;
-    },
+    exportMode: () => exports.mode(),
+    exports,
     shutdown: () => provider.shutdown(),
   };
   active = telemetry;
   return telemetry;
 }
 
-/** Lambda Managed Instances never freeze an environment between invocations; on-demand Lambda does. */
-function sandboxLife(config: TelemetryConfig): SandboxLife {
-  return config.lambda.initializationType === 'lambda-managed-instances' ? 'never-frozen' : 'frozen';
+/** The set-up's export scheduler: its policy from the environment (Lambda Managed Instances never freeze one). */
+function startExports(config: TelemetryConfig, flush: Telemetry['flush'], drain: (maxWaitMs: number) => Promise<void>, spans: HeldSpans | undefined) {
+  const life: SandboxLife = config.lambda.initializationType === 'lambda-managed-instances' ? 'never-frozen' : 'frozen';
+  return new ExportScheduler({
+    settings: config.exportPolicy,
+    life,
+    exportTimeoutMs: config.flushTimeoutMs,
+    flush,
+    drain,
+    spans,
+    link: afterResponseLink(),
+    hasRuntimeApi: config.lambda.hasRuntimeApi,
+  });
 }
 
 function createExporter(config: TelemetryConfig): SpanExporter {

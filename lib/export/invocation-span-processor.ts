@@ -14,18 +14,10 @@ export interface BoundedSpanExporter extends SpanExporter {
 }
 
 /**
- * The request id of the invocation a span belongs to, in the contexts its code runs in: read from the entry span's
- * link (`entryContext`), so that every span started inside the invocation carries it.
+ * The request id of the invocation a span belongs to, in the context it starts in: set where the invocation's entry
+ * span starts (`invocationContext`), so that it and every span started inside the invocation carry it.
  */
 export const INVOCATION_ID_KEY = createContextKey('traced-lambda invocation id');
-
-/** The invocation an entry span is being started for, during the one synchronous call that starts it. */
-let startingFor: string | undefined;
-
-/** Says which invocation the entry span about to start belongs to (undefined again once it has started). */
-export function startingInvocation(invocationId: string | undefined): void {
-  startingFor = invocationId;
-}
 
 /** Spans kept for a later export when they have no invocation, or were still running when theirs ended. */
 const MAX_UNOWNED_SPANS = 4096;
@@ -68,7 +60,7 @@ export class InvocationSpanProcessor implements SpanProcessor {
 
   onStart(span: Span, parentContext: Context): void {
     if ((span.spanContext().traceFlags & TraceFlags.SAMPLED) === 0) return;
-    const invocationId = startingFor ?? (parentContext.getValue(INVOCATION_ID_KEY) as string | undefined);
+    const invocationId = parentContext.getValue(INVOCATION_ID_KEY) as string | undefined;
     if (invocationId === undefined) {
       this.keepUnowned(span);
       return;

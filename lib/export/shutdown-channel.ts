@@ -10,13 +10,12 @@ export const SHUTDOWN_CHANNEL = 'traced-lambda.shutdown';
 /** `ready`: a worker holds spans from now on; `drain`: export everything within `budgetMs`; `drained`: done. */
 export type ShutdownMessage = { type: 'ready' } | { type: 'drain'; budgetMs: number } | { type: 'drained' };
 
-let channel: BroadcastChannel | undefined;
-
-/** This thread's held spans are exported by `drain` when the environment shuts down (once per thread; replaced by a later call). */
-export function drainOnShutdown(drain: (maxWaitMs: number) => Promise<void>): void {
-  channel?.close();
+/**
+ * This thread's held spans are exported by `drain` when the environment shuts down, until `close` is called (the
+ * telemetry set-up that holds them is replaced).
+ */
+export function drainOnShutdown(drain: (maxWaitMs: number) => Promise<void>): { close(): void } {
   const listening = new BroadcastChannel(SHUTDOWN_CHANNEL);
-  channel = listening;
   // Never what keeps a worker alive.
   listening.unref();
   listening.onmessage = (event) => {
@@ -27,4 +26,5 @@ export function drainOnShutdown(drain: (maxWaitMs: number) => Promise<void>): vo
       .then(() => listening.postMessage({ type: 'drained' } satisfies ShutdownMessage));
   };
   listening.postMessage({ type: 'ready' } satisfies ShutdownMessage);
+  return { close: () => listening.close() };
 }

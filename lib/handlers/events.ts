@@ -6,7 +6,6 @@ import {
   endInvocation,
   runInEntrySpan,
   startInvocation,
-  startTelemetrySafely,
   traceInvocation,
   type EntrySpanDescription,
   type LambdaFn,
@@ -20,7 +19,6 @@ import {
   FAAS_TRIGGER,
   MESSAGING_SYSTEM_AWS_SNS,
 } from '../semconv';
-import { getTelemetry } from '../telemetry';
 import { extractParentFromEventBridgeEvent } from '../propagation/trace-payload';
 import { extractParentFromSnsRecord } from '../carriers/sns-message-attributes';
 
@@ -40,9 +38,9 @@ export function traceSnsRecords(
 ): LambdaFn<SNSEvent, void> {
   const description = snsRecordEntrySpan(options);
   return async (event, lambdaContext) => {
-    const guard = beginInvocation(lambdaContext);
+    const begun = beginInvocation(lambdaContext);
     const records = Array.isArray(event?.Records) ? event.Records : [];
-    const telemetry = startTelemetrySafely(getTelemetry);
+    const telemetry = begun?.telemetry;
     try {
       for (const record of records) {
         const started = telemetry ? startInvocation(description, record, lambdaContext) : undefined;
@@ -51,7 +49,7 @@ export function traceSnsRecords(
       }
     } finally {
       // One export for the whole invocation, not one per record.
-      await endInvocation(telemetry, lambdaContext, guard);
+      await endInvocation(begun, lambdaContext);
     }
   };
 }

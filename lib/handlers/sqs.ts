@@ -6,7 +6,7 @@ import { beginInvocation, endInvocation, startEntrySpan, startTelemetrySafely, t
 import { invocationAttributes, takeColdStart } from '../invocation/invocation-attributes';
 import { endSpan, recordFailure } from '../invocation/span-outcome';
 import { ATTR_FAAS_COLDSTART, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_DESTINATION_NAME, ATTR_MESSAGING_MESSAGE_ID, FAAS_TRIGGER } from '../semconv';
-import { getTelemetry, type Telemetry } from '../telemetry';
+import type { Telemetry } from '../telemetry';
 import { addSqsReceiveCount, addSqsSpanAttributes, extractParentFromSqsRecord, sqsSpanName } from '../carriers/sqs';
 import type { ParentLookup } from '../propagation/parent-lookup';
 
@@ -47,9 +47,9 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
     ...options,
   };
   return async (event, lambdaContext) => {
-    const guard = beginInvocation(lambdaContext);
+    const begun = beginInvocation(lambdaContext);
     const records = Array.isArray(event?.Records) ? event.Records : [];
-    const telemetry = startTelemetrySafely(getTelemetry);
+    const telemetry = begun?.telemetry;
     const coldStart = startTelemetrySafely(() => takeColdStart(telemetry?.config.lambda.initializationType)) ?? false;
     // Extraction never throws: a record it cannot read gives no parent.
     const lookups = records.map(extractParentFromSqsRecord);
@@ -82,7 +82,7 @@ export function traceSqsRecords(handleRecord: SqsRecordHandler, options: SqsHand
       return { batchItemFailures: failed.map((index) => ({ itemIdentifier: records[index]?.messageId ?? '' })) };
     } finally {
       if (batch) endSpan(batch.span);
-      await endInvocation(telemetry, lambdaContext, guard);
+      await endInvocation(begun, lambdaContext);
     }
   };
 }
@@ -189,7 +189,7 @@ function startRecordSpan(
     attributes,
     lookup: lookup ?? { context: ROOT_CONTEXT, source: 'none' },
     inbound: placement.inbound,
-    parentContext: placement.batch ? entryContext(placement.batch.parentContext, placement.batch.span, placement.batch.invocationId) : undefined,
+    parentContext: placement.batch ? entryContext(placement.batch.parentContext, placement.batch.span) : undefined,
   });
 }
 
@@ -200,7 +200,7 @@ function startRecordSpan(
 function runHandler(handleRecord: SqsRecordHandler, record: SQSRecord, lambdaContext: LambdaContext, started: StartedInvocation | undefined): Promise<unknown> {
   try {
     return started
-      ? context.with(entryContext(started.parentContext, started.span, started.invocationId), handleRecord, undefined, record, lambdaContext)
+      ? context.with(entryContext(started.parentContext, started.span), handleRecord, undefined, record, lambdaContext)
       : handleRecord(record, lambdaContext);
   } catch (error) {
     return Promise.reject(error);

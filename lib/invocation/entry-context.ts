@@ -1,5 +1,6 @@
-// The contexts an invocation's code runs in: its entry span current and kept under its own key, the invocation's
-// id on the same link, each value linked to its parent context instead of copying it.
+// The contexts an invocation's code runs in: the invocation's id (which invocation owns the spans started there,
+// INVOCATION_ID_KEY), its entry span current and kept under its own key, each value linked to its parent context
+// instead of copying it.
 import { createContextKey, trace, type Context, type Span } from '@opentelemetry/api';
 import { INVOCATION_ID_KEY } from '../export/invocation-span-processor';
 
@@ -7,11 +8,16 @@ import { INVOCATION_ID_KEY } from '../export/invocation-span-processor';
 const ENTRY_SPAN_KEY = createContextKey('traced-lambda entry span');
 
 /**
- * The context for code running inside an invocation: `span` is current and is the entry span, and spans started
- * in it belong to invocation `invocationId` (INVOCATION_ID_KEY reads it from the entry span's link).
+ * The context an invocation's entry span starts in: spans started in it, or in a context made from it, belong to
+ * invocation `invocationId` (its Lambda request id), and are exported with it (InvocationSpanProcessor).
  */
-export function entryContext(parentContext: Context, span: Span, invocationId?: string): Context {
-  return trace.setSpan(new ContextLink(parentContext, ENTRY_SPAN_KEY, span, invocationId), span);
+export function invocationContext(parentContext: Context, invocationId: string): Context {
+  return new ContextLink(parentContext, INVOCATION_ID_KEY, invocationId);
+}
+
+/** The context for code running inside an invocation: `span` is current and is the entry span. */
+export function entryContext(parentContext: Context, span: Span): Context {
+  return trace.setSpan(new ContextLink(parentContext, ENTRY_SPAN_KEY, span), span);
 }
 
 /** Links kept in a chain before it is copied into one flat context (lookups walk the chain). */
@@ -31,8 +37,6 @@ class ContextLink implements Context {
     private readonly parent: Context,
     private readonly key: symbol,
     private readonly value: unknown,
-    /** On an entry span's link: the invocation it belongs to, read as INVOCATION_ID_KEY (no link of its own). */
-    private readonly invocationId: string | undefined = undefined,
   ) {
     this.depth = parent instanceof ContextLink ? parent.depth + 1 : 1;
   }
@@ -41,7 +45,6 @@ class ContextLink implements Context {
     let node: Context = this;
     while (node instanceof ContextLink) {
       if (node.key === key) return node.value;
-      if (key === INVOCATION_ID_KEY && node.invocationId !== undefined) return node.invocationId;
       node = node.parent;
     }
     return node.getValue(key);
@@ -66,7 +69,6 @@ class ContextLink implements Context {
     // Replayed oldest first, so that the nearest value is set last.
     for (let index = links.length - 1; index >= 0; index--) {
       const link = links[index];
-      if (link.invocationId !== undefined) node = node.setValue(INVOCATION_ID_KEY, link.invocationId);
       node = link.value === undefined ? node.deleteValue(link.key) : node.setValue(link.key, link.value);
     }
     return node;

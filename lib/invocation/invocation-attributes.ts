@@ -36,3 +36,13 @@ export function invocationAttributes(lambdaContext: LambdaContext, trigger: stri
   }
   return attributes;
 }
+
+/** The request id of an invocation, when the runtime gave one: the id its spans are exported under. */
+export function requestIdOf(lambdaContext: LambdaContext | undefined): string | undefined {
+  try {
+    const id = lambdaContext?.awsRequestId;
+    return typeof id === 'string' && id !== '' ? id : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -2,15 +2,13 @@
 // handler in it, then end the invocation (export now, or hand the export to the after-response extension).
 import { diag, trace, type Attributes, type Context, type Link, type Span, type SpanKind, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
-import { entryContext } from './entry-context';
+import { entryContext, invocationContext } from './entry-context';
 import { ATTR_FAAS_INVOCATION_ID } from '../semconv';
 import { runInSpan } from './span-outcome';
-import { handOffToExtension, invocationStarted, requestIdOf } from '../export/after-response';
 import { applyInboundPolicy, type InboundPolicy } from '../propagation/inbound-policy';
 import { markRandomTrace } from '../propagation/propagator';
-import { startingInvocation } from '../export/invocation-span-processor';
 import { getTelemetry, type Telemetry } from '../telemetry';
-import { invocationAttributes, takeColdStart } from './invocation-attributes';
+import { invocationAttributes, requestIdOf, takeColdStart } from './invocation-attributes';
 import type { ParentLookup } from '../propagation/parent-lookup';
 import { armTimeoutGuard, remainingTimeMs, type TimeoutGuard } from './timeout-guard';
 
@@ -35,13 +33,11 @@ export interface StartedInvocation {
   telemetry: Telemetry;
   parentContext: Context;
   span: Span;
-  /** The request id the span and those started under it are exported with. */
-  invocationId?: string;
 }
 
 /** Runs `run` with the entry span current in its entry context (see `runInSpan`: result, error, end). */
 export function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise<R>, onResult?: (span: Span, result: R) => void): Promise<R> {
-  return runInSpan(started.span, entryContext(started.parentContext, started.span, started.invocationId), run, onResult);
+  return runInSpan(started.span, entryContext(started.parentContext, started.span), run, onResult);
 }
 
 /**
@@ -51,14 +47,14 @@ export function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise
 export async function runInvocation<R>(
   started: StartedInvocation,
   lambdaContext: LambdaContext,
-  guard: TimeoutGuard | undefined,
+  begun: BegunInvocation | undefined,
   run: () => Promise<R>,
   onResult?: (span: Span, result: R) => void,
 ): Promise<R> {
   try {
     return await runInEntrySpan(started, run, onResult);
   } finally {
-    const exporting = endInvocation(started.telemetry, lambdaContext, guard);
+    const exporting = endInvocation(begun, lambdaContext);
     if (exporting) await exporting;
   }
 }
@@ -96,47 +92,53 @@ export function traceInvocation<E, H, R>(
   const { prepare, onResult } = options;
   // Not async itself: the promise of runInvocation is returned as is, without one more hop.
   return (event, lambdaContext) => {
-    const guard = beginInvocation(lambdaContext);
+    const begun = beginInvocation(lambdaContext);
     const handlerEvent = (prepare ? prepare(event) : event) as H;
-    const started = startInvocation(description, event, lambdaContext);
-    if (!started) return runUntraced(() => handler(handlerEvent, lambdaContext), lambdaContext, guard);
-    return runInvocation(started, lambdaContext, guard, () => handler(handlerEvent, lambdaContext), onResult);
+    const started = begun && startInvocation(description, event, lambdaContext);
+    if (!started) return runUntraced(() => handler(handlerEvent, lambdaContext), lambdaContext, begun);
+    return runInvocation(started, lambdaContext, begun, () => handler(handlerEvent, lambdaContext), onResult);
   };
 }
 
-/**
- * Every wrapper calls this first, before any tracing work: the after-response export follows its invocations, and
- * the invocation's timeout guard is armed (give it to `endInvocation`).
- */
-export function beginInvocation(lambdaContext: LambdaContext | undefined): TimeoutGuard | undefined {
-  invocationStarted(lambdaContext);
-  return startTelemetrySafely(() => armTimeoutGuard(getTelemetry(), lambdaContext));
+/** An invocation a wrapper has begun: the set-up that exports its spans, its request id, its timeout guard. */
+export interface BegunInvocation {
+  readonly telemetry: Telemetry;
+  readonly invocationId: string | undefined;
+  readonly guard: TimeoutGuard | undefined;
 }
 
 /**
- * The invocation's spans have ended: hands the export to the Lambda extension (undefined: nothing to wait for),
- * or exports now, within what is left of the invocation (the promise to wait for). After the timeout guard fired,
- * the guard has told the extension already: what ended since is exported here.
+ * Every wrapper calls this first, before any tracing work: the export scheduler follows its invocations, and the
+ * invocation's timeout guard is armed. Give what it returns to `endInvocation` (undefined: tracing cannot start).
  */
-export function endInvocation(
-  telemetry: Telemetry | undefined,
-  lambdaContext: LambdaContext | undefined,
-  guard: TimeoutGuard | undefined,
-): Promise<void> | undefined {
+export function beginInvocation(lambdaContext: LambdaContext | undefined): BegunInvocation | undefined {
+  return startTelemetrySafely(() => {
+    const telemetry = getTelemetry();
+    const invocationId = requestIdOf(lambdaContext);
+    telemetry.exports.began(invocationId);
+    return { telemetry, invocationId, guard: armTimeoutGuard(telemetry, lambdaContext, invocationId) };
+  });
+}
+
+/**
+ * The invocation's spans have ended: the export scheduler hands the export to the Lambda extension or holds it
+ * (undefined: nothing to wait for), or exports now, within what is left of the invocation (the promise to wait
+ * for). After the timeout guard fired, the guard has told the scheduler already: what ended since is exported here.
+ */
+export function endInvocation(begun: BegunInvocation | undefined, lambdaContext: LambdaContext | undefined): Promise<void> | undefined {
+  if (!begun) return undefined;
+  const { guard } = begun;
   if (guard?.fired) return guard.endAfterFiring(flushBudgetMs(lambdaContext));
   guard?.disarm();
-  if (handOffToExtension(lambdaContext)) return undefined;
-  const invocationId = requestIdOf(lambdaContext);
-  if (telemetry?.holdInBackground(invocationId)) return undefined;
-  return telemetry?.flush(flushBudgetMs(lambdaContext), invocationId);
+  return begun.telemetry.exports.ended(begun.invocationId, flushBudgetMs(lambdaContext));
 }
 
 /** A handler run without tracing (tracing could not start): its result as is, the invocation still ended. */
-export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: LambdaContext | undefined, guard: TimeoutGuard | undefined): Promise<R> {
+export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: LambdaContext | undefined, begun: BegunInvocation | undefined): Promise<R> {
   try {
     return await run();
   } finally {
-    void endInvocation(undefined, lambdaContext, guard);
+    void endInvocation(begun, lambdaContext);
   }
 }
 
@@ -184,17 +186,12 @@ export function startEntrySpan(telemetry: Telemetry, request: EntrySpanRequest):
   const links = request.links ? placed.links.concat(request.links) : placed.links;
   if (links.length > 0) options.links = links;
   const id = request.attributes[ATTR_FAAS_INVOCATION_ID];
-  const invocationId = typeof id === 'string' ? id : undefined;
-  startingInvocation(invocationId);
-  let span: Span;
-  try {
-    span = startSpanThenSetAttributes(telemetry.tracer, request.name, options, request.attributes, parentContext);
-  } finally {
-    startingInvocation(undefined);
-  }
+  // The span, and every span started in its entry context, belongs to this invocation (read from the context).
+  const owned = typeof id === 'string' ? invocationContext(parentContext, id) : parentContext;
+  const span = startSpanThenSetAttributes(telemetry.tracer, request.name, options, request.attributes, owned);
   // A new root: its trace id came from the SDK's random generator, which W3C level 2 lets us say downstream.
   if (!trace.getSpanContext(parentContext)) {
-    return { telemetry, parentContext: markRandomTrace(parentContext, span.spanContext().traceId), span, invocationId };
+    return { telemetry, parentContext: markRandomTrace(owned, span.spanContext().traceId), span };
   }
-  return { telemetry, parentContext, span, invocationId };
+  return { telemetry, parentContext: owned, span };
 }

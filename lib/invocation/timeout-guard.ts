@@ -3,7 +3,6 @@
 // on), so an invocation that runs out of time would otherwise never end its entry span and leave no trace at all.
 import { diag, SpanStatusCode, type Span } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
-import { handOffToExtension, requestIdOf } from '../export/after-response';
 import { ATTR_ERROR_TYPE } from '../semconv';
 import type { Telemetry } from '../telemetry';
 
@@ -31,12 +30,12 @@ export interface TimeoutGuard {
  * margin remains). Undefined when the guard is off (margin 0) or the invocation has no deadline (no Lambda
  * context). The timer never keeps the process alive.
  */
-export function armTimeoutGuard(telemetry: Telemetry, lambdaContext: LambdaContext | undefined): TimeoutGuard | undefined {
+export function armTimeoutGuard(telemetry: Telemetry, lambdaContext: LambdaContext | undefined, invocationId: string | undefined): TimeoutGuard | undefined {
   const marginMs = telemetry.config.timeoutGuardMs;
   if (marginMs <= 0 || telemetry.config.disabled) return undefined;
   const remainingMs = remainingTimeMs(lambdaContext);
   if (remainingMs === undefined || remainingMs <= 0) return undefined;
-  return new InvocationTimeoutGuard(telemetry, lambdaContext!, remainingMs, Math.min(marginMs, remainingMs / 2));
+  return new InvocationTimeoutGuard(telemetry, invocationId, remainingMs, Math.min(marginMs, remainingMs / 2));
 }
 
 /**
@@ -74,7 +73,7 @@ class InvocationTimeoutGuard implements TimeoutGuard {
 
   constructor(
     private readonly telemetry: Telemetry,
-    private readonly lambdaContext: LambdaContext,
+    private readonly invocationId: string | undefined,
     private readonly remainingMs: number,
     marginMs: number,
   ) {
@@ -100,8 +99,7 @@ class InvocationTimeoutGuard implements TimeoutGuard {
   }
 
   endAfterFiring(maxWaitMs: number | undefined): Promise<void> {
-    const invocationId = requestIdOf(this.lambdaContext);
-    return Promise.all([this.telemetry.flush(maxWaitMs, invocationId), this.exported]).then(() => undefined);
+    return Promise.all([this.telemetry.flush(maxWaitMs, this.invocationId), this.exported]).then(() => undefined);
   }
 
   /** The guard's time has come, or nearly (the shared timer may wake it early): fires, or waits the rest. */
@@ -121,7 +119,7 @@ class InvocationTimeoutGuard implements TimeoutGuard {
   private fire(): void {
     this.fired = true;
     this.release();
-    const invocationId = requestIdOf(this.lambdaContext);
+    const invocationId = this.invocationId;
     const stillRunningMs = Math.max(0, Math.round(this.deadline - Date.now()));
     const timeout = describeTimeout(this.remainingMs);
     const message = `the function was still running ${stillRunningMs} ms before its deadline (timeout ${timeout}): Lambda stops it then, so its spans were ended here and exported`;
@@ -136,7 +134,7 @@ class InvocationTimeoutGuard implements TimeoutGuard {
     // told the invocation is over only once that export is done, so that Lambda cannot freeze the sandbox before.
     const budgetMs = Math.max(0, this.deadline - Date.now() - EXPORT_MARGIN_MS);
     this.exported = this.telemetry.flush(budgetMs, invocationId).then(() => {
-      handOffToExtension(this.lambdaContext);
+      this.telemetry.exports.exportedBy(invocationId);
     });
   }
 }

@@ -308,6 +308,32 @@ describe('export after the response (Lambda extension registered)', () => {
     link.readEvent = undefined;
   });
 
+  it('reads the event of an invocation whose spans are held right after the runtime has posted its response, with no timer', async () => {
+    kit.startTelemetry(kit.readTelemetryConfig({ TRACED_LAMBDA_EXPORT_STRATEGY: 'batched' }), { exporter: held.exporter, logger: log.logger });
+    let posted = false;
+    const reads: string[] = [];
+    link.readEvent = () => void reads.push(posted ? 'after the post' : 'before the post');
+    // No timer may fire meanwhile: the read must not depend on one.
+    vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
+    try {
+      const context = lambdaContext();
+      await kit.traceInvokeHandler(async () => 'done')({}, context);
+      // As the runtime interface client does: the response is posted from an immediate queued once the handler's
+      // promise has settled.
+      await new Promise((resolve) => setImmediate(resolve));
+      posted = true;
+      expect(reads).toEqual([]);
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(reads).toEqual(['after the post']);
+      // The extension reads the event: the spans are held, nothing is exported.
+      await link.onInvoke!(invokeEvent(context.awsRequestId));
+      expect(held.exports).toHaveLength(0);
+    } finally {
+      vi.useRealTimers();
+      link.readEvent = undefined;
+    }
+  });
+
   it('keeps invocations running at once apart: each event waits for its own invocation', async () => {
     const releases: (() => void)[] = [];
     // Each invocation ends a step at once, then waits to be released.
@@ -339,6 +365,38 @@ describe('export after the response (Lambda extension registered)', () => {
     expect(held.exports[1].spans).toHaveLength(2);
     held.exports[1].answer();
     await eventA;
+  });
+});
+
+describe('the export scheduler owns the connection to the extension', () => {
+  it('connects when a telemetry set-up starts, not when the kit loads, and lets go when the set-up is replaced', async () => {
+    const listeners = process.listenerCount('SIGTERM');
+    link.onInvoke = undefined;
+    // Loaded afresh, as in a new process: nothing is connected, no SIGTERM listener installed.
+    vi.resetModules();
+    const fresh = await import('../../lib');
+    expect(link.onInvoke).toBeUndefined();
+    expect(process.listenerCount('SIGTERM')).toBe(listeners);
+    // The preload waits on `connected` when an event came first.
+    const connected = vi.fn();
+    link.connected = connected;
+    try {
+      fresh.startTelemetry(fresh.readTelemetryConfig({}), { exporter: held.exporter, logger: log.logger });
+      const firstHook = link.onInvoke;
+      expect(firstHook).toBeTypeOf('function');
+      expect(connected).toHaveBeenCalledOnce();
+      expect(process.listenerCount('SIGTERM')).toBe(listeners + 1);
+      expect(fresh.getTelemetry().exportMode()).toBe('after-response');
+
+      fresh.startTelemetry(fresh.readTelemetryConfig({}), { exporter: held.exporter, logger: log.logger });
+      expect(link.onInvoke).toBeTypeOf('function');
+      expect(link.onInvoke).not.toBe(firstHook);
+      expect(process.listenerCount('SIGTERM')).toBe(listeners + 1);
+    } finally {
+      link.connected = undefined;
+      fresh.getTelemetry().exports.close();
+    }
+    expect(process.listenerCount('SIGTERM')).toBe(listeners);
   });
 });
 

@@ -80,21 +80,34 @@ async function hostileApi(answers: Answer[]) {
  * Runs a process with the preload and an INVOKE hook that prints each event it gets, until `events` have arrived
  * (or the extension stopped): what it printed, one JSON object per line.
  */
-function runPreload(address: string, events: number): Promise<{ lines: Record<string, unknown>[]; code: number | null }> {
+function runPreload(
+  address: string,
+  events: number,
+  connectAfterMs?: number,
+  lifeMs = 8_000,
+): Promise<{ lines: Record<string, unknown>[]; code: number | null }> {
+  // With connectAfterMs, the hook is set that late, then said as the kit says it (its telemetry starting with the
+  // first traced invocation, after that invocation's event may have arrived).
   const script = `
     const link = globalThis[Symbol.for('traced-lambda.after-response')];
     console.log(JSON.stringify({ status: link.status, reason: link.reason }));
     if (link.status !== 'registered') process.exit(0);
     let seen = 0;
-    link.onInvoke = async (event) => {
+    const onInvoke = async (event) => {
       console.log(JSON.stringify({ requestId: event.requestId, deadlineMs: event.deadlineMs }));
       if (++seen === ${events}) process.exit(0);
     };
+    const connect = () => {
+      link.onInvoke = onInvoke;
+      link.connected?.();
+    };
+    if (${connectAfterMs ?? -1} < 0) connect();
+    else setTimeout(connect, ${connectAfterMs ?? 0});
     link.onStopped = () => {
       console.log(JSON.stringify({ stopped: link.reason }));
       setTimeout(() => process.exit(0), 500);
     };
-    setTimeout(() => process.exit(3), 8000);
+    setTimeout(() => process.exit(3), ${lifeMs});
   `;
   return new Promise((done, fail) => {
     const child = spawn(process.execPath, ['--import', PRELOAD, '-e', script], {
@@ -158,6 +171,29 @@ describe("the preload's Extensions API client", () => {
     // register, then one per closed connection: after register, after the third event, after the dropped one.
     expect(api.connections()).toBe(4);
   });
+
+  it('holds the first event for the kit to connect, and goes on without it after a second', async () => {
+    const registered = `HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: ${ID}\r\nContent-Length: 0\r\n\r\n`;
+    const answer = (body: string) => ({ pieces: [`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`] });
+    // The kit connects 300 ms after the first event arrived: that event still reaches it.
+    const late = await hostileApi([{ pieces: [registered] }, answer(event('first')), answer(event('second'))]);
+    const { lines } = await runPreload(late.address, 2, 300);
+    expect(lines.slice(1).map((line) => line.requestId)).toEqual(['first', 'second']);
+
+    // No kit at all (a handler that does not use it): the first event is let go after the grace, the next at once.
+    const none = await hostileApi([{ pieces: [registered] }, answer(event('first')), answer(event('second'))]);
+    const started = Date.now();
+    const run = runPreload(none.address, 1, 60_000, 2_500);
+    const nextAsked: number[] = [];
+    for (let wait = 0; wait < 400 && nextAsked.length < 3; wait++) {
+      await new Promise((done) => setTimeout(done, 10));
+      while (nextAsked.length < none.received.length - 1) nextAsked.push(Date.now() - started);
+    }
+    expect(nextAsked).toHaveLength(3);
+    expect(nextAsked[1] - nextAsked[0]).toBeGreaterThanOrEqual(900);
+    expect(nextAsked[2] - nextAsked[1]).toBeLessThan(500);
+    expect((await run).lines.slice(1)).toEqual([]);
+  }, 15_000);
 
   it('stops, and reports the error to the Extensions API, when event requests keep failing', async () => {
     const api = await hostileApi([
