@@ -160,34 +160,32 @@ describe('the offline SQS event source, on its own', () => {
     for (const cleanup of cleanups.reverse()) await cleanup();
   });
 
+  /** The emulator on a free port with `queues`, stopped after the tests; its endpoint. */
+  async function startEmulator(queues: { QueueName: string; Attributes?: Record<string, unknown> }[]): Promise<string> {
+    const [port] = await freePorts(1);
+    const emulator = await createSqsServer({ port, hostname: '127.0.0.1', accountId: '000000000000', region, emulateQueueCreationLifecycle: false, queues });
+    cleanups.push(() => closeServer(emulator));
+    return `http://127.0.0.1:${port}`;
+  }
+
   /** The emulator with one queue (and its dead-letter queue), the event source feeding `respond`. */
   async function feed(queueName: string, respond: (event: SQSEvent) => unknown, options: { fifo?: boolean; batchSize?: number; windowS?: number } = {}) {
-    const [port] = await freePorts(1);
     const dlqName = queueName.replace(/(\.fifo)?$/, '-dlq$1');
     const fifo = options.fifo ? { FifoQueue: true } : {};
-    const emulator = await createSqsServer({
-      port,
-      hostname: '127.0.0.1',
-      accountId: '000000000000',
-      region,
-      emulateQueueCreationLifecycle: false,
-      queues: [
-        { QueueName: dlqName, Attributes: fifo },
-        {
-          QueueName: queueName,
-          Attributes: {
-            ...fifo,
-            // Longer than the batching window, as Lambda requires it to be longer than the function's timeout.
-            VisibilityTimeout: 3,
-            RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:${region}:000000000000:${dlqName}`, maxReceiveCount: 3 }),
-          },
+    const sqsEndpoint = await startEmulator([
+      { QueueName: dlqName, Attributes: fifo },
+      {
+        QueueName: queueName,
+        Attributes: {
+          ...fifo,
+          // Longer than the batching window, as Lambda requires it to be longer than the function's timeout.
+          VisibilityTimeout: 3,
+          RedrivePolicy: JSON.stringify({ deadLetterTargetArn: `arn:aws:sqs:${region}:000000000000:${dlqName}`, maxReceiveCount: 3 }),
         },
-      ],
-    });
-    cleanups.push(() => closeServer(emulator));
+      },
+    ]);
     const endpoint = await startInvokeEndpoint(respond);
     cleanups.push(() => closeServer(endpoint.server));
-    const sqsEndpoint = `http://127.0.0.1:${port}`;
     const queueUrl = `${sqsEndpoint}/000000000000/${queueName}`;
     const source: SqsEventSource = startSqsEventSource(
       [
@@ -276,19 +274,9 @@ describe('the offline SQS event source, on its own', () => {
 
   it('feeds several consumers, each from its own queue, as the generator declares them', { timeout: 30_000 }, async () => {
     // Arrange: two queues on one emulator, each consumed by a function of its own
-    const [port] = await freePorts(1);
-    const emulator = await createSqsServer({
-      port,
-      hostname: '127.0.0.1',
-      accountId: '000000000000',
-      region,
-      emulateQueueCreationLifecycle: false,
-      queues: [{ QueueName: 'orders' }, { QueueName: 'refunds' }],
-    });
-    cleanups.push(() => closeServer(emulator));
+    const sqsEndpoint = await startEmulator([{ QueueName: 'orders' }, { QueueName: 'refunds' }]);
     const endpoint = await startInvokeEndpoint(() => ({}));
     cleanups.push(() => closeServer(endpoint.server));
-    const sqsEndpoint = `http://127.0.0.1:${port}`;
     const mapping = (functionName: string, queueName: string, batchSize: number) => ({
       functionName,
       timeout: 5,
