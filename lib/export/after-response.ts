@@ -117,10 +117,11 @@ export class AfterResponseExport {
     tracked.ended = true;
     tracked.exportsNow = this.schedule.exportsNow(requestId);
     tracked.wake?.();
-    // An export waits for a quiet moment after the response; holding the spans (reading the event, asking for the
-    // next) is lighter work, done as soon as the runtime has posted the response, in the same wake-up of the process.
-    if (tracked.exportsNow) setTimeout(this.readEvent, QUIET_AFTER_RESPONSE_MS);
-    else afterThePost(this.readEvent);
+    // Both wait until the runtime has posted the response. An export then waits a quiet moment more; holding the
+    // spans (reading the event, asking for the next) is lighter work, done at once, in the same wake-up of the process.
+    // A timer alone from the end is not enough: on a cold start the post can come long after it, and the first
+    // export's work (loading the exporter's file, serializing) ran before the post and delayed the first response.
+    afterThePost(tracked.exportsNow ? () => setTimeout(this.readEvent, QUIET_AFTER_RESPONSE_MS) : this.readEvent);
   }
 
   private readonly readEvent = () => this.link.readEvent?.();
@@ -204,12 +205,14 @@ export class AfterResponseExport {
  * (Lambda's, on the sandbox's own vCPUs) still has to take the response in and pass it on, and work started at
  * once competes with it: measured under the runtime interface client (bench), starting at the next turn added
  * 0.4–0.55 ms to every response, after 1 ms 0.13 ms, after 2 ms 0.03–0.05 ms. The cost is 2 ms more before the
- * sandbox may freeze, on top of the export's own round trip.
+ * sandbox may freeze, on top of the export's own round trip. It counts from the post (afterThePost), not from the
+ * end: when the handler's last step resumed from an immediate, the post waits for the loop's next round of
+ * immediates, after its timers, and on a cold start the code on the way to it runs for the first time.
  */
 const QUIET_AFTER_RESPONSE_MS = 2;
 
 function afterTheResponse(): Promise<void> {
-  return new Promise<void>((resolve) => setTimeout(resolve, QUIET_AFTER_RESPONSE_MS));
+  return new Promise<void>((resolve) => afterThePost(() => setTimeout(resolve, QUIET_AFTER_RESPONSE_MS)));
 }
 
 /**

@@ -334,6 +334,38 @@ describe('export after the response (Lambda extension registered)', () => {
     }
   });
 
+  it("starts an export only after the runtime has posted the response, even when the post comes long after the handler's end (a cold start's first response)", async () => {
+    const order: string[] = [];
+    // The extension reads the held event when asked, and its INVOKE goes to the kit (as the preload does).
+    link.readEvent = () => void link.onInvoke!(invokeEvent(context.awsRequestId));
+    const exportOf = held.exporter.export.bind(held.exporter);
+    held.exporter.export = (spans, done) => {
+      order.push('export');
+      exportOf(spans, done);
+    };
+    const context = lambdaContext();
+    try {
+      // The handler's last step resumes from an immediate, as many do (I/O callbacks, stream ends): the runtime's
+      // post then waits for the loop's next round of immediates, after its timers.
+      const result = kit.traceInvokeHandler(async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        return 'done';
+      })({}, context);
+      await result.then(() => {
+        // On a cold start the code between the handler's end and the runtime's post runs for the first time: here
+        // 10 ms of it, then the post, from an immediate queued once the handler's promise has settled.
+        const until = performance.now() + 10;
+        while (performance.now() < until);
+        setImmediate(() => order.push('response posted'));
+      });
+      await exportTurn();
+      expect(order).toEqual(['response posted', 'export']);
+      held.exports[0].answer();
+    } finally {
+      link.readEvent = undefined;
+    }
+  });
+
   it('keeps invocations running at once apart: each event waits for its own invocation', async () => {
     const releases: (() => void)[] = [];
     // Each invocation ends a step at once, then waits to be released.
