@@ -12,13 +12,17 @@ import { copyFile, mkdir, rm, stat, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { cpus } from 'node:os';
-import { join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 import { build, type BuildOptions, type Plugin } from 'esbuild';
 import { EXPORT_FILE } from '../lib/export/exporter-loader';
 import { MANAGED_PER_WORKER, MANAGED_SLOW_MS, MANAGED_WORKERS, type ManagedMeasurements, type ManagedStrategy } from './managed-instances';
+import { startOtlpReceiver } from '../scripts/offline/otlp-receiver';
+import { runtimeClientProblem, startPackagedFunction } from '../test/runtime/lambda-runtime';
+import { apiEvent } from './events';
 import {
   DENSE_INTERVAL_MS,
+  measureColdFirstResponse,
   measureRuntimeCpu,
   measureUnderRuntime,
   type RuntimeMeasurements,
@@ -61,7 +65,7 @@ const plan = quick
 const REMOTE_DELAY_MS = 20;
 
 // eslint-disable-next-line @typescript-eslint/no-require-imports
-const exportFilePlugins = require('../scripts/serverless/export-file-plugin.cjs') as Plugin[];
+const kitFilePlugins = require('../scripts/serverless/kit-file-plugin.cjs') as Plugin[] & { kitFileOf(entry: string): string };
 
 /** The options `serverless package` bundles the functions with (serverless.yml, custom.esbuild). */
 const BUNDLE: BuildOptions = {
@@ -74,8 +78,9 @@ const BUNDLE: BuildOptions = {
   external: ['@aws-sdk/*'],
   logLevel: 'error',
   metafile: true,
-  // The exporter's code in a file of its own beside each bundle that uses the kit (traced-lambda-export.js).
-  plugins: exportFilePlugins,
+  // The kit in a file of its own beside each handler that uses it (<handler>.tracing.js, no source map), the
+  // exporter's code in another (traced-lambda-export.js).
+  plugins: kitFilePlugins,
 };
 
 /** The columns, in the order the table shows them. */
@@ -163,10 +168,18 @@ const runtimeVariants: Record<RuntimeVariantName, RuntimeVariant> = {
 /** What serverless.yml adds for the deployed functions: a source map per bundle, positions only. */
 const SOURCE_MAPS: BuildOptions = { sourcemap: true, sourcesContent: false };
 
-/** Bytes of the bundle written to outfile (its source map, when there is one, is not counted). */
+/**
+ * Bytes a cold start reads of the bundle written to outfile: the handler's file and, beside it, its kit file when it
+ * has one (source maps are not counted; the exporter's file is read at the first export).
+ */
 async function bundle(entry: string, outfile: string, options: BuildOptions = {}): Promise<number> {
   const result = await build({ ...BUNDLE, ...options, entryPoints: [entry], outfile });
-  return Object.entries(result.metafile!.outputs).reduce((sum, [file, output]) => (file.endsWith('.map') ? sum : sum + output.bytes), 0);
+  const own = Object.entries(result.metafile!.outputs).reduce((sum, [file, output]) => (file.endsWith('.map') ? sum : sum + output.bytes), 0);
+  const kit = await stat(join(dirname(outfile), kitFilePlugins.kitFileOf(entry))).then(
+    (file) => file.size,
+    () => 0,
+  );
+  return own + kit;
 }
 
 async function buildAll() {
@@ -285,6 +298,7 @@ async function main() {
   console.log(`Building the bundles (esbuild, as serverless package does)…`);
   const sizes = await buildAll();
   if (process.argv.includes('--runtime-cpu')) return runtimeCpuOnly();
+  if (process.argv.includes('--cold')) return coldOnly(sizes);
   const receiver = await startReceiver();
   const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
   const remoteReceiver = await startReceiver(REMOTE_DELAY_MS);
@@ -388,6 +402,87 @@ async function main() {
   }
 }
 
+const kb = (bytes: number) => (bytes / 1024).toFixed(1);
+/** The value after `flag` on the command line, if given. */
+const argument = (flag: string) => (process.argv.includes(flag) ? process.argv[process.argv.indexOf(flag) + 1] : undefined);
+
+/**
+ * `--cold [--rounds n] [--against dir]`: the cold-start rows alone, in rotating rounds: module init and first
+ * invocation in a fresh process (bare, ours as deployed, ours without source maps), and process start to first
+ * response under the runtime client. `--against` adds ours as deployed from another build folder (bench/.build of
+ * another checkout), measured in the same rounds.
+ */
+async function coldOnly(sizes: Record<string, number>) {
+  const rounds = Number(argument('--rounds') ?? (quick ? 2 : 20));
+  const against = argument('--against');
+  const receiver = await startReceiver();
+  const endpoint = `http://127.0.0.1:${(receiver.address() as AddressInfo).port}`;
+  const daemon = await startXrayDaemon();
+  xrayDaemon = daemon;
+  try {
+    const inProcess: Record<string, Variant> = { bare: variants.bare, ours: variants.oursMaps, 'ours, no maps': variants.ours };
+    if (against) inProcess['before'] = { ...variants.oursMaps, dir: join(resolve(against), 'ours-maps') };
+    const names = Object.keys(inProcess);
+    const cold = Object.fromEntries(names.map((name) => [name, { init: [] as number[], first: [] as number[] }]));
+    console.log(`In a fresh process: ${rounds} rounds, rotating order…`);
+    for (let round = 0; round < rounds; round++) {
+      for (let k = 0; k < names.length; k++) {
+        const name = names[(round + k) % names.length];
+        const { init, first } = await probe(inProcess[name], ['cold', 'api'], 'otlp', endpoint);
+        cold[name].init.push(init);
+        cold[name].first.push(first);
+      }
+    }
+    for (const name of names) {
+      const added = (key: 'init' | 'first') => (median(cold[name][key]) - median(cold.bare[key])).toFixed(1);
+      console.log(
+        `${name.padEnd(14)} module init ${spread(cold[name].init, 1)} (+${added('init')}) · first invocation ${spread(cold[name].first, 1)} (+${added('first')}) ms`,
+      );
+    }
+    console.log(
+      `bundle: ours ${kb(sizes.ours)} KiB (the handler's file and its kit), largest function ${kb(Math.max(sizes['create-order'], sizes['process-order'], sizes['notify-customer']))} KiB`,
+    );
+
+    const problem = runtimeClientProblem();
+    if (problem) return console.log(`Under the runtime client: not measured (${problem}).`);
+    const underRuntime: Record<string, RuntimeVariant> = {
+      bare: runtimeVariants.bare,
+      ours: runtimeVariants.ours,
+      'ours, nothing exported': runtimeVariants.oursNoExport,
+    };
+    if (against) underRuntime['before'] = { ...runtimeVariants.ours, dir: join(resolve(against), 'ours-maps') };
+    console.log(`Under the runtime client, process start to first response: ${rounds} rounds, rotating order…`);
+    const otlp = await startOtlpReceiver(0);
+    try {
+      const times = await measureColdFirstResponse(
+        Object.keys(underRuntime),
+        rounds,
+        (name) =>
+          startPackagedFunction({
+            name: `bench-${name.replace(/\W+/g, '-')}`,
+            taskRoot: underRuntime[name].dir,
+            handler: underRuntime[name].handler,
+            nodePath: '',
+            environment: { OTEL_SERVICE_NAME: 'bench', OTEL_EXPORTER_OTLP_ENDPOINT: otlp.endpoint, BENCH_EXPORTER: 'otlp', ...underRuntime[name].environment },
+          }),
+        async (fn) => {
+          const answer = await fn.invoke(apiEvent());
+          if (!answer.ok) throw new Error(`${fn.name} failed: ${JSON.stringify(answer)}\n${fn.logs()}`);
+          return { answeredAt: performance.now() };
+        },
+      );
+      for (const [name, values] of Object.entries(times)) {
+        console.log(`${name.padEnd(24)} ${spread(values, 1)} ms (+${(median(values) - median(times.bare)).toFixed(1)})`);
+      }
+    } finally {
+      await otlp.close();
+    }
+  } finally {
+    await new Promise((done) => receiver.close(done));
+    await daemon.close();
+  }
+}
+
 /** `--runtime-cpu`: the CPU row under the runtime client alone, in alternating rounds, with each round's figures. */
 async function runtimeCpuOnly() {
   const daemon = await startXrayDaemon();
@@ -447,7 +542,6 @@ const relativeVerdict = (ours: number, peer: number, share: number) =>
 
 function renderReport({ sizes, cold, hot, guard, flush, flushCpu, remote, memory, runtime }: Measurements): string {
   const rows: Row[] = [];
-  const kb = (bytes: number) => (bytes / 1024).toFixed(1);
   const p50p99 = (values: number[], digits: number) => `${percentile(values, 50).toFixed(digits)} / ${percentile(values, 99).toFixed(digits)}`;
   const signed = (value: number, digits: number) => `${value >= 0 ? '+' : ''}${value.toFixed(digits)}`;
 
@@ -506,7 +600,7 @@ function renderReport({ sizes, cold, hot, guard, flush, flushCpu, remote, memory
     powertools: sizes.powertools,
   };
   rows.push({
-    label: 'bundle, minified KiB (AWS SDK external; ours: the largest function)',
+    label: 'bundle, minified KiB (AWS SDK external; ours: the largest function, its own file and its kit file)',
     cells: {
       bare: kb(sizes.bare),
       ours: `${kb(largest)} (functions: ${kb(sizes['create-order'])} / ${kb(sizes['process-order'])} / ${kb(sizes['notify-customer'])}; bench handler ${kb(sizes.ours)}; beside them ${EXPORT_FILE} ${kb(sizes.exportFile)}, read at the first export)`,

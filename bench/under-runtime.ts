@@ -109,6 +109,33 @@ async function cpuSeconds(pid: number): Promise<number> {
   return (Number(fields[11]) + Number(fields[12])) / USER_HZ;
 }
 
+/**
+ * Cold starts, in rotating order: a fresh runtime per variant and round, its first response timed from the spawn
+ * (to the response, not to the end of the work after it: the export, with the extension). Milliseconds per round.
+ */
+export async function measureColdFirstResponse<Name extends string>(
+  names: readonly Name[],
+  rounds: number,
+  start: (name: Name) => Promise<PackagedFunction>,
+  invoke: (fn: PackagedFunction) => Promise<{ answeredAt: number }>,
+): Promise<Record<Name, number[]>> {
+  const times = Object.fromEntries(names.map((name) => [name, [] as number[]])) as Record<Name, number[]>;
+  for (let round = 0; round < rounds; round++) {
+    for (let k = 0; k < names.length; k++) {
+      const name = names[(round + k) % names.length];
+      const started = performance.now();
+      const fn = await start(name);
+      try {
+        const { answeredAt } = await invoke(fn);
+        times[name].push(answeredAt - started);
+      } finally {
+        await fn.stop();
+      }
+    }
+  }
+  return times;
+}
+
 export async function measureUnderRuntime(
   variants: Record<RuntimeVariantName, RuntimeVariant>,
   plan: { responseCount: number; cpuCount: number; lossCount: number; coldRounds: number; managedCount: number },
@@ -154,28 +181,11 @@ export async function measureUnderRuntime(
     return { responseMs: answer.responseMs!, answeredAt, busyMs: await fn.whenIdle() };
   };
 
-  // Cold starts, in rotating order: a fresh runtime per variant and round, its first response timed from the spawn.
-  {
-    const receiver = await startOtlpReceiver(0);
-    try {
-      for (const name of names) result.coldFirstResponse[name] = [];
-      for (let round = 0; round < plan.coldRounds; round++) {
-        for (let k = 0; k < names.length; k++) {
-          const name = names[(round + k) % names.length];
-          const started = performance.now();
-          const fn = await start(name, receiver.endpoint);
-          try {
-            // To the response, not to the end of the work after it (the export, with the extension).
-            const { answeredAt } = await invoke(fn);
-            result.coldFirstResponse[name].push(answeredAt - started);
-          } finally {
-            await fn.stop();
-          }
-        }
-      }
-    } finally {
-      await receiver.close();
-    }
+  const coldReceiver = await startOtlpReceiver(0);
+  try {
+    result.coldFirstResponse = await measureColdFirstResponse(names, plan.coldRounds, (name) => start(name, coldReceiver.endpoint), invoke);
+  } finally {
+    await coldReceiver.close();
   }
 
   // Every variant runs at once, invoked in turn (rotating order) with the same idle time after each invocation:

@@ -391,22 +391,33 @@ describe('serverless package', () => {
     });
   }, 60_000);
 
-  it('ships one bundle per function with its source map, the exporter file beside it and the after-response extension, without the AWS SDK the runtime provides', async () => {
+  it('ships per function its own code with a source map, its tracing kit and the exporter file beside it without one, and the after-response extension, without the AWS SDK the runtime provides', async () => {
     for (const fn of ['create-order', 'process-order', 'notify-customer']) {
       const zip = await readFile(join(outDir, `${fn}.zip`));
+      const kitFile = `${fn}.tracing.js`;
       expect(zipEntryNames(zip).sort()).toEqual([
         'collector/collector.yaml',
         'extension/after-response.mjs',
         `functions/${fn}.js`,
         `functions/${fn}.js.map`,
+        `functions/${kitFile}`,
         `functions/${EXPORT_FILE}`,
-        `functions/${EXPORT_FILE}.map`,
       ]);
-      // The exporter's code (SigV4 signing, the OTLP serializer) is in that file only, required at the first export.
+      // The function's bundle is its own code: the kit (lib/ and the OpenTelemetry packages) is required from its file.
       const bundle = zipEntry(zip, `functions/${fn}.js`).toString('utf8');
-      expect(bundle).toContain(`require("./${EXPORT_FILE}")`);
-      for (const code of ['AWS4-HMAC-SHA256', 'resourceSpans']) {
+      const kit = zipEntry(zip, `functions/${kitFile}`).toString('utf8');
+      expect(bundle).toContain(`require("./${kitFile}")`);
+      for (const code of ['traceparent', 'OTEL_SERVICE_NAME']) {
         expect(bundle, fn).not.toContain(code);
+        expect(kit, fn).toContain(code);
+      }
+      // Neither the kit nor the exporter names a map: Node.js maps (and scans when loading) the function's code only.
+      expect(bundle).toMatch(/\/\/# sourceMappingURL=\S+\.js\.map\s*$/);
+      for (const file of [kit, zipEntry(zip, `functions/${EXPORT_FILE}`).toString('utf8')]) expect(file).not.toContain('sourceMappingURL');
+      // The exporter's code (SigV4 signing, the OTLP serializer) is in that file only, required at the first export.
+      expect(kit).toContain(`require("./${EXPORT_FILE}")`);
+      for (const code of ['AWS4-HMAC-SHA256', 'resourceSpans']) {
+        expect(bundle + kit, fn).not.toContain(code);
         expect(zipEntry(zip, `functions/${EXPORT_FILE}`).toString('utf8')).toContain(code);
       }
     }
@@ -475,13 +486,8 @@ describe('serverless package', () => {
       // As Node.js resolves them: the source root and each source against the map's own URL in /var/task.
       const resolved = map.sources.map((source: string) => new URL(`${map.sourceRoot ?? ''}${source}`, `file:///var/task/functions/${fn}.js.map`).pathname);
       expect(resolved).toContain(`/var/task/functions/${fn}.ts`);
-      for (const path of resolved) expect(path, fn).toMatch(/^\/var\/task\/(functions|lib|node_modules)\//);
-      const exportMap = JSON.parse(zipEntry(zip, `functions/${EXPORT_FILE}.map`).toString('utf8'));
-      const exportSources = exportMap.sources.map(
-        (source: string) => new URL(`${exportMap.sourceRoot ?? ''}${source}`, `file:///var/task/functions/${EXPORT_FILE}.map`).pathname,
-      );
-      expect(exportSources).toContain('/var/task/lib/export/otlp-exporter.ts');
-      for (const path of exportSources) expect(path, EXPORT_FILE).toMatch(/^\/var\/task\/(lib|node_modules)\//);
+      // Only the function's own sources: the kit's code is in its own file, not mapped.
+      for (const path of resolved) expect(path, fn).toMatch(/^\/var\/task\/functions\//);
     }
 
     // Node.js itself, on the package unzipped into a task root: the frames of an error thrown in the handler's
@@ -489,12 +495,17 @@ describe('serverless package', () => {
     const taskRoot = await mkdtemp(join(tmpdir(), 'traced-task-root-'));
     try {
       const zip = await readFile(join(outDir, 'notify-customer.zip'));
-      for (const name of ['functions/notify-customer.js', 'functions/notify-customer.js.map']) {
+      for (const name of zipEntryNames(zip).filter((entry) => entry.startsWith('functions/'))) {
         await mkdir(dirname(join(taskRoot, name)), { recursive: true });
         await writeFile(join(taskRoot, name), zipEntry(zip, name));
       }
-      const script =
-        "const { findSourceMap } = require('node:module'); require(process.argv[1]); console.log(JSON.stringify(findSourceMap(process.argv[1]).payload.sources));";
+      // The handler rejects an event without an order: the error passes through the kit's wrapper unchanged, and its
+      // first frame is in the function's TypeScript source.
+      const script = `const { findSourceMap } = require('node:module');
+        const { handler } = require(process.argv[1]);
+        const sources = findSourceMap(process.argv[1]).payload.sources;
+        handler({}, { awsRequestId: 'r-1', functionName: 'notify-customer', getRemainingTimeInMillis: () => 5000 }).catch((error) =>
+          console.log(JSON.stringify({ sources, frame: error.stack.split('\\n')[1] })));`;
       const { stdout } = await promisify(execFile)(
         process.execPath,
         ['--enable-source-maps', '-e', script, join(taskRoot, 'functions', 'notify-customer.js')],
@@ -502,8 +513,9 @@ describe('serverless package', () => {
           env: { PATH: process.env.PATH, OTEL_SDK_DISABLED: 'true' },
         },
       );
-      const sources: string[] = JSON.parse(stdout.trim().split('\n').pop()!);
+      const { sources, frame } = JSON.parse(stdout.trim().split('\n').pop()!) as { sources: string[]; frame: string };
       expect(sources).toContain(`file://${taskRoot}/functions/notify-customer.ts`);
+      expect(frame).toContain(`${taskRoot}/functions/notify-customer.ts:`);
       for (const source of sources) expect(source.startsWith(`file://${taskRoot}/`), source).toBe(true);
     } finally {
       await rm(taskRoot, { recursive: true, force: true });

@@ -5,6 +5,7 @@
 // compiles and maps only what every invocation runs. serverless-esbuild zips every file of its build folder, so each
 // function's zip carries the file.
 const { dirname, join } = require('node:path');
+const { handlerOptions } = require('./handler-options.cjs');
 
 /** lib/export/exporter-loader.ts's EXPORT_FILE: the name its log line gives when the file is missing. */
 const EXPORT_FILE = 'traced-lambda-export.js';
@@ -30,8 +31,8 @@ const exportFilePlugin = {
       const { outdir, outfile } = build.initialOptions;
       const target = join(outdir ?? dirname(outfile), EXPORT_FILE);
       if (!building.has(target)) {
-        // The handlers' own options (minify, target, externals, source maps), with this entry and no plugins.
-        const { entryPoints: _entry, outdir: _outdir, outfile: _outfile, plugins: _plugins, metafile: _metafile, ...options } = build.initialOptions;
+        // The handlers' own options (minify, target, externals), with this entry, no plugins and no source map.
+        const options = handlerOptions(build.initialOptions);
         const done = build.esbuild.build({ ...options, entryPoints: [join(LIB, 'otlp-export.ts')], outfile: target });
         building.set(
           target,
