@@ -6,6 +6,7 @@ import type { SQSMessageAttributes, SQSRecord } from 'aws-lambda';
 import { extractWith, lookupFrom, NOT_FOUND, PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
   ATTR_MESSAGING_OPERATION_NAME,
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
@@ -123,6 +124,12 @@ export function addSqsSpanAttributes(attributes: Attributes, operation: 'send' |
  */
 export const ATTR_SQS_RECEIVE_COUNT = 'traced_lambda.sqs.receive_count';
 
+/** Sets a received record's own attributes on its span's: its message id and its receive count. */
+export function setSqsRecordAttributes(attributes: Attributes, record: SQSRecord): void {
+  attributes[ATTR_MESSAGING_MESSAGE_ID] = record?.messageId;
+  addSqsReceiveCount(attributes, record);
+}
+
 /** Sets the record's receive count on its span's attributes, or removes a stale one when the record has none. */
 export function addSqsReceiveCount(attributes: Attributes, record: SQSRecord): void {
   const count = Number(record?.attributes?.ApproximateReceiveCount);
@@ -133,4 +140,17 @@ export function addSqsReceiveCount(attributes: Attributes, record: SQSRecord): v
 /** The span name the messaging conventions give: `{operation} {destination}`. */
 export function sqsSpanName(operation: 'send' | 'create' | 'process', queue: string | undefined): string {
   return queue ? `${operation} ${queue}` : operation;
+}
+
+let lastArn: unknown;
+let lastQueue: string | undefined;
+
+/** A received record's queue: arn:aws:sqs:region:account:queue-name → queue-name (the last answer kept: a batch comes from one queue). */
+export function sqsQueueOf(record: SQSRecord): string | undefined {
+  const arn: unknown = record?.eventSourceARN;
+  if (arn !== lastArn) {
+    lastArn = arn;
+    lastQueue = typeof arn === 'string' ? arn.split(':')[5] || undefined : undefined;
+  }
+  return lastQueue;
 }

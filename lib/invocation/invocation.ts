@@ -9,7 +9,7 @@ import { applyInboundPolicy, type InboundPolicy } from '../propagation/inbound-p
 import { markRandomTrace } from '../propagation/propagator';
 import { getTelemetry, type Telemetry } from '../telemetry';
 import { invocationAttributes, requestIdOf, takeColdStart } from './invocation-attributes';
-import type { ParentLookup } from '../propagation/parent-lookup';
+import { ATTR_PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import { armTimeoutGuard, remainingTimeMs, type TimeoutGuard } from './timeout-guard';
 
 /** A Lambda handler without the legacy callback argument. */
@@ -175,12 +175,13 @@ export function startSpanThenSetAttributes(tracer: Tracer, name: string, options
 }
 
 /**
- * Starts an invocation's entry span where the inbound policy says, with the links it asks for. The span belongs to
- * the invocation its `faas.invocation_id` names, and so does every span started in its `entryContext`: each is
- * exported with that invocation (InvocationSpanProcessor).
+ * Starts an invocation's entry span where the inbound policy says, with the links it asks for, and says where its
+ * parent was found (ATTR_PARENT_SOURCE). The span belongs to the invocation its `faas.invocation_id` names, and so
+ * does every span started in its `entryContext`: each is exported with that invocation (InvocationSpanProcessor).
  */
 export function startEntrySpan(telemetry: Telemetry, request: EntrySpanRequest): StartedInvocation {
   const placed = applyInboundPolicy(request.lookup, request.inbound);
+  request.attributes[ATTR_PARENT_SOURCE] = request.lookup.source;
   const parentContext = request.parentContext ?? placed.context;
   const options: SpanOptions = { kind: request.kind };
   const links = request.links ? placed.links.concat(request.links) : placed.links;
