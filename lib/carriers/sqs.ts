@@ -16,10 +16,10 @@ import { snsAttributesGetter, snsEnvelopeOf } from './sns-message-attributes';
 import { extractXRayTraceHeader, formatXRayTraceHeader } from './xray-trace-header';
 
 /** SQS allows at most this many message attributes on one message. */
-export const SQS_MAX_MESSAGE_ATTRIBUTES = 10;
+const SQS_MAX_MESSAGE_ATTRIBUTES = 10;
 
 /** Reads string message attributes of a received SQS record (`record.messageAttributes`). */
-export const sqsRecordAttributesGetter: TextMapGetter<SQSMessageAttributes | undefined> = {
+const sqsRecordAttributesGetter: TextMapGetter<SQSMessageAttributes | undefined> = {
   keys: (carrier) => Object.keys(carrier ?? {}),
   get(carrier, key) {
     const attribute = findAttribute(carrier, key);
@@ -40,14 +40,14 @@ function findAttribute(carrier: SQSMessageAttributes | undefined, key: string) {
 }
 
 /** Writes string message attributes into a SendMessage / SendMessageBatch entry's `MessageAttributes`. */
-export const sqsSendAttributesSetter: TextMapSetter<Record<string, MessageAttributeValue>> = {
+const sqsSendAttributesSetter: TextMapSetter<Record<string, MessageAttributeValue>> = {
   set(carrier, key, value) {
     carrier[key] = { DataType: 'String', StringValue: value };
   },
 };
 
 /** The part of a SendMessage (or SendMessageBatch entry) input that carries a trace context. */
-export interface SqsMessageCarrier {
+interface SqsMessageCarrier {
   MessageAttributes?: Record<string, MessageAttributeValue>;
   MessageSystemAttributes?: Record<string, MessageSystemAttributeValue>;
 }

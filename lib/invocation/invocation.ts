@@ -36,7 +36,7 @@ export interface StartedInvocation {
 }
 
 /** Runs `run` with the entry span current in its entry context (see `runInSpan`: result, error, end). */
-export function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise<R>, onResult?: (span: Span, result: R) => void): Promise<R> {
+function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise<R>, onResult?: (span: Span, result: R) => void): Promise<R> {
   return runInSpan(started.span, entryContext(started.parentContext, started.span), run, onResult);
 }
 
@@ -44,7 +44,7 @@ export function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise
  * Runs the handler in the invocation's entry span (see `runInSpan`), then ends the invocation (`endInvocation`:
  * the export happens after the response when the Lambda extension is registered, before it otherwise).
  */
-export async function runInvocation<R>(
+async function runInvocation<R>(
   started: StartedInvocation,
   lambdaContext: LambdaContext,
   begun: BegunInvocation | undefined,
@@ -134,7 +134,7 @@ export function endInvocation(begun: BegunInvocation | undefined, lambdaContext:
 }
 
 /** A handler run without tracing (tracing could not start): its result as is, the invocation still ended. */
-export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: LambdaContext | undefined, begun: BegunInvocation | undefined): Promise<R> {
+async function runUntraced<R>(run: () => Promise<R>, lambdaContext: LambdaContext | undefined, begun: BegunInvocation | undefined): Promise<R> {
   try {
     return await run();
   } finally {
@@ -146,12 +146,12 @@ export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: Lambd
 const FLUSH_MARGIN_MS = 50;
 
 /** How long the end-of-invocation flush may wait: what is left of the invocation, less a margin. */
-export function flushBudgetMs(lambdaContext: LambdaContext | undefined): number | undefined {
+function flushBudgetMs(lambdaContext: LambdaContext | undefined): number | undefined {
   const remaining = remainingTimeMs(lambdaContext);
   return remaining === undefined ? undefined : Math.max(0, remaining - FLUSH_MARGIN_MS);
 }
 
-export interface EntrySpanRequest {
+interface EntrySpanRequest {
   name: string;
   kind: SpanKind;
   attributes: Attributes;

@@ -38,7 +38,7 @@ export interface RecordBatchSource<R> {
 }
 
 /** Handles one record; a rejection marks that record failed. */
-export type RecordHandler<R> = (record: R, context: LambdaContext) => Promise<void>;
+type RecordHandler<R> = (record: R, context: LambdaContext) => Promise<void>;
 
 /**
  * How the spans of a batch relate to the messages' producers:
@@ -57,7 +57,7 @@ export interface RecordBatchOptions {
 }
 
 /** The answer of a source that reports failures: what Lambda's partial batch response reads. */
-export interface BatchItemFailures {
+interface BatchItemFailures {
   batchItemFailures: { itemIdentifier: string }[];
 }
 

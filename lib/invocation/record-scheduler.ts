@@ -11,7 +11,7 @@
  */
 export type AfterFailure = 'report-rest' | 'retry-from';
 
-export interface RecordSchedule {
+interface RecordSchedule {
   /** How many records run at once (at most one per ordering key; 1 or less: one after another). */
   concurrency: number;
   /** The ordering key of record `index`; undefined (the function): every record is independent. */
@@ -20,7 +20,7 @@ export interface RecordSchedule {
 }
 
 /** What the scheduler runs: one record's handler, and what to do once it settled. */
-export interface RecordRun {
+interface RecordRun {
   /** Starts record `index`: its handler's promise (rejected: the record failed). */
   start(index: number): Promise<unknown>;
   /** Record `index` has settled (`failed` with `error`, or not). */
