@@ -68,7 +68,9 @@ export function addSnsSpanAttributes(attributes: Attributes, topic: string | und
   return attributes;
 }
 
-/** Sets a delivered SNS record's own attribute on its span's: its message id. */
-export function setSnsRecordAttributes(attributes: Attributes, record: SNSEventRecord): void {
+/** Sets a delivered SNS record's own attributes on its span's: its topic and message id. */
+export function setSnsRecordAttributes(attributes: Attributes, record: SNSEventRecord, topic: string | undefined): void {
+  if (topic) attributes[ATTR_MESSAGING_DESTINATION_NAME] = topic;
+  else delete attributes[ATTR_MESSAGING_DESTINATION_NAME];
   attributes[ATTR_MESSAGING_MESSAGE_ID] = record?.Sns?.MessageId;
 }

@@ -124,8 +124,10 @@ export function addSqsSpanAttributes(attributes: Attributes, operation: 'send' |
  */
 export const ATTR_SQS_RECEIVE_COUNT = 'traced_lambda.sqs.receive_count';
 
-/** Sets a received record's own attributes on its span's: its message id and its receive count. */
-export function setSqsRecordAttributes(attributes: Attributes, record: SQSRecord): void {
+/** Sets a received record's own attributes on its span's: its queue, message id and receive count. */
+export function setSqsRecordAttributes(attributes: Attributes, record: SQSRecord, queue: string | undefined): void {
+  if (queue) attributes[ATTR_MESSAGING_DESTINATION_NAME] = queue;
+  else delete attributes[ATTR_MESSAGING_DESTINATION_NAME];
   attributes[ATTR_MESSAGING_MESSAGE_ID] = record?.messageId;
   addSqsReceiveCount(attributes, record);
 }

@@ -5,7 +5,7 @@ import { context, SpanKind, type Attributes, type Link } from '@opentelemetry/ap
 import type { Context as LambdaContext } from 'aws-lambda';
 import type { InboundPolicy } from '../propagation/inbound-policy';
 import { NOT_FOUND, type ParentLookup } from '../propagation/parent-lookup';
-import { ATTR_FAAS_COLDSTART, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, ATTR_MESSAGING_DESTINATION_NAME, FAAS_TRIGGER } from '../semconv';
+import { ATTR_FAAS_COLDSTART, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, FAAS_TRIGGER } from '../semconv';
 import type { Telemetry } from '../telemetry';
 import { entryContext } from './entry-context';
 import { beginInvocation, endInvocation, startEntrySpan, startTelemetrySafely, type LambdaFn, type StartedInvocation } from './invocation';
@@ -15,9 +15,13 @@ import { endSpan, recordFailure } from './span-outcome';
 
 /**
  * What differs between batch triggers, each part from the hop's carrier file: where a record's parent is, its
- * span's name and attributes, the order its records keep, and how a failed record is reported.
+ * span's name and attributes, the order its records keep, and how a failed record is reported. Written as a
+ * module-level constant of functions and literals only: a property read in it (`FAAS_TRIGGER.pubsub`) would keep
+ * it, and its whole carrier, in bundles that never use it.
  */
 export interface RecordBatchSource<R> {
+  /** The spans' `faas.trigger` (default `pubsub`; `datasource` for a database's stream). */
+  trigger?: string;
   /** Where the record's producer put its trace context. */
   extractParent(record: R): ParentLookup;
   /** The queue, topic or stream the record came from. */
@@ -26,8 +30,11 @@ export interface RecordBatchSource<R> {
   spanName(destination: string | undefined): string;
   /** Adds the attributes every span of the source carries (`messaging.*`) to `attributes`. */
   addSpanAttributes(attributes: Attributes, destination: string | undefined): Attributes;
-  /** Sets the record's own attributes (its id…) on `attributes`, which every record's span shares: set or remove each. */
-  setRecordAttributes(attributes: Attributes, record: R): void;
+  /**
+   * Sets the record's own attributes (its destination, id…) on `attributes`, which every record's span shares: each
+   * set or removed.
+   */
+  setRecordAttributes(attributes: Attributes, record: R, destination: string | undefined): void;
   /** The ordering key of each record when the batch keeps an order (FIFO message group, shard); undefined: records are independent. */
   orderingKeyOf?(records: readonly R[]): ((record: R) => string) | undefined;
   /**
@@ -88,7 +95,9 @@ export function traceRecordBatch<R>(
         ? startTelemetrySafely(() => startBatchSpan(telemetry, source, records, lookups, lambdaContext, coldStart, inbound))
         : undefined;
     // One attributes object for every record span of this invocation: the SDK copies it when a span starts.
-    const attributes = startTelemetrySafely(() => source.addSpanAttributes(invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, false), undefined));
+    const attributes = startTelemetrySafely(() =>
+      source.addSpanAttributes(invocationAttributes(lambdaContext, source.trigger ?? FAAS_TRIGGER.pubsub, false), undefined),
+    );
     const spans: RecordSpans = [];
     const errors: unknown[] = [];
     const orderingKey = failures ? source.orderingKeyOf?.(records) : undefined;
@@ -149,7 +158,7 @@ function startBatchSpan<R>(
 ): StartedInvocation {
   const destination = records.length > 0 ? source.destination(records[0]) : undefined;
   const links: Link[] = inbound === 'ignore' ? [] : lookups.flatMap((lookup) => (lookup.parent ? [{ context: lookup.parent }] : []));
-  const attributes = source.addSpanAttributes(invocationAttributes(lambdaContext, FAAS_TRIGGER.pubsub, coldStart), destination);
+  const attributes = source.addSpanAttributes(invocationAttributes(lambdaContext, source.trigger ?? FAAS_TRIGGER.pubsub, coldStart), destination);
   attributes[ATTR_MESSAGING_BATCH_MESSAGE_COUNT] = records.length;
   return startEntrySpan(telemetry, {
     name: source.spanName(destination),
@@ -173,9 +182,7 @@ function startRecordSpan<R>(
 ): StartedInvocation {
   const destination = source.destination(record);
   attributes[ATTR_FAAS_COLDSTART] = coldStart;
-  if (destination) attributes[ATTR_MESSAGING_DESTINATION_NAME] = destination;
-  else delete attributes[ATTR_MESSAGING_DESTINATION_NAME];
-  source.setRecordAttributes(attributes, record);
+  source.setRecordAttributes(attributes, record, destination);
   return startEntrySpan(telemetry, {
     name: source.spanName(destination),
     kind: SpanKind.CONSUMER,
