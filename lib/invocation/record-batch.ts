@@ -99,7 +99,7 @@ export function traceRecordBatch<R>(
       source.addSpanAttributes(invocationAttributes(lambdaContext, source.trigger ?? FAAS_TRIGGER.pubsub, false), undefined),
     );
     const spans: RecordSpans = [];
-    const errors: unknown[] = [];
+    let thrown: { error: unknown } | undefined;
     const orderingKey = failures ? source.orderingKeyOf?.(records) : undefined;
 
     try {
@@ -129,14 +129,14 @@ export function traceRecordBatch<R>(
               if (started?.span.isRecording()) recordFailure(started.span, error);
               // The error stops here (the record is reported for retry), so make it visible in the function's log.
               if (failures) console.error(`${failures.name} ${failures.identifier(records[index])} failed and is reported in batchItemFailures:`, error);
-              else errors[index] = error;
+              else thrown = { error };
             }
             if (started) endSpan(started.span);
           },
         },
       );
       if (!failures) {
-        if (reported.length > 0) throw errors[reported[0]];
+        if (thrown) throw thrown.error;
         return undefined;
       }
       return { batchItemFailures: reported.map((index) => ({ itemIdentifier: failures.identifier(records[index]) })) };
