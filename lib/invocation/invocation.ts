@@ -1,5 +1,6 @@
-// One invocation's lifecycle, shared by every wrapper: start the entry span safely (or run untraced), run the
-// handler in it, then end the invocation (export now, or hand the export to the after-response extension).
+// One invocation's lifecycle: begin it, start the entry span safely (or run untraced), run the handler in it, then
+// end the invocation (export now, or hand the export to the after-response extension). One-span triggers run it
+// whole (traceInvocation); the record-batch lifecycle (record-batch.ts) and the middy middleware use its steps.
 import { diag, trace, type Attributes, type Context, type Link, type Span, type SpanKind, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
 import { entryContext, invocationContext } from './entry-context';
