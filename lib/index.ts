@@ -4,6 +4,7 @@ export { PARENT_SOURCE, type ParentLookup, type ParentSource } from './propagati
 export { extractParentFromHttpEvent } from './carriers/http-headers';
 export { extractParentFromSqsRecord, injectIntoSqsMessage } from './carriers/sqs';
 export { extractParentFromSnsRecord } from './carriers/sns-message-attributes';
+export { extractParentFromEventBridgeEvent } from './carriers/eventbridge-detail';
 export { extractParentFromInvoke, injectIntoInvokeInput } from './carriers/lambda-invoke';
 export type { InboundPolicy } from './propagation/inbound-policy';
 export type { LambdaFn } from './invocation/invocation';
@@ -17,12 +18,5 @@ export type { ForwardOptions } from './forward/parent';
 export { sendMessage, sendMessageBatch } from './forward/sqs';
 export { invokeFunction } from './forward/lambda';
 export { tracedFetch } from './forward/http';
-export {
-  continueFromPayload,
-  currentTraceHeaders,
-  currentTracePayload,
-  extractParentFromEventBridgeEvent,
-  traceLogFields,
-  type TracePayload,
-} from './propagation/trace-payload';
+export { continueFromPayload, currentTraceHeaders, currentTracePayload, traceLogFields, type TracePayload } from './propagation/trace-payload';
 export { startRun, type Run } from './run';

@@ -51,7 +51,7 @@ function valuesIn(headers: HeaderRecord, lower: string): string[] | undefined {
  * Context: a request carries one), so nothing is returned and the span starts a new root; several `tracestate`
  * headers are one list, joined as HTTP joins repeated headers.
  */
-export const httpEventHeadersGetter: TextMapGetter<HttpEvent> = {
+const httpEventHeadersGetter: TextMapGetter<HttpEvent> = {
   keys: (event) => Object.keys(event.headers ?? {}),
   get(event, key) {
     const values = headerValues(event, key);

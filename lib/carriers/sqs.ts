@@ -6,6 +6,7 @@ import type { SQSMessageAttributes, SQSRecord } from 'aws-lambda';
 import { extractWith, lookupFrom, NOT_FOUND, PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import {
   ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_MESSAGE_ID,
   ATTR_MESSAGING_OPERATION_NAME,
   ATTR_MESSAGING_OPERATION_TYPE,
   ATTR_MESSAGING_SYSTEM,
@@ -15,10 +16,10 @@ import { snsAttributesGetter, snsEnvelopeOf } from './sns-message-attributes';
 import { extractXRayTraceHeader, formatXRayTraceHeader } from './xray-trace-header';
 
 /** SQS allows at most this many message attributes on one message. */
-export const SQS_MAX_MESSAGE_ATTRIBUTES = 10;
+const SQS_MAX_MESSAGE_ATTRIBUTES = 10;
 
 /** Reads string message attributes of a received SQS record (`record.messageAttributes`). */
-export const sqsRecordAttributesGetter: TextMapGetter<SQSMessageAttributes | undefined> = {
+const sqsRecordAttributesGetter: TextMapGetter<SQSMessageAttributes | undefined> = {
   keys: (carrier) => Object.keys(carrier ?? {}),
   get(carrier, key) {
     const attribute = findAttribute(carrier, key);
@@ -39,14 +40,14 @@ function findAttribute(carrier: SQSMessageAttributes | undefined, key: string) {
 }
 
 /** Writes string message attributes into a SendMessage / SendMessageBatch entry's `MessageAttributes`. */
-export const sqsSendAttributesSetter: TextMapSetter<Record<string, MessageAttributeValue>> = {
+const sqsSendAttributesSetter: TextMapSetter<Record<string, MessageAttributeValue>> = {
   set(carrier, key, value) {
     carrier[key] = { DataType: 'String', StringValue: value };
   },
 };
 
 /** The part of a SendMessage (or SendMessageBatch entry) input that carries a trace context. */
-export interface SqsMessageCarrier {
+interface SqsMessageCarrier {
   MessageAttributes?: Record<string, MessageAttributeValue>;
   MessageSystemAttributes?: Record<string, MessageSystemAttributeValue>;
 }
@@ -123,6 +124,14 @@ export function addSqsSpanAttributes(attributes: Attributes, operation: 'send' |
  */
 export const ATTR_SQS_RECEIVE_COUNT = 'traced_lambda.sqs.receive_count';
 
+/** Sets a received record's own attributes on its span's: its queue, message id and receive count. */
+export function setSqsRecordAttributes(attributes: Attributes, record: SQSRecord, queue: string | undefined): void {
+  if (queue) attributes[ATTR_MESSAGING_DESTINATION_NAME] = queue;
+  else delete attributes[ATTR_MESSAGING_DESTINATION_NAME];
+  attributes[ATTR_MESSAGING_MESSAGE_ID] = record?.messageId;
+  addSqsReceiveCount(attributes, record);
+}
+
 /** Sets the record's receive count on its span's attributes, or removes a stale one when the record has none. */
 export function addSqsReceiveCount(attributes: Attributes, record: SQSRecord): void {
   const count = Number(record?.attributes?.ApproximateReceiveCount);
@@ -133,4 +142,17 @@ export function addSqsReceiveCount(attributes: Attributes, record: SQSRecord): v
 /** The span name the messaging conventions give: `{operation} {destination}`. */
 export function sqsSpanName(operation: 'send' | 'create' | 'process', queue: string | undefined): string {
   return queue ? `${operation} ${queue}` : operation;
+}
+
+let lastArn: unknown;
+let lastQueue: string | undefined;
+
+/** A received record's queue: arn:aws:sqs:region:account:queue-name → queue-name (the last answer kept: a batch comes from one queue). */
+export function sqsQueueOf(record: SQSRecord): string | undefined {
+  const arn: unknown = record?.eventSourceARN;
+  if (arn !== lastArn) {
+    lastArn = arn;
+    lastQueue = typeof arn === 'string' ? arn.split(':')[5] || undefined : undefined;
+  }
+  return lastQueue;
 }

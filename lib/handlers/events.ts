@@ -1,31 +1,28 @@
 import { SpanKind } from '@opentelemetry/api';
 import type { EventBridgeEvent, SNSEvent, SNSEventRecord } from 'aws-lambda';
 import type { InboundPolicy } from '../propagation/inbound-policy';
-import {
-  beginInvocation,
-  endInvocation,
-  runInEntrySpan,
-  startInvocation,
-  traceInvocation,
-  type EntrySpanDescription,
-  type LambdaFn,
-} from '../invocation/invocation';
-import {
-  ATTR_MESSAGING_DESTINATION_NAME,
-  ATTR_MESSAGING_MESSAGE_ID,
-  ATTR_MESSAGING_OPERATION_NAME,
-  ATTR_MESSAGING_OPERATION_TYPE,
-  ATTR_MESSAGING_SYSTEM,
-  FAAS_TRIGGER,
-  MESSAGING_SYSTEM_AWS_SNS,
-} from '../semconv';
-import { extractParentFromEventBridgeEvent } from '../propagation/trace-payload';
-import { extractParentFromSnsRecord } from '../carriers/sns-message-attributes';
+import { traceInvocation, type EntrySpanDescription, type LambdaFn } from '../invocation/invocation';
+import { traceRecordBatch, type RecordBatchSource } from '../invocation/record-batch';
+import { FAAS_TRIGGER } from '../semconv';
+import { describeEventBridgeSpan, extractParentFromEventBridgeEvent } from '../carriers/eventbridge-detail';
+import { addSnsSpanAttributes, extractParentFromSnsRecord, setSnsRecordAttributes, snsSpanName, snsTopicOf } from '../carriers/sns-message-attributes';
 
 export interface EventHandlerOptions {
   /** What to do with the publisher's trace context (default `continue`); see `InboundPolicy`. */
   inbound?: InboundPolicy;
 }
+
+/**
+ * SNS records for the record-batch lifecycle: CONSUMER `process <topic>`, the parent from the message attributes.
+ * SNS has no partial batch response: the first failure ends the batch and is rethrown.
+ */
+const snsRecords: RecordBatchSource<SNSEventRecord> = {
+  extractParent: extractParentFromSnsRecord,
+  destination: snsTopicOf,
+  spanName: snsSpanName,
+  addSpanAttributes: addSnsSpanAttributes,
+  setRecordAttributes: setSnsRecordAttributes,
+};
 
 /**
  * Wraps a per-record handler for an SNS-triggered function: one CONSUMER `process <topic>` span per record,
@@ -36,44 +33,7 @@ export function traceSnsRecords(
   handleRecord: (record: SNSEventRecord, context: Parameters<LambdaFn<SNSEvent, void>>[1]) => Promise<void>,
   options: EventHandlerOptions = {},
 ): LambdaFn<SNSEvent, void> {
-  const description = snsRecordEntrySpan(options);
-  return async (event, lambdaContext) => {
-    const begun = beginInvocation(lambdaContext);
-    const records = Array.isArray(event?.Records) ? event.Records : [];
-    const telemetry = begun?.telemetry;
-    try {
-      for (const record of records) {
-        const started = telemetry ? startInvocation(description, record, lambdaContext) : undefined;
-        if (!started) await handleRecord(record, lambdaContext);
-        else await runInEntrySpan(started, () => handleRecord(record, lambdaContext));
-      }
-    } finally {
-      // One export for the whole invocation, not one per record.
-      await endInvocation(begun, lambdaContext);
-    }
-  };
-}
-
-/** The CONSUMER span of one SNS record: `process <topic>`, its parent from the message attributes. */
-function snsRecordEntrySpan(options: EventHandlerOptions): EntrySpanDescription<SNSEventRecord> {
-  return {
-    trigger: FAAS_TRIGGER.pubsub,
-    describe(record, _lambdaContext, attributes) {
-      const topic = record.Sns?.TopicArn?.split(':')[5];
-      attributes[ATTR_MESSAGING_SYSTEM] = MESSAGING_SYSTEM_AWS_SNS;
-      attributes[ATTR_MESSAGING_OPERATION_TYPE] = 'process';
-      attributes[ATTR_MESSAGING_OPERATION_NAME] = 'process';
-      if (topic) attributes[ATTR_MESSAGING_DESTINATION_NAME] = topic;
-      if (record.Sns?.MessageId) attributes[ATTR_MESSAGING_MESSAGE_ID] = record.Sns.MessageId;
-      return {
-        name: topic ? `process ${topic}` : 'process',
-        kind: SpanKind.CONSUMER,
-        attributes,
-        lookup: extractParentFromSnsRecord(record),
-        inbound: options.inbound,
-      };
-    },
-  };
+  return traceRecordBatch(snsRecords, handleRecord, options) as LambdaFn<SNSEvent, void>;
 }
 
 /**
@@ -93,11 +53,8 @@ function eventBridgeEntrySpan<D>(options: EventHandlerOptions): EntrySpanDescrip
   return {
     trigger: FAAS_TRIGGER.pubsub,
     describe(event, _lambdaContext, attributes) {
-      const detailType = event?.['detail-type'];
-      attributes[ATTR_MESSAGING_OPERATION_TYPE] = 'process';
-      if (event?.id) attributes[ATTR_MESSAGING_MESSAGE_ID] = event.id;
       return {
-        name: detailType ? `process ${detailType}` : 'process',
+        name: describeEventBridgeSpan(event as EventBridgeEvent<string, unknown>, attributes),
         kind: SpanKind.CONSUMER,
         attributes,
         lookup: extractParentFromEventBridgeEvent(event as EventBridgeEvent<string, unknown>),

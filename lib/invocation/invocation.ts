@@ -1,5 +1,6 @@
-// One invocation's lifecycle, shared by every wrapper: start the entry span safely (or run untraced), run the
-// handler in it, then end the invocation (export now, or hand the export to the after-response extension).
+// One invocation's lifecycle: begin it, start the entry span safely (or run untraced), run the handler in it, then
+// end the invocation (export now, or hand the export to the after-response extension). One-span triggers run it
+// whole (traceInvocation); the record-batch lifecycle (record-batch.ts) and the middy middleware use its steps.
 import { diag, trace, type Attributes, type Context, type Link, type Span, type SpanKind, type SpanOptions, type Tracer } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
 import { entryContext, invocationContext } from './entry-context';
@@ -9,7 +10,7 @@ import { applyInboundPolicy, type InboundPolicy } from '../propagation/inbound-p
 import { markRandomTrace } from '../propagation/propagator';
 import { getTelemetry, type Telemetry } from '../telemetry';
 import { invocationAttributes, requestIdOf, takeColdStart } from './invocation-attributes';
-import type { ParentLookup } from '../propagation/parent-lookup';
+import { ATTR_PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import { armTimeoutGuard, remainingTimeMs, type TimeoutGuard } from './timeout-guard';
 
 /** A Lambda handler without the legacy callback argument. */
@@ -36,7 +37,7 @@ export interface StartedInvocation {
 }
 
 /** Runs `run` with the entry span current in its entry context (see `runInSpan`: result, error, end). */
-export function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise<R>, onResult?: (span: Span, result: R) => void): Promise<R> {
+function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise<R>, onResult?: (span: Span, result: R) => void): Promise<R> {
   return runInSpan(started.span, entryContext(started.parentContext, started.span), run, onResult);
 }
 
@@ -44,7 +45,7 @@ export function runInEntrySpan<R>(started: StartedInvocation, run: () => Promise
  * Runs the handler in the invocation's entry span (see `runInSpan`), then ends the invocation (`endInvocation`:
  * the export happens after the response when the Lambda extension is registered, before it otherwise).
  */
-export async function runInvocation<R>(
+async function runInvocation<R>(
   started: StartedInvocation,
   lambdaContext: LambdaContext,
   begun: BegunInvocation | undefined,
@@ -134,7 +135,7 @@ export function endInvocation(begun: BegunInvocation | undefined, lambdaContext:
 }
 
 /** A handler run without tracing (tracing could not start): its result as is, the invocation still ended. */
-export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: LambdaContext | undefined, begun: BegunInvocation | undefined): Promise<R> {
+async function runUntraced<R>(run: () => Promise<R>, lambdaContext: LambdaContext | undefined, begun: BegunInvocation | undefined): Promise<R> {
   try {
     return await run();
   } finally {
@@ -146,12 +147,12 @@ export async function runUntraced<R>(run: () => Promise<R>, lambdaContext: Lambd
 const FLUSH_MARGIN_MS = 50;
 
 /** How long the end-of-invocation flush may wait: what is left of the invocation, less a margin. */
-export function flushBudgetMs(lambdaContext: LambdaContext | undefined): number | undefined {
+function flushBudgetMs(lambdaContext: LambdaContext | undefined): number | undefined {
   const remaining = remainingTimeMs(lambdaContext);
   return remaining === undefined ? undefined : Math.max(0, remaining - FLUSH_MARGIN_MS);
 }
 
-export interface EntrySpanRequest {
+interface EntrySpanRequest {
   name: string;
   kind: SpanKind;
   attributes: Attributes;
@@ -175,12 +176,13 @@ export function startSpanThenSetAttributes(tracer: Tracer, name: string, options
 }
 
 /**
- * Starts an invocation's entry span where the inbound policy says, with the links it asks for. The span belongs to
- * the invocation its `faas.invocation_id` names, and so does every span started in its `entryContext`: each is
- * exported with that invocation (InvocationSpanProcessor).
+ * Starts an invocation's entry span where the inbound policy says, with the links it asks for, and says where its
+ * parent was found (ATTR_PARENT_SOURCE). The span belongs to the invocation its `faas.invocation_id` names, and so
+ * does every span started in its `entryContext`: each is exported with that invocation (InvocationSpanProcessor).
  */
 export function startEntrySpan(telemetry: Telemetry, request: EntrySpanRequest): StartedInvocation {
   const placed = applyInboundPolicy(request.lookup, request.inbound);
+  request.attributes[ATTR_PARENT_SOURCE] = request.lookup.source;
   const parentContext = request.parentContext ?? placed.context;
   const options: SpanOptions = { kind: request.kind };
   const links = request.links ? placed.links.concat(request.links) : placed.links;

@@ -16,6 +16,12 @@ export const PARENT_SOURCE = {
 } as const;
 export type ParentSource = (typeof PARENT_SOURCE)[keyof typeof PARENT_SOURCE];
 
+/**
+ * The entry span's attribute that says where its parent was found (a PARENT_SOURCE value; `none`: nowhere, so the
+ * span is a root), whatever the inbound policy then did with it. The kit's own: no convention names this.
+ */
+export const ATTR_PARENT_SOURCE = 'traced_lambda.parent.source';
+
 /** The outcome of looking for a parent: the context to start the span in, and why. */
 export interface ParentLookup {
   /** Holds the remote parent when one was found; otherwise the root context (the span starts a new trace). */

@@ -1,8 +1,5 @@
 import { context, propagation, ROOT_CONTEXT, trace, TraceFlags, type Context, type SpanContext } from '@opentelemetry/api';
-import type { EventBridgeEvent } from 'aws-lambda';
-import { envelopeFieldsGetter, type TraceFields } from '../carriers/invoke-payload-envelope';
 import { parseTraceState } from '../carriers/trace-state';
-import { extractWith, NOT_FOUND, PARENT_SOURCE, type ParentLookup } from './parent-lookup';
 
 /** The current trace context as plain values: for logs, responses and custom transports. */
 export interface TracePayload {
@@ -66,11 +63,4 @@ export function traceLogFields(ctx: Context = context.active()): { trace_id?: st
   const payload = currentTracePayload(ctx);
   if (!payload) return {};
   return { trace_id: payload.traceId, span_id: payload.spanId, trace_flags: payload.traceFlags.toString(16).padStart(2, '0') };
-}
-
-/** An EventBridge event whose producer put `traceparent`/`tracestate` at the top level of `detail`. */
-export function extractParentFromEventBridgeEvent(event: EventBridgeEvent<string, unknown>): ParentLookup {
-  const detail = event?.detail;
-  if (detail === null || typeof detail !== 'object') return NOT_FOUND;
-  return extractWith(detail as TraceFields, envelopeFieldsGetter, PARENT_SOURCE.eventBridgeDetail);
 }

@@ -7,6 +7,7 @@ import {
   startTelemetry,
   traceHttpHandler,
   traceInvokeHandler,
+  traceEventBridgeHandler,
   traceSnsRecords,
   traceSqsRecords,
   withSpan,
@@ -16,8 +17,10 @@ import {
   apiGatewayV1Event,
   apiGatewayV2Event,
   captureSpans,
+  eventBridgeEvent,
   lambdaContext,
   MemorySpanExporter,
+  snsEnvelopeBody,
   snsRecord,
   sqsEvent,
   sqsRecord,
@@ -320,6 +323,56 @@ describe('traceSqsRecords', () => {
     expect(mostInFlight).toBe(1);
   });
 
+  const inGroup = (group: string, ...ids: string[]) =>
+    ids.map((messageId) => sqsRecord({ messageId, queueName: 'jobs.fifo', attributes: { MessageGroupId: group } }));
+
+  it('holds back the records after a failed one in its FIFO message group, and only those, each reported', async () => {
+    // Arrange
+    vi.spyOn(console, 'error').mockImplementation(() => undefined);
+    const records = [...inGroup('g1', 'g1-1', 'g1-2'), ...inGroup('g2', 'g2-1'), ...inGroup('g1', 'g1-3'), ...inGroup('g2', 'g2-2')];
+    const processed: string[] = [];
+    const handler = traceSqsRecords(async (record) => {
+      processed.push(record.messageId);
+      if (record.messageId === 'g1-2') throw new Error('cannot process');
+    });
+
+    // Act
+    const result = await handler(sqsEvent(records), lambdaContext());
+
+    // Assert: g1-3 held back and reported with g1-2; g2 ran to its end
+    expect(result.batchItemFailures).toEqual([{ itemIdentifier: 'g1-2' }, { itemIdentifier: 'g1-3' }]);
+    expect(processed.sort()).toEqual(['g1-1', 'g1-2', 'g2-1', 'g2-2']);
+    vi.restoreAllMocks();
+  });
+
+  it('runs FIFO message groups side by side under the concurrency option, one record of a group at a time', async () => {
+    // Arrange
+    const records = [...inGroup('g1', 'a', 'b'), ...inGroup('g2', 'c', 'd'), ...inGroup('g3', 'e')];
+    const running = new Map<string, number>();
+    let mostInFlight = 0;
+    let inFlight = 0;
+    let mostInOneGroup = 0;
+    const handler = traceSqsRecords(
+      async (record) => {
+        const group = record.attributes.MessageGroupId ?? '';
+        running.set(group, (running.get(group) ?? 0) + 1);
+        mostInOneGroup = Math.max(mostInOneGroup, running.get(group)!);
+        mostInFlight = Math.max(mostInFlight, ++inFlight);
+        await new Promise((resolve) => setTimeout(resolve, 2));
+        inFlight--;
+        running.set(group, running.get(group)! - 1);
+      },
+      { concurrency: 2 },
+    );
+
+    // Act
+    await handler(sqsEvent(records), lambdaContext());
+
+    // Assert
+    expect(mostInFlight).toBe(2);
+    expect(mostInOneGroup).toBe(1);
+  });
+
   it('answers an empty or malformed event with no failures', async () => {
     const handler = traceSqsRecords(async () => undefined);
 
@@ -350,5 +403,64 @@ describe('traceInvokeHandler', () => {
 
     await expect(handler({}, lambdaContext({ functionName: 'f' }))).rejects.toBe(thrown);
     expect(capture.span('f').status.code).toBe(SpanStatusCode.ERROR);
+  });
+});
+
+describe('where an entry span says its parent came from (traced_lambda.parent.source)', () => {
+  const sourceOf = (name: string) => capture.span(name).attributes['traced_lambda.parent.source'];
+
+  it('says http-headers for a request that carried a traceparent, none for one that did not', async () => {
+    const handler = traceHttpHandler(async () => ({ statusCode: 200 }));
+
+    await handler(apiGatewayV2Event({ path: '/traced', headers: { traceparent: TRACEPARENT } }), lambdaContext());
+    await handler(apiGatewayV2Event({ path: '/untraced' }), lambdaContext());
+
+    expect(sourceOf('POST /traced')).toBe('http-headers');
+    expect(sourceOf('POST /untraced')).toBe('none');
+  });
+
+  it("says for each SQS record where its producer's context was: attributes, SNS envelope, AWSTraceHeader, or none", async () => {
+    // Arrange
+    const records = [
+      sqsRecord({ messageId: 'attributes', traceparent: TRACEPARENT }),
+      sqsRecord({ messageId: 'envelope', body: snsEnvelopeBody('{}', { traceparent: TRACEPARENT }) }),
+      sqsRecord({ messageId: 'header', attributes: { AWSTraceHeader: `Root=1-${TRACE_ID.slice(0, 8)}-${TRACE_ID.slice(8)};Parent=${SPAN_ID};Sampled=1` } }),
+      sqsRecord({ messageId: 'nothing' }),
+    ];
+
+    // Act
+    await traceSqsRecords(async () => undefined)(sqsEvent(records), lambdaContext());
+
+    // Assert
+    expect(capture.spans().map((span) => [span.attributes['messaging.message.id'], span.attributes['traced_lambda.parent.source']])).toEqual([
+      ['attributes', 'sqs-message-attributes'],
+      ['envelope', 'sqs-sns-envelope'],
+      ['header', 'sqs-aws-trace-header'],
+      ['nothing', 'none'],
+    ]);
+  });
+
+  it('says sns-message-attributes for an SNS record that carried a traceparent, whatever the inbound policy did with it', async () => {
+    await traceSnsRecords(async () => undefined, { inbound: 'link' })({ Records: [snsRecord({ attributes: { traceparent: TRACEPARENT } })] }, lambdaContext());
+
+    const span = capture.span('process order-events');
+    expect(span.parentSpanContext).toBeUndefined();
+    expect(span.attributes['traced_lambda.parent.source']).toBe('sns-message-attributes');
+  });
+
+  it('says lambda-client-context for a synchronous invoke, invoke-payload-envelope for an asynchronous one', async () => {
+    const handler = traceInvokeHandler(async () => 'done');
+
+    await handler({}, lambdaContext({ functionName: 'sync', clientContext: { custom: { traceparent: TRACEPARENT } } as never }));
+    await handler({ __otelTraceContext: { traceparent: TRACEPARENT }, payload: {} }, lambdaContext({ functionName: 'async' }));
+
+    expect(sourceOf('sync')).toBe('lambda-client-context');
+    expect(sourceOf('async')).toBe('invoke-payload-envelope');
+  });
+
+  it('says eventbridge-detail for an event whose detail carried a traceparent', async () => {
+    await traceEventBridgeHandler(async () => undefined)(eventBridgeEvent({ traceparent: TRACEPARENT }), lambdaContext());
+
+    expect(sourceOf('process OrderPlaced')).toBe('eventbridge-detail');
   });
 });

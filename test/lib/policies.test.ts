@@ -189,6 +189,24 @@ describe('SNS and EventBridge handlers', () => {
     expect(capture.span('process order-events').status.code).toBe(SpanStatusCode.ERROR);
   });
 
+  it('ends an SNS delivery at its first failing record: the error unchanged, the records after it not run', async () => {
+    // Arrange
+    const thrown = new Error('cannot handle b');
+    const handled: string[] = [];
+    const handler = traceSnsRecords(async (record) => {
+      handled.push(record.Sns.Message);
+      if (record.Sns.Message === 'b') throw thrown;
+    });
+
+    // Act
+    const answer = handler({ Records: ['a', 'b', 'c'].map((message) => snsRecord({ message })) }, lambdaContext());
+
+    // Assert
+    await expect(answer).rejects.toBe(thrown);
+    expect(handled).toEqual(['a', 'b']);
+    expect(capture.spans().map((span) => span.status.code)).toEqual([SpanStatusCode.UNSET, SpanStatusCode.ERROR]);
+  });
+
   it('continues the producer trace from an EventBridge detail', async () => {
     const handler = traceEventBridgeHandler(async (event: EventBridgeEvent<string, { orderId: string }>) => event.detail.orderId);
 
