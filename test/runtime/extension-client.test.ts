@@ -85,16 +85,28 @@ function runPreload(
   events: number,
   connectAfterMs?: number,
   lifeMs = 8_000,
+  readEventAtMs?: number,
 ): Promise<{ lines: Record<string, unknown>[]; code: number | null }> {
   // With connectAfterMs, the hook is set that late, then said as the kit says it (its telemetry starting with the
-  // first traced invocation, after that invocation's event may have arrived).
+  // first traced invocation, after that invocation's event may have arrived). With readEventAtMs, every event is
+  // held (as the kit holds them while its wrappers run the handler), and the kit lets it go once, that late.
   const script = `
     const link = globalThis[Symbol.for('traced-lambda.after-response')];
     console.log(JSON.stringify({ status: link.status, reason: link.reason }));
     if (link.status !== 'registered') process.exit(0);
     let seen = 0;
+    let readAt;
+    if (${readEventAtMs ?? -1} >= 0) {
+      link.holdEvent = () => true;
+      setTimeout(() => {
+        readAt = Date.now();
+        link.readEvent();
+      }, ${readEventAtMs ?? 0});
+    }
     const onInvoke = async (event) => {
-      console.log(JSON.stringify({ requestId: event.requestId, deadlineMs: event.deadlineMs }));
+      const line = { requestId: event.requestId, deadlineMs: event.deadlineMs };
+      if (${readEventAtMs ?? -1} >= 0) line.afterRead = readAt !== undefined && Date.now() >= readAt;
+      console.log(JSON.stringify(line));
       if (++seen === ${events}) process.exit(0);
     };
     const connect = () => {
@@ -194,6 +206,37 @@ describe("the preload's Extensions API client", () => {
     expect(nextAsked[2] - nextAsked[1]).toBeLessThan(500);
     expect((await run).lines.slice(1)).toEqual([]);
   }, 15_000);
+
+  it('acts on a held event only once the kit reads it, even when its connection has closed meanwhile', async () => {
+    const registered = `HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: ${ID}\r\nContent-Length: 0\r\n\r\n`;
+    const answer = (body: string) => ({ pieces: [`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`] });
+    const two = event('two');
+    const api = await hostileApi([
+      { pieces: [registered] },
+      // Asked for before the kit holds events (as the first event is, before the kit's first invocation).
+      answer(event('one')),
+      // In pieces, its body ending with the connection: all of it arrives, and the connection ends, while it is held.
+      { pieces: [`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${two.slice(0, 9)}`, two.slice(9)], close: true },
+      answer(event('three')),
+    ]);
+
+    const { lines, code } = await runPreload(api.address, 3, undefined, 1_500, 400);
+
+    // The second event reached the kit once it was read (the connection's end did not fail it), and the extension
+    // asked for the next one on a new connection; the third, never read, never reached the kit.
+    expect(lines.slice(1)).toEqual([
+      { requestId: 'one', deadlineMs: 1_900_000_000_000, afterRead: false },
+      { requestId: 'two', deadlineMs: 1_900_000_000_000, afterRead: true },
+    ]);
+    expect(api.received.map((request) => request.path.replace('/2020-01-01/extension', ''))).toEqual([
+      '/register',
+      '/event/next',
+      '/event/next',
+      '/event/next',
+    ]);
+    expect(api.connections()).toBe(2);
+    expect(code).toBe(3);
+  });
 
   it('stops, and reports the error to the Extensions API, when event requests keep failing', async () => {
     const api = await hostileApi([
