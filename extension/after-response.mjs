@@ -182,7 +182,8 @@ function extensionsApi(address) {
   let socket;
   /**
    * The request in flight. `held`: its answer is kept as it arrives but not acted on (nor is the connection's end or
-   * error) until `link.readEvent()`; `closed` and `error` are what happened to the connection meanwhile.
+   * error, once the answer has begun to arrive) until `link.readEvent()`; `closed` and `error` are what happened to
+   * the connection meanwhile.
    * @type {{ received: Buffer | undefined, resolve: (answer: Answer) => void, reject: (error: Error) => void, held: boolean, closed: boolean, error: Error | undefined } | undefined}
    */
   let pending;
@@ -230,9 +231,16 @@ function extensionsApi(address) {
     const waiting = pending;
     if (!waiting?.held) return;
     waiting.held = false;
+    if (waiting.closed || waiting.error) {
+      // The connection is gone: the next request opens another.
+      socket?.destroy();
+      socket = undefined;
+    }
+    // In the order it happened: an answer complete before the connection broke is still the answer.
+    if (waiting.received) tryAnswer(waiting.received, waiting.closed && !waiting.error);
+    if (pending !== waiting) return;
     if (waiting.error) fail(waiting.error);
     else if (waiting.closed) answerAtClose();
-    else if (waiting.received) tryAnswer(waiting.received, false);
   };
   const open = () => {
     const opened = connect({
@@ -263,12 +271,14 @@ function extensionsApi(address) {
     });
     const closed = () => {
       if (opened !== socket) return;
-      if (pending?.held) pending.closed = true;
+      // Held once its answer has begun to arrive; before, the request may never have reached the Extensions API, and
+      // waiting for the kit could wait for an invocation that Lambda never starts.
+      if (pending?.held && pending.received) pending.closed = true;
       else answerAtClose();
     };
     opened.on('error', (error) => {
       if (opened !== socket) return;
-      if (pending?.held) pending.error ??= error;
+      if (pending?.held && pending.received) pending.error ??= error;
       else fail(error);
     });
     opened.on('end', closed);
