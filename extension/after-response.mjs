@@ -55,10 +55,10 @@ const KIT_DEADLINE_MARGIN_MS = 50;
  *   invocation's spans are exported (or could not be); the extension then asks for its next event.
  * @property {(() => void) | undefined} onStopped Set by the kit: called if events stop being served.
  * @property {(() => boolean) | undefined} holdEvent Set by the kit once its wrappers run the handler, asked as each
- *   event request goes out: true leaves the event unread on its socket until the kit calls `readEvent` (after the
- *   runtime has posted that invocation's response), so that reading and parsing it never delays the handler or
- *   its response. The kit calls `readEvent` whenever an invocation ends.
- * @property {() => void} readEvent Lets the extension read the event waiting on its socket, if any.
+ *   event request goes out: true holds the event as it arrives, unparsed, until the kit calls `readEvent` (after
+ *   the runtime has posted that invocation's response), so that parsing it and acting on it never delay the
+ *   handler or its response. The kit calls `readEvent` whenever an invocation ends.
+ * @property {() => void} readEvent Lets the extension act on the event it holds, if any (at once, or as it arrives).
  * @property {(() => void) | undefined} connected Set while an INVOKE event waits for the kit: the kit calls it once
  *   it has set `onInvoke` (its telemetry starts with the first traced invocation, which may come after the event).
  */
@@ -180,7 +180,12 @@ function extensionsApi(address) {
   const readBuffer = Buffer.allocUnsafe(64 * 1024);
   /** @type {import('node:net').Socket | undefined} */
   let socket;
-  /** @type {{ received: Buffer | undefined, resolve: (answer: Answer) => void, reject: (error: Error) => void } | undefined} */
+  /**
+   * The request in flight. `held`: its answer is kept as it arrives but not acted on (nor is the connection's end or
+   * error, once the answer has begun to arrive) until `link.readEvent()`; `closed` and `error` are what happened to
+   * the connection meanwhile.
+   * @type {{ received: Buffer | undefined, resolve: (answer: Answer) => void, reject: (error: Error) => void, held: boolean, closed: boolean, error: Error | undefined } | undefined}
+   */
   let pending;
 
   /** @param {Error} error */
@@ -216,6 +221,27 @@ function extensionsApi(address) {
     }
     done.resolve(parsed.answer);
   };
+  /** The connection has ended: the answer is what was received, if it is complete. */
+  const answerAtClose = () => {
+    if (pending?.received) tryAnswer(pending.received, true);
+    else fail(new Error('the connection closed'));
+  };
+  /** `link.readEvent()`: acts on what arrived for the held request (and on what happened to its connection) since. */
+  const release = () => {
+    const waiting = pending;
+    if (!waiting?.held) return;
+    waiting.held = false;
+    if (waiting.closed || waiting.error) {
+      // The connection is gone: the next request opens another.
+      socket?.destroy();
+      socket = undefined;
+    }
+    // In the order it happened: an answer complete before the connection broke is still the answer.
+    if (waiting.received) tryAnswer(waiting.received, waiting.closed && !waiting.error);
+    if (pending !== waiting) return;
+    if (waiting.error) fail(waiting.error);
+    else if (waiting.closed) answerAtClose();
+  };
   const open = () => {
     const opened = connect({
       host,
@@ -229,6 +255,11 @@ function extensionsApi(address) {
             return false;
           }
           const chunk = readBuffer.subarray(0, bytes);
+          if (pending.held) {
+            // Kept for `link.readEvent()`, copied: the next read reuses the buffer.
+            pending.received = pending.received ? Buffer.concat([pending.received, chunk]) : Buffer.from(chunk);
+            return true;
+          }
           // Copied only when the answer is incomplete: the next read reuses the buffer.
           const received = pending.received ? Buffer.concat([pending.received, chunk]) : chunk;
           const waiting = pending;
@@ -240,10 +271,16 @@ function extensionsApi(address) {
     });
     const closed = () => {
       if (opened !== socket) return;
-      if (pending?.received) tryAnswer(pending.received, true);
-      else fail(new Error('the connection closed'));
+      // Held once its answer has begun to arrive; before, the request may never have reached the Extensions API, and
+      // waiting for the kit could wait for an invocation that Lambda never starts.
+      if (pending?.held && pending.received) pending.closed = true;
+      else answerAtClose();
     };
-    opened.on('error', (error) => opened === socket && fail(error));
+    opened.on('error', (error) => {
+      if (opened !== socket) return;
+      if (pending?.held && pending.received) pending.error ??= error;
+      else fail(error);
+    });
     opened.on('end', closed);
     opened.on('close', closed);
     return opened;
@@ -266,8 +303,8 @@ function extensionsApi(address) {
   /**
    * @param {Buffer} bytes from `requestBytes`
    * @param {{ timeoutMs?: number, hold?: boolean, detached?: boolean }} [options] `timeoutMs`: no limit when absent
-   *   (the event request waits as long as the sandbox is idle); `hold`: leave the answer unread in the socket until
-   *   `link.readEvent()`, if `link.holdEvent()`; `detached`: the request never keeps the process alive (an event
+   *   (the event request waits as long as the sandbox is idle); `hold`: hold the answer, unparsed, until `link.readEvent()`,
+   *   if `link.holdEvent()`; `detached`: the request never keeps the process alive (an event
    *   that never comes).
    * @returns {Promise<Answer>}
    */
@@ -282,16 +319,20 @@ function extensionsApi(address) {
         received: undefined,
         resolve: timeoutMs ? (answer) => (clearTimeout(timer), resolve(answer)) : resolve,
         reject: timeoutMs ? (error) => (clearTimeout(timer), reject(error)) : reject,
+        held: false,
+        closed: false,
+        error: undefined,
       };
       if (timeoutMs) timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
       socket.write(bytes);
       if (hold && link.holdEvent?.()) {
-        // Not even read from the kernel until asked for: what Lambda sends waits in the socket.
-        const held = socket;
-        held.pause();
+        // Read from the socket as it arrives (in the wake-up that brings the runtime its invocation), but neither
+        // parsed nor acted on until asked for. Pausing the socket instead (readStop, then readStart) cost two
+        // epoll_ctl calls and one more turn of the event loop per invocation.
+        pending.held = true;
         link.readEvent = () => {
           link.readEvent = () => undefined;
-          held.resume();
+          release();
         };
       }
     });

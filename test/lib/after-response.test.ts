@@ -308,27 +308,38 @@ describe('export after the response (Lambda extension registered)', () => {
     link.readEvent = undefined;
   });
 
-  it('reads the event of an invocation whose spans are held right after the runtime has posted its response, with no timer', async () => {
+  it('reads the event of an invocation whose spans are held right after the runtime has posted its response, in the same turn of the event loop, with no timer', async () => {
     kit.startTelemetry(kit.readTelemetryConfig({ TRACED_LAMBDA_EXPORT_STRATEGY: 'batched' }), { exporter: held.exporter, logger: log.logger });
     let posted = false;
-    const reads: string[] = [];
-    link.readEvent = () => void reads.push(posted ? 'after the post' : 'before the post');
+    // The event loop's turns, counted by an immediate that queues itself again (it runs first in each check phase).
+    let turn = 0;
+    let counting = true;
+    const countTurns = () => {
+      turn++;
+      if (counting) setImmediate(countTurns);
+    };
+    const reads: { posted: boolean; turn: number }[] = [];
+    link.readEvent = () => void reads.push({ posted, turn });
     // No timer may fire meanwhile: the read must not depend on one.
     vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout'] });
     try {
       const context = lambdaContext();
+      setImmediate(countTurns);
       await kit.traceInvokeHandler(async () => 'done')({}, context);
       // As the runtime interface client does: the response is posted from an immediate queued once the handler's
       // promise has settled.
       await new Promise((resolve) => setImmediate(resolve));
       posted = true;
+      const postedInTurn = turn;
       expect(reads).toEqual([]);
       await new Promise((resolve) => setImmediate(resolve));
-      expect(reads).toEqual(['after the post']);
+      // Read after the post, before the loop turns again: the process does not go round once more for it.
+      expect(reads).toEqual([{ posted: true, turn: postedInTurn }]);
       // The extension reads the event: the spans are held, nothing is exported.
       await link.onInvoke!(invokeEvent(context.awsRequestId));
       expect(held.exports).toHaveLength(0);
     } finally {
+      counting = false;
       vi.useRealTimers();
       link.readEvent = undefined;
     }

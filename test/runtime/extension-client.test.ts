@@ -20,7 +20,7 @@ interface Received {
 }
 
 /** What the server does with each request, in order: the bytes to send (in pieces, with a pause between) and whether to close after. */
-type Answer = { pieces: string[]; close?: boolean } | 'close-at-once';
+type Answer = { pieces: string[]; close?: boolean; reset?: boolean } | 'close-at-once';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -63,6 +63,7 @@ async function hostileApi(answers: Answer[]) {
           socket.write(piece);
         }
         if (answer.close) socket.end();
+        if (answer.reset) setTimeout(() => socket.resetAndDestroy(), 15);
       }
     });
   });
@@ -85,16 +86,29 @@ function runPreload(
   events: number,
   connectAfterMs?: number,
   lifeMs = 8_000,
+  readEventsAtMs?: number[],
 ): Promise<{ lines: Record<string, unknown>[]; code: number | null }> {
   // With connectAfterMs, the hook is set that late, then said as the kit says it (its telemetry starting with the
-  // first traced invocation, after that invocation's event may have arrived).
+  // first traced invocation, after that invocation's event may have arrived). With readEventsAtMs, every event is
+  // held (as the kit holds them while its wrappers run the handler), and the kit reads one at each of those times.
   const script = `
     const link = globalThis[Symbol.for('traced-lambda.after-response')];
     console.log(JSON.stringify({ status: link.status, reason: link.reason }));
     if (link.status !== 'registered') process.exit(0);
     let seen = 0;
+    const readsAt = ${JSON.stringify(readEventsAtMs ?? [])};
+    let reads = 0;
+    if (readsAt.length > 0) link.holdEvent = () => true;
+    for (const at of readsAt) {
+      setTimeout(() => {
+        reads++;
+        link.readEvent();
+      }, at);
+    }
     const onInvoke = async (event) => {
-      console.log(JSON.stringify({ requestId: event.requestId, deadlineMs: event.deadlineMs }));
+      const line = { requestId: event.requestId, deadlineMs: event.deadlineMs };
+      if (readsAt.length > 0) line.reads = reads;
+      console.log(JSON.stringify(line));
       if (++seen === ${events}) process.exit(0);
     };
     const connect = () => {
@@ -194,6 +208,41 @@ describe("the preload's Extensions API client", () => {
     expect(nextAsked[2] - nextAsked[1]).toBeLessThan(500);
     expect((await run).lines.slice(1)).toEqual([]);
   }, 15_000);
+
+  it('acts on a held event only once the kit reads it, even when its connection has ended or broken meanwhile', async () => {
+    const registered = `HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: ${ID}\r\nContent-Length: 0\r\n\r\n`;
+    const answer = (body: string) => ({ pieces: [`HTTP/1.1 200 OK\r\nContent-Length: ${body.length}\r\n\r\n${body}`] });
+    const two = event('two');
+    const api = await hostileApi([
+      { pieces: [registered] },
+      // Asked for before the kit holds events (as the first event is, before the kit's first invocation).
+      answer(event('one')),
+      // In pieces, its body ending with the connection: all of it arrives, and the connection ends, while it is held.
+      { pieces: [`HTTP/1.1 200 OK\r\nConnection: close\r\n\r\n${two.slice(0, 9)}`, two.slice(9)], close: true },
+      // Whole, then the connection reset while it is held.
+      { ...answer(event('three')), reset: true },
+      answer(event('four')),
+    ]);
+
+    const { lines, code } = await runPreload(api.address, 4, undefined, 1_500, [400, 800]);
+
+    // Each held event reached the kit once it was read (the connection's end, or its reset, did not fail it), and
+    // the extension asked for the next one on a new connection; the fourth, never read, never reached the kit.
+    expect(lines.slice(1)).toEqual([
+      { requestId: 'one', deadlineMs: 1_900_000_000_000, reads: 0 },
+      { requestId: 'two', deadlineMs: 1_900_000_000_000, reads: 1 },
+      { requestId: 'three', deadlineMs: 1_900_000_000_000, reads: 2 },
+    ]);
+    expect(api.received.map((request) => request.path.replace('/2020-01-01/extension', ''))).toEqual([
+      '/register',
+      '/event/next',
+      '/event/next',
+      '/event/next',
+      '/event/next',
+    ]);
+    expect(api.connections()).toBe(3);
+    expect(code).toBe(3);
+  });
 
   it('stops, and reports the error to the Extensions API, when event requests keep failing', async () => {
     const api = await hostileApi([
