@@ -1,0 +1,257 @@
+// The Kinesis Data Streams hop, both sides: the trace context written into a record's data and read back (and taken
+// out again) from a received record, and the names and attributes of its spans.
+//
+// A Kinesis record has no attributes, only its data blob, so the context travels inside the data. The format keeps
+// every consumer working, ours or not:
+// - data that is a JSON object (UTF-8, starting with `{`) gets one reserved member written first,
+//   `{"traced_lambda.trace":{"traceparent":"…","tracestate":"…"}, …the producer's members…}`: still the same JSON
+//   object to any other reader, one member more;
+// - any other data (binary, text, a JSON array or scalar, invalid JSON) is sent untouched and carries no context: its
+//   consumer's span is a root (or, by the batch strategy, linked to nothing).
+// The member is spliced in bytewise, never re-serialized, so that the consumer can cut it out and hand its handler
+// the exact bytes the producer wrote (whitespace, key order, number spelling, escapes, duplicate keys all kept).
+import { diag, propagation, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import type { KinesisStreamRecord } from 'aws-lambda';
+import { extractWith, NOT_FOUND, PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
+import {
+  ATTR_AWS_KINESIS_STREAM_NAME,
+  ATTR_MESSAGING_DESTINATION_NAME,
+  ATTR_MESSAGING_DESTINATION_PARTITION_ID,
+  ATTR_MESSAGING_MESSAGE_ID,
+  ATTR_MESSAGING_OPERATION_NAME,
+  ATTR_MESSAGING_OPERATION_TYPE,
+  ATTR_MESSAGING_SYSTEM,
+  MESSAGING_SYSTEM_AWS_KINESIS,
+} from '../semconv';
+
+/** What opens a record that carries a context: `{"traced_lambda.trace":{` (24 bytes). */
+const TRACE_MEMBER_OPENING = '{"traced_lambda.trace":';
+/**
+ * The same 24 bytes in base64, as Lambda delivers the data: 24 is a multiple of 3, so every record that carries a
+ * context starts with exactly these 32 characters, and a record that does not is recognised without decoding it.
+ * (A literal: computing it when the module loads would keep this file in bundles that never use it.)
+ */
+const TRACE_MEMBER_OPENING_BASE64 = 'eyJ0cmFjZWRfbGFtYmRhLnRyYWNlIjp7';
+
+/**
+ * A stream's default maximum record size (`MaxRecordSizeInKiB` 1024): the data plus the partition key's UTF-8 bytes.
+ * A stream raised up to 10 MiB takes bigger records; pass its size as `maxRecordBytes`.
+ */
+export const KINESIS_DEFAULT_MAX_RECORD_BYTES = 1024 * 1024;
+/**
+ * What one PutRecords request may carry, data and partition keys (the smaller of the limits AWS has documented, 5 MiB;
+ * the current API reference says 10): the context is left out of the records that would take a request past it.
+ */
+export const KINESIS_MAX_REQUEST_BYTES = 5 * 1024 * 1024;
+
+const CHAR = { openBrace: 0x7b, closeBrace: 0x7d, quote: 0x22, backslash: 0x5c, comma: 0x2c } as const;
+
+const carrierSetter: TextMapSetter<Record<string, string>> = {
+  set(carrier, key, value) {
+    carrier[key] = value;
+  },
+};
+
+const carrierGetter: TextMapGetter<Record<string, unknown>> = {
+  keys: (carrier) => Object.keys(carrier),
+  get(carrier, key) {
+    const value = carrier[key];
+    return typeof value === 'string' ? value : undefined;
+  },
+};
+
+/** The part of a PutRecord input (or PutRecords entry) the context goes into. */
+interface KinesisRecordInput {
+  Data: Uint8Array | undefined;
+  PartitionKey?: string | undefined;
+}
+
+let reportedSizeLimit = false;
+
+/** Says once per process that a record was sent without its context because of the size limit. */
+export function reportRecordTooLargeForContext(limit: number): void {
+  if (reportedSizeLimit) return;
+  reportedSizeLimit = true;
+  diag.info(`traced-lambda: a Kinesis record (or its PutRecords request) would pass ${limit} bytes with the trace context; it is sent without it.`);
+}
+
+/**
+ * Returns a copy of a record input whose data carries the trace context of `ctx`, and the bytes that added; the input
+ * itself when its data is not a JSON object, already carries a context, or would pass `maxRecordBytes` with it (data
+ * plus partition key, as Kinesis counts). Never throws: a record the kit cannot write into is sent as it was.
+ */
+export function injectIntoKinesisRecord<T extends KinesisRecordInput>(input: T, ctx: Context, maxRecordBytes: number): { input: T; added: number } {
+  const unchanged = { input, added: 0 };
+  try {
+    const data = input.Data;
+    if (!(data instanceof Uint8Array) || data[0] !== CHAR.openBrace || !isJsonObject(data)) return unchanged;
+    if (startsWithTraceMember(data)) return unchanged;
+    const carrier: Record<string, string> = {};
+    propagation.inject(ctx, carrier, carrierSetter);
+    if (Object.keys(carrier).length === 0) return unchanged;
+
+    const rest = data.subarray(1);
+    // `{}` (any whitespace inside) takes the member alone; otherwise a comma separates it from the producer's first.
+    const member = TRACE_MEMBER_OPENING + JSON.stringify(carrier) + (isEmptyObjectTail(rest) ? '' : ',');
+    const written = Buffer.concat([Buffer.from(member, 'utf8'), rest]);
+    const partitionKeyBytes = typeof input.PartitionKey === 'string' ? Buffer.byteLength(input.PartitionKey, 'utf8') : 0;
+    if (written.length + partitionKeyBytes > maxRecordBytes) {
+      reportRecordTooLargeForContext(maxRecordBytes);
+      return unchanged;
+    }
+    return { input: { ...input, Data: written }, added: written.length - data.length };
+  } catch {
+    return unchanged;
+  }
+}
+
+/** Valid UTF-8 holding one JSON object. */
+function isJsonObject(data: Uint8Array): boolean {
+  try {
+    const value: unknown = JSON.parse(new TextDecoder('utf-8', { fatal: true }).decode(data));
+    return value !== null && typeof value === 'object' && !Array.isArray(value);
+  } catch {
+    return false;
+  }
+}
+
+/** After the opening brace: only JSON whitespace, then the closing brace. */
+function isEmptyObjectTail(rest: Uint8Array): boolean {
+  for (const byte of rest) {
+    if (byte === CHAR.closeBrace) return true;
+    if (byte !== 0x20 && byte !== 0x09 && byte !== 0x0a && byte !== 0x0d) return false;
+  }
+  return false;
+}
+
+function startsWithTraceMember(data: Uint8Array): boolean {
+  if (data.length <= TRACE_MEMBER_OPENING.length) return false;
+  for (let index = 0; index < TRACE_MEMBER_OPENING.length; index++) {
+    if (data[index] !== TRACE_MEMBER_OPENING.charCodeAt(index)) return false;
+  }
+  return data[TRACE_MEMBER_OPENING.length] === CHAR.openBrace;
+}
+
+/** A received record's data split into the context it carried and the producer's own bytes. */
+interface TraceMember {
+  carrier: Record<string, unknown>;
+  /** The data as the producer wrote it, base64-encoded as Lambda delivers it. */
+  producerData: string;
+}
+
+/**
+ * The trace member of a received record's base64 data, or undefined when the data does not open with a well-formed
+ * one (then the data is the producer's as it is). Records without it cost a string comparison, not a decode.
+ */
+function readTraceMember(data: unknown): TraceMember | undefined {
+  if (typeof data !== 'string' || !data.startsWith(TRACE_MEMBER_OPENING_BASE64)) return undefined;
+  const bytes = Buffer.from(data, 'base64');
+  const valueStart = TRACE_MEMBER_OPENING.length;
+  const valueEnd = endOfJsonObject(bytes, valueStart);
+  if (valueEnd < 0) return undefined;
+  let carrier: unknown;
+  try {
+    carrier = JSON.parse(bytes.toString('utf8', valueStart, valueEnd));
+  } catch {
+    return undefined;
+  }
+  if (carrier === null || typeof carrier !== 'object' || Array.isArray(carrier)) return undefined;
+  const restStart = bytes[valueEnd] === CHAR.comma ? valueEnd + 1 : valueEnd;
+  const producerBytes = Buffer.concat([Buffer.from('{'), bytes.subarray(restStart)]);
+  return { carrier: carrier as Record<string, unknown>, producerData: producerBytes.toString('base64') };
+}
+
+/** The index just past the `}` closing the JSON object that opens at `start` (strings and escapes skipped); -1 if none. */
+function endOfJsonObject(bytes: Uint8Array, start: number): number {
+  let depth = 0;
+  let inString = false;
+  for (let index = start; index < bytes.length; index++) {
+    const byte = bytes[index];
+    if (inString) {
+      if (byte === CHAR.backslash) index++;
+      else if (byte === CHAR.quote) inString = false;
+    } else if (byte === CHAR.quote) inString = true;
+    else if (byte === CHAR.openBrace) depth++;
+    else if (byte === CHAR.closeBrace && --depth === 0) return index + 1;
+  }
+  return -1;
+}
+
+/** The context a producer wrote into the record's data (`traceparent`/`tracestate` of the reserved member). */
+export function extractParentFromKinesisRecord(record: KinesisStreamRecord): ParentLookup {
+  const member = readTraceMember(record?.kinesis?.data);
+  return member ? extractWith(member.carrier, carrierGetter, PARENT_SOURCE.kinesisRecordData) : NOT_FOUND;
+}
+
+/**
+ * The record as its producer wrote it: the reserved member cut out of the data (a copy of the record), or the record
+ * itself when its data carries none. Never throws.
+ */
+export function kinesisRecordAsWritten(record: KinesisStreamRecord): KinesisStreamRecord {
+  try {
+    const member = readTraceMember(record?.kinesis?.data);
+    return member ? { ...record, kinesis: { ...record.kinesis, data: member.producerData } } : record;
+  } catch {
+    return record;
+  }
+}
+
+/** Adds the messaging attributes every Kinesis span carries, producer or consumer side, to `attributes`. */
+export function addKinesisSpanAttributes(attributes: Attributes, operation: 'send' | 'create' | 'process', stream: string | undefined): Attributes {
+  attributes[ATTR_MESSAGING_SYSTEM] = MESSAGING_SYSTEM_AWS_KINESIS;
+  attributes[ATTR_MESSAGING_OPERATION_TYPE] = operation;
+  attributes[ATTR_MESSAGING_OPERATION_NAME] = operation;
+  if (stream) {
+    attributes[ATTR_MESSAGING_DESTINATION_NAME] = stream;
+    attributes[ATTR_AWS_KINESIS_STREAM_NAME] = stream;
+  }
+  return attributes;
+}
+
+/** Sets what Kinesis said of a written record on its span: the shard it went to and its sequence number. */
+export function setKinesisPutResultAttributes(span: Span, shardId: string | undefined, sequenceNumber: string | undefined): void {
+  if (shardId) span.setAttribute(ATTR_MESSAGING_DESTINATION_PARTITION_ID, shardId);
+  if (sequenceNumber) span.setAttribute(ATTR_MESSAGING_MESSAGE_ID, sequenceNumber);
+}
+
+/** Sets a received record's own attributes on its span's: its stream, shard and sequence number. */
+export function setKinesisRecordAttributes(attributes: Attributes, record: KinesisStreamRecord, stream: string | undefined): void {
+  if (stream) {
+    attributes[ATTR_MESSAGING_DESTINATION_NAME] = stream;
+    attributes[ATTR_AWS_KINESIS_STREAM_NAME] = stream;
+  } else {
+    delete attributes[ATTR_MESSAGING_DESTINATION_NAME];
+    delete attributes[ATTR_AWS_KINESIS_STREAM_NAME];
+  }
+  const shard = kinesisShardOf(record);
+  if (shard) attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID] = shard;
+  else delete attributes[ATTR_MESSAGING_DESTINATION_PARTITION_ID];
+  const sequenceNumber: unknown = record?.kinesis?.sequenceNumber;
+  if (typeof sequenceNumber === 'string') attributes[ATTR_MESSAGING_MESSAGE_ID] = sequenceNumber;
+  else delete attributes[ATTR_MESSAGING_MESSAGE_ID];
+}
+
+/** The span name the messaging conventions give: `{operation} {stream}`. */
+export function kinesisSpanName(operation: 'send' | 'create' | 'process', stream: string | undefined): string {
+  return stream ? `${operation} ${stream}` : operation;
+}
+
+/** arn:aws:kinesis:region:account:stream/name → name. */
+export function kinesisStreamOfArn(arn: unknown): string | undefined {
+  if (typeof arn !== 'string') return undefined;
+  const resource = arn.split(':')[5];
+  return resource?.startsWith('stream/') ? resource.slice('stream/'.length) || undefined : undefined;
+}
+
+/** A received record's stream, from its event source ARN. */
+export function kinesisStreamOf(record: KinesisStreamRecord): string | undefined {
+  return kinesisStreamOfArn(record?.eventSourceARN);
+}
+
+/** A received record's shard: the part of its `eventID` before the colon (`shardId-000000000000:<sequence number>`). */
+export function kinesisShardOf(record: KinesisStreamRecord): string | undefined {
+  const eventId: unknown = record?.eventID;
+  if (typeof eventId !== 'string') return undefined;
+  const colon = eventId.indexOf(':');
+  return colon > 0 ? eventId.slice(0, colon) : undefined;
+}
