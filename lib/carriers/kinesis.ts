@@ -84,16 +84,12 @@ export function injectIntoKinesisRecord<T extends KinesisRecordInput>(input: T, 
   const unchanged = { input, added: 0 };
   try {
     const data = input.Data;
-    if (!(data instanceof Uint8Array) || data[0] !== CHAR.openBrace || !isJsonObject(data)) return unchanged;
-    if (startsWithTraceMember(data)) return unchanged;
+    if (!(data instanceof Uint8Array) || data[0] !== CHAR.openBrace) return unchanged;
     const carrier: Record<string, string> = {};
     propagation.inject(ctx, carrier, carrierSetter);
     if (Object.keys(carrier).length === 0) return unchanged;
-
-    const rest = data.subarray(1);
-    // `{}` (any whitespace inside) takes the member alone; otherwise a comma separates it from the producer's first.
-    const member = TRACE_MEMBER_OPENING + JSON.stringify(carrier) + (isEmptyObjectTail(rest) ? '' : ',');
-    const written = Buffer.concat([Buffer.from(member, 'utf8'), rest]);
+    const written = withTraceMember(data, carrier);
+    if (!written) return unchanged;
     const partitionKeyBytes = typeof input.PartitionKey === 'string' ? Buffer.byteLength(input.PartitionKey, 'utf8') : 0;
     if (written.length + partitionKeyBytes > maxRecordBytes) {
       reportRecordTooLargeForContext(maxRecordBytes);
@@ -103,6 +99,18 @@ export function injectIntoKinesisRecord<T extends KinesisRecordInput>(input: T, 
   } catch {
     return unchanged;
   }
+}
+
+/**
+ * `data` with the reserved member holding `carrier` written first; undefined when `data` is not a JSON object or
+ * already opens with the member (the first writer's context is kept).
+ */
+export function withTraceMember(data: Uint8Array, carrier: Record<string, string>): Buffer | undefined {
+  if (data[0] !== CHAR.openBrace || startsWithTraceMember(data) || !isJsonObject(data)) return undefined;
+  const rest = data.subarray(1);
+  // `{}` (any whitespace inside) takes the member alone; otherwise a comma separates it from the producer's first.
+  const member = TRACE_MEMBER_OPENING + JSON.stringify(carrier) + (isEmptyObjectTail(rest) ? '' : ',');
+  return Buffer.concat([Buffer.from(member, 'utf8'), rest]);
 }
 
 /** Valid UTF-8 holding one JSON object. */

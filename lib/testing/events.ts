@@ -16,6 +16,7 @@ import type {
   SQSMessageAttributes,
   SQSRecord,
 } from 'aws-lambda';
+import { withTraceMember } from '../carriers/kinesis';
 
 const REGION = 'eu-west-1';
 const ACCOUNT = '123456789012';
@@ -258,6 +259,8 @@ export function eventBridgeEvent<D>(detail: D, detailType = 'OrderPlaced'): Even
 export interface KinesisRecordOptions {
   /** The record's data as the producer wrote it (bytes, or a string taken as UTF-8); Lambda delivers it base64-encoded. */
   data?: Uint8Array | string;
+  /** Shorthand for the context our producers write into a JSON object's data (as its `traceparent`). */
+  traceparent?: string;
   partitionKey?: string;
   /** A Kinesis sequence number (digits); a new increasing one by default. */
   sequenceNumber?: string;
@@ -271,12 +274,15 @@ let nextSequenceNumber = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_
 export function kinesisRecord(options: KinesisRecordOptions = {}): KinesisStreamRecord {
   const { data = '{}', partitionKey = 'order-1', shardId = 'shardId-000000000000', streamName = 'order-events' } = options;
   const sequenceNumber = options.sequenceNumber ?? String(nextSequenceNumber++);
+  const bytes = Buffer.from(data);
+  const written = options.traceparent ? withTraceMember(bytes, { traceparent: options.traceparent }) : bytes;
+  if (!written) throw new TypeError('kinesisRecord: a traceparent needs data that is a JSON object');
   return {
     kinesis: {
       kinesisSchemaVersion: '1.0',
       partitionKey,
       sequenceNumber,
-      data: Buffer.from(data).toString('base64'),
+      data: written.toString('base64'),
       approximateArrivalTimestamp: Date.now() / 1000,
     },
     eventSource: 'aws:kinesis',
