@@ -109,7 +109,14 @@ export function withTraceMember(data: Uint8Array, carrier: Record<string, string
   if (data[0] !== CHAR.openBrace || startsWithTraceMember(data) || !isJsonObject(data)) return undefined;
   const rest = data.subarray(1);
   // `{}` (any whitespace inside) takes the member alone; otherwise a comma separates it from the producer's first.
-  const member = TRACE_MEMBER_OPENING + JSON.stringify(carrier) + (isEmptyObjectTail(rest) ? '' : ',');
+  const separator = isEmptyObjectTail(rest) ? '' : ',';
+  const value = JSON.stringify(carrier);
+  // Spaces before the value's closing brace make the bytes a consumer cuts out (all but the opening brace) a multiple
+  // of 3: the producer's data after them is then the same base64 text as in the received record, which the consumer
+  // keeps as it is instead of decoding and encoding it again.
+  const unpadded = Buffer.byteLength(TRACE_MEMBER_OPENING + value + separator, 'utf8');
+  const padding = ' '.repeat((3 - ((unpadded - 1) % 3)) % 3);
+  const member = TRACE_MEMBER_OPENING + value.slice(0, -1) + padding + '}' + separator;
   return Buffer.concat([Buffer.from(member, 'utf8'), rest]);
 }
 
@@ -140,33 +147,62 @@ function startsWithTraceMember(data: Uint8Array): boolean {
   return data[TRACE_MEMBER_OPENING.length] === CHAR.openBrace;
 }
 
-/** A received record's data split into the context it carried and the producer's own bytes. */
+/** The reserved member at the start of a received record's data. */
 interface TraceMember {
   carrier: Record<string, unknown>;
-  /** The data as the producer wrote it, base64-encoded as Lambda delivers it. */
-  producerData: string;
+  /** The data's first bytes (at least the member and two bytes more when the data has them), or all of it. */
+  head: Buffer;
+  /** Whether `head` is the whole data. */
+  whole: boolean;
+  /** Where the producer's own bytes resume, after the member and its comma. */
+  restStart: number;
 }
+
+/** How much of a record's base64 data is decoded to find the member first: 1,024 characters (768 bytes). */
+const HEAD_BASE64_CHARS = 1024;
 
 /**
  * The trace member of a received record's base64 data, or undefined when the data does not open with a well-formed
- * one (then the data is the producer's as it is). Records without it cost a string comparison, not a decode.
+ * one (then the data is the producer's as it is). Records without it cost a string comparison, not a decode; records
+ * with it a decode of their first bytes only, unless a long tracestate runs past them.
  */
 function readTraceMember(data: unknown): TraceMember | undefined {
   if (typeof data !== 'string' || !data.startsWith(TRACE_MEMBER_OPENING_BASE64)) return undefined;
-  const bytes = Buffer.from(data, 'base64');
   const valueStart = TRACE_MEMBER_OPENING.length;
-  const valueEnd = endOfJsonObject(bytes, valueStart);
+  let head = Buffer.from(data.slice(0, HEAD_BASE64_CHARS), 'base64');
+  let whole = data.length <= HEAD_BASE64_CHARS;
+  let valueEnd = endOfJsonObject(head, valueStart);
+  // The byte after the value (a comma or not) and two more must be in the head; otherwise decode the whole data.
+  if ((valueEnd < 0 || valueEnd + 3 > head.length) && !whole) {
+    head = Buffer.from(data, 'base64');
+    whole = true;
+    valueEnd = endOfJsonObject(head, valueStart);
+  }
   if (valueEnd < 0) return undefined;
   let carrier: unknown;
   try {
-    carrier = JSON.parse(bytes.toString('utf8', valueStart, valueEnd));
+    carrier = JSON.parse(head.toString('utf8', valueStart, valueEnd));
   } catch {
     return undefined;
   }
   if (carrier === null || typeof carrier !== 'object' || Array.isArray(carrier)) return undefined;
-  const restStart = bytes[valueEnd] === CHAR.comma ? valueEnd + 1 : valueEnd;
-  const producerBytes = Buffer.concat([Buffer.from('{'), bytes.subarray(restStart)]);
-  return { carrier: carrier as Record<string, unknown>, producerData: producerBytes.toString('base64') };
+  const restStart = head[valueEnd] === CHAR.comma ? valueEnd + 1 : valueEnd;
+  return { carrier: carrier as Record<string, unknown>, head, whole, restStart };
+}
+
+/**
+ * The producer's data, base64-encoded: `{` and the bytes after the member. When the member took 3n+1 bytes (ours
+ * always do: see withTraceMember), everything after the next 3-byte boundary is the received base64 text as it is;
+ * only the bytes before it are encoded again. Otherwise the whole data is decoded and encoded.
+ */
+function producerDataOf(data: string, { head, whole, restStart }: TraceMember): string {
+  const boundary = restStart + 2;
+  if ((restStart - 1) % 3 === 0 && boundary <= head.length) {
+    const opening = Buffer.concat([Buffer.from('{'), head.subarray(restStart, boundary)]).toString('base64');
+    return opening + data.slice((boundary / 3) * 4);
+  }
+  const bytes = whole ? head : Buffer.from(data, 'base64');
+  return Buffer.concat([Buffer.from('{'), bytes.subarray(restStart)]).toString('base64');
 }
 
 /** The index just past the `}` closing the JSON object that opens at `start` (strings and escapes skipped); -1 if none. */
@@ -197,8 +233,9 @@ export function extractParentFromKinesisRecord(record: KinesisStreamRecord): Par
  */
 export function kinesisRecordAsWritten(record: KinesisStreamRecord): KinesisStreamRecord {
   try {
-    const member = readTraceMember(record?.kinesis?.data);
-    return member ? { ...record, kinesis: { ...record.kinesis, data: member.producerData } } : record;
+    const data: unknown = record?.kinesis?.data;
+    const member = readTraceMember(data);
+    return member ? { ...record, kinesis: { ...record.kinesis, data: producerDataOf(data as string, member) } } : record;
   } catch {
     return record;
   }
