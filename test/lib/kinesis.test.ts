@@ -3,7 +3,7 @@ import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import type { KinesisStreamRecord } from 'aws-lambda';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { putRecord, putRecords, traceKinesisRecords, withSpan } from '../../lib';
+import { putRecord, putRecords, readTelemetryConfig, startTelemetry, traceKinesisRecords, withSpan } from '../../lib';
 import { captureSpans, kinesisEvent, kinesisRecord, kinesisRecordFromPutRecord, lambdaContext, type SpanCapture } from '../../lib/testing';
 
 const STREAM = 'order-events';
@@ -169,19 +169,15 @@ describe('putRecord → traceKinesisRecords', () => {
     const partitionKey = 'o-1';
     const filler = 1024 * 1024 - 1 - partitionKey.length - '{"pad":""}'.length;
     const data = bytes(`{"pad":"${'x'.repeat(filler)}"}`);
-    const { diag, DiagLogLevel } = await import('@opentelemetry/api');
     const messages: string[] = [];
-    const logger = { info: (message: string) => messages.push(message), error() {}, warn() {}, debug() {}, verbose() {} };
-    diag.setLogger(logger, DiagLogLevel.INFO);
+    const record = (message: string) => void messages.push(message);
+    const logger = { info: record, error: record, warn: record, debug: () => undefined, verbose: () => undefined };
+    startTelemetry(readTelemetryConfig({ OTEL_LOG_LEVEL: 'info', OTEL_TRACES_EXPORTER: 'none' }), { logger });
 
-    try {
-      // Act
-      await putRecord(kinesis, { StreamName: STREAM, PartitionKey: partitionKey, Data: data });
-      await putRecord(kinesis, { StreamName: STREAM, PartitionKey: partitionKey, Data: data });
-      await putRecord(kinesis, { StreamName: STREAM, PartitionKey: partitionKey, Data: bytes('{"small":true}') }, { maxRecordBytes: 20 });
-    } finally {
-      diag.disable();
-    }
+    // Act
+    await putRecord(kinesis, { StreamName: STREAM, PartitionKey: partitionKey, Data: data });
+    await putRecord(kinesis, { StreamName: STREAM, PartitionKey: partitionKey, Data: data });
+    await putRecord(kinesis, { StreamName: STREAM, PartitionKey: partitionKey, Data: bytes('{"small":true}') }, { maxRecordBytes: 20 });
 
     // Assert
     expect(sentPutRecord(0).Data).toBe(data);
