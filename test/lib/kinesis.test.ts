@@ -353,6 +353,24 @@ describe('traceKinesisRecords', () => {
     expect(capture.spans()[0].parentSpanContext).toBeUndefined();
   });
 
+  it('hands the handler the data as the producer wrote it with tracing turned off too (OTEL_SDK_DISABLED)', async () => {
+    // Arrange
+    const record = kinesisRecord({ data: '{"n":1}', traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01' });
+    const off = captureSpans({ OTEL_SDK_DISABLED: 'true' });
+    const seen: string[] = [];
+    const handler = traceKinesisRecords(async (received) => {
+      seen.push(dataOf(received).toString('utf8'));
+    });
+
+    // Act
+    const result = await handler(kinesisEvent([record]), lambdaContext());
+
+    // Assert
+    expect(result).toEqual({ batchItemFailures: [] });
+    expect(seen).toEqual(['{"n":1}']);
+    expect(off.spans()).toEqual([]);
+  });
+
   it('rethrows nothing and reports the record when the handler throws a non-Error', async () => {
     // Arrange
     const handler = traceKinesisRecords(() => Promise.reject('plain string'));
