@@ -286,6 +286,22 @@ describe('traceKinesisRecords', () => {
     ]);
   });
 
+  it("links each record's span to its producer under the links strategy, each a new trace", async () => {
+    // Arrange
+    const traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const handler = traceKinesisRecords(async () => undefined, { strategy: 'links' });
+
+    // Act
+    await handler(kinesisEvent([kinesisRecord({ data: '{"n":1}', traceparent })]), lambdaContext());
+
+    // Assert
+    const [span] = capture.spans();
+    expect(span.parentSpanContext).toBeUndefined();
+    expect(span.spanContext().traceId).not.toBe('4bf92f3577b34da6a3ce929d0e0e4736');
+    expect(span.links.map((link) => link.context.spanId)).toEqual(['00f067aa0ba902b7']);
+    expect(span.attributes['traced_lambda.parent.source']).toBe('kinesis-record-data');
+  });
+
   it('keeps the order of a shard under the concurrency option', async () => {
     // Arrange
     const records = ['1', '2', '3'].map((sequenceNumber) => kinesisRecord({ sequenceNumber }));
