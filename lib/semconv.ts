@@ -46,6 +46,10 @@ export const ATTR_MESSAGING_OPERATION_NAME = 'messaging.operation.name';
 export const ATTR_MESSAGING_DESTINATION_NAME = 'messaging.destination.name';
 export const ATTR_MESSAGING_MESSAGE_ID = 'messaging.message.id';
 export const ATTR_MESSAGING_BATCH_MESSAGE_COUNT = 'messaging.batch.message_count';
+export const ATTR_MESSAGING_DESTINATION_PARTITION_ID = 'messaging.destination.partition.id';
+
+// AWS Kinesis (the AWS SDK conventions' stream attribute, set on the messaging spans too)
+export const ATTR_AWS_KINESIS_STREAM_NAME = 'aws.kinesis.stream_name';
 
 // RPC (the AWS SDK call behind a Lambda invoke). The RPC registry deprecates rpc.system and rpc.service, but the AWS
 // SDK client span still requires them (rpc.system = aws-api): the stable rpc.system.name has no AWS value.
@@ -61,3 +65,8 @@ export const FAAS_TRIGGER = {
 
 export const MESSAGING_SYSTEM_AWS_SQS = 'aws_sqs';
 export const MESSAGING_SYSTEM_AWS_SNS = 'aws.sns';
+/**
+ * The messaging registry (as of @opentelemetry/semantic-conventions 1.45.0) lists no Kinesis value for `messaging.system`, which is open to others: this one is
+ * spelled as its `aws_sqs` sibling.
+ */
+export const MESSAGING_SYSTEM_AWS_KINESIS = 'aws_kinesis';

@@ -2,7 +2,8 @@
  * `npm run new -- <trigger> <name>`: adds a traced function to the service. Writes `functions/<name>.ts` (a thin
  * handler in the kit's wrapper for the trigger), `test/functions/<name>.test.ts` (its unit test with the test kit)
  * and its `serverless.yml` entries: the function, its own least-privilege role and log statement, and for `sqs` its
- * queue with a dead-letter queue. Triggers: http, sqs, invoke, sns, eventbridge. Comments and layout of
+ * queue with a dead-letter queue, for `kinesis` its stream (on demand) and a queue for the records it gives up on.
+ * Triggers: http, sqs, invoke, sns, eventbridge, kinesis. Comments and layout of
  * serverless.yml are kept; the files are formatted with the project's Prettier settings.
  */
 import { existsSync } from 'node:fs';
@@ -11,7 +12,7 @@ import { dirname, join, resolve } from 'node:path';
 import { format, resolveConfig } from 'prettier';
 import { isMap, isSeq, parseDocument, Scalar, type Document } from 'yaml';
 
-export const TRIGGERS = ['http', 'sqs', 'invoke', 'sns', 'eventbridge'] as const;
+export const TRIGGERS = ['http', 'sqs', 'invoke', 'sns', 'eventbridge', 'kinesis'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
 /** What a new function is: its trigger and its key in serverless.yml (kebab-case, e.g. `ship-order`). */
@@ -91,6 +92,21 @@ export async function ${camel(name)}(record: SNSEventRecord): Promise<void> {
 
 export const handler = traceSnsRecords(${camel(name)});
 `;
+    case 'kinesis':
+      return `${header}import type { KinesisStreamRecord } from 'aws-lambda';
+import { traceKinesisRecords } from '../lib';
+
+/**
+ * One record of the stream, its data as the producer wrote it; a thrown error stops the batch at this record, which
+ * is reported in batchItemFailures: Lambda retries the shard from it on.
+ */
+export async function ${camel(name)}(record: KinesisStreamRecord): Promise<void> {
+  const data = JSON.parse(Buffer.from(record.kinesis.data, 'base64').toString('utf8')) as unknown;
+  if (typeof data !== 'object' || data === null) throw new TypeError(\`record \${record.kinesis.sequenceNumber} is not a JSON object\`);
+}
+
+export const handler = traceKinesisRecords(${camel(name)});
+`;
     case 'eventbridge':
       return `${header}import type { EventBridgeEvent } from 'aws-lambda';
 import { traceEventBridgeHandler } from '../lib';
@@ -134,6 +150,13 @@ export function testSource({ trigger, name }: NewFunction): string {
       span: `'process ${name}'`,
       kind: 'CONSUMER',
       result: 'expect(result).toBeUndefined();',
+    },
+    kinesis: {
+      imports: 'kinesisEvent, kinesisRecord',
+      event: `kinesisEvent([kinesisRecord({ data: '{"id":"1"}', traceparent: TRACEPARENT, streamName: '${name}' })])`,
+      span: `'process ${name}'`,
+      kind: 'CONSUMER',
+      result: 'expect(result).toEqual({ batchItemFailures: [] });',
     },
     eventbridge: {
       imports: 'eventBridgeEvent',
@@ -190,8 +213,11 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
   const role = `${pascal(name)}Role`;
   const queue = `${pascal(name)}Queue`;
   const deadLetterQueue = `${pascal(name)}DeadLetterQueue`;
+  const stream = `${pascal(name)}Stream`;
+  const failedRecordsQueue = `${pascal(name)}FailedRecordsQueue`;
+  const ownResources: Partial<Record<Trigger, string[]>> = { sqs: [queue, deadLetterQueue], kinesis: [stream, failedRecordsQueue] };
   const resources = doc.getIn(['resources', 'Resources']);
-  for (const id of [role, ...(trigger === 'sqs' ? [queue, deadLetterQueue] : [])]) {
+  for (const id of [role, ...(ownResources[trigger] ?? [])]) {
     if (isMap(resources) && resources.has(id)) throw new Error(`serverless.yml already has a resource ${id}`);
   }
 
@@ -201,6 +227,21 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
     invoke: [],
     sns: [{ sns: `\${self:service}-\${sls:stage}-${name}` }],
     eventbridge: [{ eventBridge: { pattern: { 'detail-type': [`${pascal(name)}Requested`] } } }],
+    kinesis: [
+      {
+        stream: {
+          type: 'kinesis',
+          arn: tagged('!GetAtt', `${stream}.Arn`),
+          batchSize: 100,
+          startingPosition: 'LATEST',
+          functionResponseType: 'ReportBatchItemFailures',
+          // A record that keeps failing would hold its shard back until it expires (24 h): after 3 retries its
+          // batch's description (shard, sequence numbers) goes to the failed-records queue and the shard moves on.
+          maximumRetryAttempts: 3,
+          destinations: { onFailure: { arn: tagged('!GetAtt', `${failedRecordsQueue}.Arn`), type: 'sqs' } },
+        },
+      },
+    ],
   };
   const definition: Record<string, unknown> = {
     handler: `functions/${name}.handler`,
@@ -240,6 +281,37 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
     addEntry(doc, ['resources', 'Resources'], deadLetterQueue, {
       Type: 'AWS::SQS::Queue',
       Properties: { QueueName: `\${self:service}-\${sls:stage}-${name}-dlq`, MessageRetentionPeriod: 1209600 },
+    });
+  }
+  if (trigger === 'kinesis') {
+    // What Lambda's event source mapping reads the stream with (osls grants it only to its own default role).
+    statements.push(
+      {
+        Effect: 'Allow',
+        Action: [
+          'kinesis:GetRecords',
+          'kinesis:GetShardIterator',
+          'kinesis:DescribeStream',
+          'kinesis:DescribeStreamSummary',
+          'kinesis:ListShards',
+          'kinesis:ListStreams',
+        ],
+        Resource: tagged('!GetAtt', `${stream}.Arn`),
+      },
+      { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: tagged('!GetAtt', `${failedRecordsQueue}.Arn`) },
+    );
+    addEntry(doc, ['resources', 'Resources'], stream, {
+      Type: 'AWS::Kinesis::Stream',
+      Properties: {
+        Name: `\${self:service}-\${sls:stage}-${name}`,
+        // On demand: no shard count to size, billed per GB written and read.
+        StreamModeDetails: { StreamMode: 'ON_DEMAND' },
+        StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+      },
+    });
+    addEntry(doc, ['resources', 'Resources'], failedRecordsQueue, {
+      Type: 'AWS::SQS::Queue',
+      Properties: { QueueName: `\${self:service}-\${sls:stage}-${name}-failed-records`, MessageRetentionPeriod: 1209600 },
     });
   }
   addEntry(doc, ['resources', 'Resources'], role, {

@@ -16,6 +16,7 @@ const GENERATED = [
   ['invoke', 'gen-test-invoked'],
   ['sns', 'gen-test-sns-subscriber'],
   ['eventbridge', 'gen-test-event-rule'],
+  ['kinesis', 'gen-test-stream-consumer'],
 ] as const;
 let copy: string;
 
@@ -95,6 +96,7 @@ describe('npm run new', () => {
     expect(service.functions.find((fn) => fn.key === 'gen-test-invoked')!.triggers).toEqual([]);
     expect(service.functions.find((fn) => fn.key === 'gen-test-sns-subscriber')!.triggers).toEqual(['sns']);
     expect(service.functions.find((fn) => fn.key === 'gen-test-event-rule')!.triggers).toEqual(['eventBridge']);
+    expect(service.functions.find((fn) => fn.key === 'gen-test-stream-consumer')!.triggers).toEqual(['stream']);
   });
 
   it('packages every generated function, the queue wired to its consumer and nothing granted beyond it', { timeout: 120_000 }, async () => {
@@ -129,6 +131,40 @@ describe('npm run new', () => {
       [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashqueueDashworkerLogGroup', 'Arn'] }],
       [['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:GetQueueAttributes'], { 'Fn::GetAtt': ['GenTestQueueWorkerQueue', 'Arn'] }],
     ]);
+    // The stream consumer: an on-demand stream, its mapping reporting batch item failures from the latest record on,
+    // its failed batches described in a queue, and its role allowed to read that stream and send to that queue alone.
+    expect(resources.GenTestStreamConsumerStream).toMatchObject({
+      Type: 'AWS::Kinesis::Stream',
+      Properties: { StreamModeDetails: { StreamMode: 'ON_DEMAND' } },
+    });
+    expect(resources.GenTestStreamConsumerStream.Properties.ShardCount).toBeUndefined();
+    const streamMapping = Object.values(resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).find(
+      (resource) =>
+        resource.Type === 'AWS::Lambda::EventSourceMapping' && JSON.stringify(resource.Properties.EventSourceArn).includes('GenTestStreamConsumerStream'),
+    );
+    expect(streamMapping?.Properties).toMatchObject({
+      FunctionName: { 'Fn::GetAtt': ['GenDashtestDashstreamDashconsumerLambdaFunction', 'Arn'] },
+      EventSourceArn: { 'Fn::GetAtt': ['GenTestStreamConsumerStream', 'Arn'] },
+      StartingPosition: 'LATEST',
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: 3,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['GenTestStreamConsumerFailedRecordsQueue', 'Arn'] } } },
+    });
+    expect(granted('GenTestStreamConsumerRole')).toEqual([
+      [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashstreamDashconsumerLogGroup', 'Arn'] }],
+      [
+        [
+          'kinesis:GetRecords',
+          'kinesis:GetShardIterator',
+          'kinesis:DescribeStream',
+          'kinesis:DescribeStreamSummary',
+          'kinesis:ListShards',
+          'kinesis:ListStreams',
+        ],
+        { 'Fn::GetAtt': ['GenTestStreamConsumerStream', 'Arn'] },
+      ],
+      [['sqs:SendMessage'], { 'Fn::GetAtt': ['GenTestStreamConsumerFailedRecordsQueue', 'Arn'] }],
+    ]);
     expect(granted('GenTestHttpEndpointRole')).toEqual([
       [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashhttpDashendpointLogGroup', 'Arn'] }],
     ]);
@@ -147,7 +183,7 @@ describe('npm run new', () => {
     const again = await run(bin('tsx'), ['scripts/new.ts', 'sqs', 'gen-test-queue-worker']);
     expect(again.code).toBe(1);
     expect(again.output).toContain('gen-test-queue-worker.ts exists already');
-    expect(() => parseArguments(['queue', 'x'])).toThrow('unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge> <name>');
+    expect(() => parseArguments(['queue', 'x'])).toThrow('unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge|kinesis> <name>');
     expect(() => parseArguments(['sqs', 'Ship_Order'])).toThrow('"Ship_Order" is not a function name');
     expect(() => parseArguments(['sqs'])).toThrow('usage: npm run new');
   });

@@ -6,9 +6,11 @@
  */
 type SqsModule = typeof import('@aws-sdk/client-sqs');
 type LambdaModule = typeof import('@aws-sdk/client-lambda');
+type KinesisModule = typeof import('@aws-sdk/client-kinesis');
 
 let sqs: SqsModule | undefined;
 let lambda: LambdaModule | undefined;
+let kinesis: KinesisModule | undefined;
 
 export function loadSqsCommands(): Pick<SqsModule, 'SendMessageCommand' | 'SendMessageBatchCommand'> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -18,4 +20,9 @@ export function loadSqsCommands(): Pick<SqsModule, 'SendMessageCommand' | 'SendM
 export function loadLambdaCommands(): Pick<LambdaModule, 'InvokeCommand'> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (lambda ??= require('@aws-sdk/client-lambda') as LambdaModule);
+}
+
+export function loadKinesisCommands(): Pick<KinesisModule, 'PutRecordCommand' | 'PutRecordsCommand'> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (kinesis ??= require('@aws-sdk/client-kinesis') as KinesisModule);
 }

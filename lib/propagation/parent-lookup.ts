@@ -11,6 +11,7 @@ export const PARENT_SOURCE = {
   lambdaClientContext: 'lambda-client-context',
   invokePayloadEnvelope: 'invoke-payload-envelope',
   eventBridgeDetail: 'eventbridge-detail',
+  kinesisRecordData: 'kinesis-record-data',
   payload: 'trace-payload',
   none: 'none',
 } as const;

@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { InvokeCommandInput } from '@aws-sdk/client-lambda';
+import type { PutRecordCommandInput, PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
 import type { SendMessageCommandInput } from '@aws-sdk/client-sqs';
 import type {
   ALBEvent,
@@ -8,11 +9,14 @@ import type {
   ClientContext,
   Context as LambdaContext,
   EventBridgeEvent,
+  KinesisStreamEvent,
+  KinesisStreamRecord,
   SNSEventRecord,
   SQSEvent,
   SQSMessageAttributes,
   SQSRecord,
 } from 'aws-lambda';
+import { withTraceMember } from '../carriers/kinesis';
 
 const REGION = 'eu-west-1';
 const ACCOUNT = '123456789012';
@@ -250,4 +254,60 @@ export function eventBridgeEvent<D>(detail: D, detailType = 'OrderPlaced'): Even
     resources: [],
     detail,
   };
+}
+
+export interface KinesisRecordOptions {
+  /** The record's data as the producer wrote it (bytes, or a string taken as UTF-8); Lambda delivers it base64-encoded. */
+  data?: Uint8Array | string;
+  /** Shorthand for the context our producers write into a JSON object's data (as its `traceparent`). */
+  traceparent?: string;
+  partitionKey?: string;
+  /** A Kinesis sequence number (digits); a new increasing one by default. */
+  sequenceNumber?: string;
+  shardId?: string;
+  streamName?: string;
+}
+
+let nextSequenceNumber = 49_590_338_271_490_256_608_559_692_538_361_571_095_921_575_989_136_588_898n;
+
+/** One Kinesis record as Lambda delivers it to a stream's consumer. */
+export function kinesisRecord(options: KinesisRecordOptions = {}): KinesisStreamRecord {
+  const { data = '{}', partitionKey = 'order-1', shardId = 'shardId-000000000000', streamName = 'order-events' } = options;
+  const sequenceNumber = options.sequenceNumber ?? String(nextSequenceNumber++);
+  const bytes = Buffer.from(data);
+  const written = options.traceparent ? withTraceMember(bytes, { traceparent: options.traceparent }) : bytes;
+  if (!written) throw new TypeError('kinesisRecord: a traceparent needs data that is a JSON object');
+  return {
+    kinesis: {
+      kinesisSchemaVersion: '1.0',
+      partitionKey,
+      sequenceNumber,
+      data: written.toString('base64'),
+      approximateArrivalTimestamp: Date.now() / 1000,
+    },
+    eventSource: 'aws:kinesis',
+    eventVersion: '1.0',
+    eventID: `${shardId}:${sequenceNumber}`,
+    eventName: 'aws:kinesis:record',
+    invokeIdentityArn: `arn:aws:iam::${ACCOUNT}:role/consumer-role`,
+    awsRegion: REGION,
+    eventSourceARN: `arn:aws:kinesis:${REGION}:${ACCOUNT}:stream/${streamName}`,
+  };
+}
+
+export function kinesisEvent(records: KinesisStreamRecord[]): KinesisStreamEvent {
+  return { Records: records };
+}
+
+/** The record a stream's consumer receives for a captured PutRecord input (or a PutRecords entry and its stream). */
+export function kinesisRecordFromPutRecord(
+  input: PutRecordCommandInput | (PutRecordsRequestEntry & { StreamName?: string }),
+  options: KinesisRecordOptions = {},
+): KinesisStreamRecord {
+  return kinesisRecord({
+    streamName: input.StreamName,
+    partitionKey: input.PartitionKey,
+    ...options,
+    data: input.Data ?? new Uint8Array(),
+  });
 }

@@ -6,6 +6,9 @@ export {
   apiGatewayV2Event,
   clientContextFromInvoke,
   eventBridgeEvent,
+  kinesisEvent,
+  kinesisRecord,
+  kinesisRecordFromPutRecord,
   lambdaContext,
   snsEnvelopeBody,
   snsRecord,
@@ -14,5 +17,6 @@ export {
   sqsRecordFromSendMessage,
   stringAttribute,
   type HttpRequestOptions,
+  type KinesisRecordOptions,
   type SqsRecordOptions,
 } from './events';
