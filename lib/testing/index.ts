@@ -16,3 +16,4 @@ export {
   type HttpRequestOptions,
   type SqsRecordOptions,
 } from './events';
+export { responseStream, TestResponseStream } from './response-stream';
