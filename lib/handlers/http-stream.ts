@@ -69,7 +69,9 @@ async function runStreaming(
   else end = await watch?.ended;
   if (started) recordStreamOutcome(started.span, stream, end, rejected, thrown);
   const exporting = endInvocation(begun, lambdaContext);
-  if (exporting) await exporting;
+  // A failed stream has failed the runtime's own promise for the response, which the runtime awaits only once this
+  // handler's promise settles: waiting for an export first would leave that rejection unhandled, and end the process.
+  if (exporting && end?.finished !== false) await exporting;
   if (rejected) throw thrown;
 }
 
