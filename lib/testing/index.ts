@@ -6,6 +6,7 @@ export {
   apiGatewayV2Event,
   clientContextFromInvoke,
   eventBridgeEvent,
+  functionUrlEvent,
   lambdaContext,
   snsEnvelopeBody,
   snsRecord,
