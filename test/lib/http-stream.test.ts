@@ -159,6 +159,24 @@ describe('traceHttpStreamHandler', () => {
     expect(span.attributes['error.type']).toBe('TypeError');
   });
 
+  it('runs the handler unchanged with tracing off (OTEL_SDK_DISABLED), its bytes as written', async () => {
+    // Arrange
+    capture = captureSpans({ OTEL_SDK_DISABLED: 'true' });
+    const handler = traceHttpStreamHandler(async (_event, stream) => {
+      httpResponseStream(stream, { statusCode: 200 }).write('a');
+      setTimeout(() => stream.end('b'), 5);
+    });
+    const stream = responseStream();
+
+    // Act
+    await handler(apiGatewayV1Event({ method: 'GET', path: '/report' }), stream, lambdaContext());
+
+    // Assert
+    expect(stream.text()).toBe('ab');
+    expect(stream.metadata()).toEqual({ statusCode: 200 });
+    expect(capture.spans()).toEqual([]);
+  });
+
   it('marks a 5xx response in error', async () => {
     // Arrange
     const handler = traceHttpStreamHandler(async (_event, stream) => {
