@@ -10,6 +10,8 @@ export { extractParentFromInvoke, injectIntoInvokeInput } from './carriers/lambd
 export type { InboundPolicy } from './propagation/inbound-policy';
 export type { LambdaFn } from './invocation/invocation';
 export { traceHttpHandler, type HttpHandlerOptions } from './handlers/http';
+export { traceHttpStreamHandler, type HttpStreamHandlerOptions } from './handlers/http-stream';
+export { httpResponseStream, ResponseStreamClosedError, type HttpResponseMetadata, type ResponseStream, type StreamingLambdaFn } from './response-stream';
 export { traceSqsRecords, type SqsBatchStrategy, type SqsHandlerOptions, type SqsRecordHandler } from './handlers/sqs';
 export { traceInvokeHandler, type InvokeHandlerOptions } from './handlers/invoke';
 export { traceEventBridgeHandler, traceSnsRecords, type EventHandlerOptions } from './handlers/events';

@@ -2,8 +2,9 @@
  * `npm run new -- <trigger> <name>`: adds a traced function to the service. Writes `functions/<name>.ts` (a thin
  * handler in the kit's wrapper for the trigger), `test/functions/<name>.test.ts` (its unit test with the test kit)
  * and its `serverless.yml` entries: the function, its own least-privilege role and log statement, and for `sqs` its
- * queue with a dead-letter queue, for `kinesis` its stream (on demand) and a queue for the records it gives up on.
- * Triggers: http, sqs, invoke, sns, eventbridge, kinesis. Comments and layout of
+ * queue with a dead-letter queue, for `kinesis` its stream (on demand) and a queue for the records it gives up on,
+ * for `http-stream` its Function URL (response streaming). Triggers: http, sqs, invoke, sns, eventbridge, kinesis,
+ * http-stream. Comments and layout of
  * serverless.yml are kept; the files are formatted with the project's Prettier settings.
  */
 import { existsSync } from 'node:fs';
@@ -12,7 +13,7 @@ import { dirname, join, resolve } from 'node:path';
 import { format, resolveConfig } from 'prettier';
 import { isMap, isSeq, parseDocument, Scalar, type Document } from 'yaml';
 
-export const TRIGGERS = ['http', 'sqs', 'invoke', 'sns', 'eventbridge', 'kinesis'] as const;
+export const TRIGGERS = ['http', 'sqs', 'invoke', 'sns', 'eventbridge', 'kinesis', 'http-stream'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
 /** What a new function is: its trigger and its key in serverless.yml (kebab-case, e.g. `ship-order`). */
@@ -115,13 +116,25 @@ export const handler = traceEventBridgeHandler(async (event: EventBridgeEvent<st
   return { handled: event['detail-type'] };
 });
 `;
+    case 'http-stream':
+      return `${header}import type { APIGatewayProxyEventV2 } from 'aws-lambda';
+import { httpResponseStream, traceHttpStreamHandler } from '../lib';
+
+/** Answers through its Function URL as the response is written; the span ends when the stream does. */
+export const handler = traceHttpStreamHandler(async (event: APIGatewayProxyEventV2, responseStream) => {
+  const stream = httpResponseStream(responseStream, { statusCode: 200, headers: { 'content-type': 'text/plain' } });
+  stream.write(\`${name}: \${event.rawPath}\\n\`);
+  stream.end('done\\n');
+});
+`;
   }
 }
 
 /** The unit test's source: the handler runs under the test kit and continues the caller's trace. */
 export function testSource({ trigger, name }: NewFunction): string {
+  if (trigger === 'http-stream') return streamingTestSource(name);
   const parent = `const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';\nconst PARENT_ID = '00f067aa0ba902b7';\nconst TRACEPARENT = \`00-\${TRACE_ID}-\${PARENT_ID}-01\`;\n`;
-  const arrange: Record<Trigger, { imports: string; event: string; span: string; kind: string; result: string }> = {
+  const arrange: Record<Exclude<Trigger, 'http-stream'>, { imports: string; event: string; span: string; kind: string; result: string }> = {
     http: {
       imports: 'apiGatewayV2Event',
       event: `apiGatewayV2Event({ method: 'GET', path: '/${name}', headers: { traceparent: TRACEPARENT } })`,
@@ -192,6 +205,39 @@ describe('${name}', () => {
 `;
 }
 
+/** The unit test of a response-streaming function: its bytes through the test kit's response stream, the trace continued. */
+function streamingTestSource(name: string): string {
+  return `import { SpanKind } from '@opentelemetry/api';
+import { describe, expect, it } from 'vitest';
+import { handler } from '../../functions/${name}';
+import { captureSpans, functionUrlEvent, lambdaContext, responseStream } from '../../lib/testing';
+
+const TRACE_ID = '4bf92f3577b34da6a3ce929d0e0e4736';
+const PARENT_ID = '00f067aa0ba902b7';
+const TRACEPARENT = \`00-\${TRACE_ID}-\${PARENT_ID}-01\`;
+
+describe('${name}', () => {
+  it("streams its response and continues the caller's trace", async () => {
+    // Arrange
+    const capture = captureSpans();
+    const stream = responseStream();
+
+    // Act
+    await handler(functionUrlEvent({ path: '/${name}', headers: { traceparent: TRACEPARENT } }), stream, lambdaContext({ functionName: '${name}' }));
+
+    // Assert
+    expect(stream.metadata()).toMatchObject({ statusCode: 200 });
+    expect(stream.text()).toBe('${name}: /${name}\\ndone\\n');
+    const span = capture.span('GET');
+    expect(span.kind).toBe(SpanKind.SERVER);
+    expect(span.spanContext().traceId).toBe(TRACE_ID);
+    expect(span.parentSpanContext?.spanId).toBe(PARENT_ID);
+    expect(span.attributes['http.response.status_code']).toBe(200);
+  });
+});
+`;
+}
+
 /** A `!GetAtt`/`!Ref` node, as serverless.yml writes them. */
 function tagged(tag: '!GetAtt' | '!Ref', value: string): Scalar {
   const node = new Scalar(value);
@@ -242,6 +288,7 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
         },
       },
     ],
+    'http-stream': [],
   };
   const definition: Record<string, unknown> = {
     handler: `functions/${name}.handler`,
@@ -249,6 +296,8 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
     role,
   };
   if (events[trigger].length > 0) definition.events = events[trigger];
+  // Its own URL, answering as the handler writes (osls writes the AWS::Lambda::Url with InvokeMode RESPONSE_STREAM).
+  if (trigger === 'http-stream') definition.url = { invokeMode: 'RESPONSE_STREAM' };
   addEntry(doc, ['functions'], name, definition);
 
   addEntry(doc, ['custom', 'logStatement'], name, {

@@ -17,6 +17,7 @@ const GENERATED = [
   ['sns', 'gen-test-sns-subscriber'],
   ['eventbridge', 'gen-test-event-rule'],
   ['kinesis', 'gen-test-stream-consumer'],
+  ['http-stream', 'gen-test-stream-endpoint'],
 ] as const;
 let copy: string;
 
@@ -97,6 +98,8 @@ describe('npm run new', () => {
     expect(service.functions.find((fn) => fn.key === 'gen-test-sns-subscriber')!.triggers).toEqual(['sns']);
     expect(service.functions.find((fn) => fn.key === 'gen-test-event-rule')!.triggers).toEqual(['eventBridge']);
     expect(service.functions.find((fn) => fn.key === 'gen-test-stream-consumer')!.triggers).toEqual(['stream']);
+    // A streaming function is reached through its own URL, not an event.
+    expect(service.functions.find((fn) => fn.key === 'gen-test-stream-endpoint')!.triggers).toEqual([]);
   });
 
   it('packages every generated function, the queue wired to its consumer and nothing granted beyond it', { timeout: 120_000 }, async () => {
@@ -168,6 +171,14 @@ describe('npm run new', () => {
     expect(granted('GenTestHttpEndpointRole')).toEqual([
       [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashhttpDashendpointLogGroup', 'Arn'] }],
     ]);
+    // The streaming function's URL answers as the response is written; its role has its log group alone.
+    const url = Object.values(resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).find(
+      (resource) => resource.Type === 'AWS::Lambda::Url' && JSON.stringify(resource.Properties.TargetFunctionArn).includes('GenDashtestDashstreamDashendpoint'),
+    );
+    expect(url?.Properties).toMatchObject({ InvokeMode: 'RESPONSE_STREAM' });
+    expect(granted('GenTestStreamEndpointRole')).toEqual([
+      [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashstreamDashendpointLogGroup', 'Arn'] }],
+    ]);
     // Every reference in the template points at a resource it declares.
     const declared = new Set(Object.keys(resources));
     const referenced = new Set<string>();
@@ -183,7 +194,9 @@ describe('npm run new', () => {
     const again = await run(bin('tsx'), ['scripts/new.ts', 'sqs', 'gen-test-queue-worker']);
     expect(again.code).toBe(1);
     expect(again.output).toContain('gen-test-queue-worker.ts exists already');
-    expect(() => parseArguments(['queue', 'x'])).toThrow('unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge|kinesis> <name>');
+    expect(() => parseArguments(['queue', 'x'])).toThrow(
+      'unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge|kinesis|http-stream> <name>',
+    );
     expect(() => parseArguments(['sqs', 'Ship_Order'])).toThrow('"Ship_Order" is not a function name');
     expect(() => parseArguments(['sqs'])).toThrow('usage: npm run new');
   });

@@ -109,6 +109,20 @@ export function apiGatewayV2Event(options: HttpRequestOptions = {}): APIGatewayP
   };
 }
 
+/**
+ * A Function URL's event: HTTP API v2's shape, as Lambda delivers it for a function's own URL (every path reaches
+ * the function: the route key is `$default`, the domain the URL's).
+ */
+export function functionUrlEvent(options: HttpRequestOptions = {}): APIGatewayProxyEventV2 {
+  const event = apiGatewayV2Event({ method: 'GET', ...options });
+  const domainName = 'abcdefghij0123456789.lambda-url.eu-west-1.on.aws';
+  return {
+    ...event,
+    routeKey: '$default',
+    requestContext: { ...event.requestContext, apiId: 'abcdefghij0123456789', domainName, domainPrefix: 'abcdefghij0123456789', routeKey: '$default' },
+  };
+}
+
 export interface SqsRecordOptions {
   body?: string;
   /** Shorthand for a `traceparent` string message attribute, as our producers write it. */

@@ -6,6 +6,7 @@ export {
   apiGatewayV2Event,
   clientContextFromInvoke,
   eventBridgeEvent,
+  functionUrlEvent,
   kinesisEvent,
   kinesisRecord,
   kinesisRecordFromPutRecord,
@@ -20,3 +21,4 @@ export {
   type KinesisRecordOptions,
   type SqsRecordOptions,
 } from './events';
+export { responseStream, TestResponseStream } from './response-stream';

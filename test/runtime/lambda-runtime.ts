@@ -4,7 +4,8 @@
  * package and talks to a local Runtime API (2018-06-01) served here, one per function.
  *
  * Endpoints served: `GET /runtime/invocation/next` (long-polls until an event is queued, with the documented
- * Lambda-Runtime-* headers), `POST /runtime/invocation/{id}/response`, `POST /runtime/invocation/{id}/error`
+ * Lambda-Runtime-* headers), `POST /runtime/invocation/{id}/response` (buffered, or streamed with its failure in
+ * trailers), `POST /runtime/invocation/{id}/error`
  * and `POST /runtime/init/error`; and the Extensions API (2020-01-01) for internal extensions: `register` (only
  * before the runtime's first `/next`, INVOKE only, as Lambda answers), `event/next` (an INVOKE event per
  * invocation, with requestId and deadlineMs), `init/error` and `exit/error`.
@@ -43,12 +44,21 @@ const MANAGED_INSTANCES_SHUTDOWN_GRACE_MS = 600;
 
 /** What the function reported, as the Runtime API received it. */
 export type InvokeResult = (
-  | { requestId: string; ok: true; payload: unknown }
+  | { requestId: string; ok: true; payload: unknown; streamed?: StreamedResponse }
   | { requestId: string; ok: false; errorType: string; error: { errorType?: string; errorMessage?: string; trace?: string[] } }
 ) & {
   /** From handing the event to the runtime to its response (or error), in ms (sub-millisecond precision). */
   responseMs?: number;
 };
+
+/**
+ * A response the runtime streamed (`awslambda.streamifyResponse`: it posts with Lambda-Runtime-Function-Response-Mode:
+ * streaming, chunked, and reports a failure in trailers): its content type and every byte, prelude included.
+ */
+export interface StreamedResponse {
+  contentType: string | undefined;
+  body: Buffer;
+}
 
 /** An internal extension as the Extensions API saw it. */
 export interface RegisteredExtension {
@@ -267,7 +277,8 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
   });
   async function route(request: IncomingMessage, response: ServerResponse) {
     const path = request.url ?? '';
-    const body = await readBody(request);
+    // A streamed response's bytes are kept as they came (latin1 maps each byte to one character and back).
+    const body = await readBody(request, isStreamed(request) ? 'latin1' : 'utf8');
     if (request.method === 'GET' && path === `${API}/invocation/next`) {
       registrationClosed = true;
       polls.push(response);
@@ -287,7 +298,14 @@ export async function startPackagedFunction(options: PackagedFunctionOptions): P
       const answeredAt = performance.now();
       const responseMs = answeredAt - (pending.dispatchedAt ?? answeredAt);
       answered.push({ from: pending.dispatchedAt ?? answeredAt, to: answeredAt, connection: request.socket });
-      if (done[2] === 'response') pending.settle({ requestId: pending.requestId, ok: true, payload: parseJson(body), responseMs });
+      const streamedError = request.trailers['lambda-runtime-function-error-type'];
+      if (isStreamed(request) && streamedError) {
+        const error = parseJson(Buffer.from(request.trailers['lambda-runtime-function-error-body'] ?? '', 'base64').toString('utf8')) ?? {};
+        pending.settle({ requestId: pending.requestId, ok: false, errorType: streamedError, error: error as { errorType?: string }, responseMs });
+      } else if (isStreamed(request)) {
+        const streamed = { contentType: request.headers['content-type'], body: Buffer.from(body, 'latin1') };
+        pending.settle({ requestId: pending.requestId, ok: true, payload: undefined, streamed, responseMs });
+      } else if (done[2] === 'response') pending.settle({ requestId: pending.requestId, ok: true, payload: parseJson(body), responseMs });
       else {
         const error = (parseJson(body) ?? {}) as { errorType?: string };
         const errorType = String(request.headers['lambda-runtime-function-error-type'] ?? error.errorType ?? 'Unhandled');
@@ -532,11 +550,16 @@ function concurrencyOf(intervals: { from: number; to: number }[]): { invocations
   return { invocations: intervals.length, peak };
 }
 
-function readBody(request: IncomingMessage): Promise<string> {
+/** A response posted in streaming mode (the runtime client's header for `awslambda.streamifyResponse` handlers). */
+function isStreamed(request: IncomingMessage): boolean {
+  return request.headers['lambda-runtime-function-response-mode'] === 'streaming';
+}
+
+function readBody(request: IncomingMessage, encoding: BufferEncoding = 'utf8'): Promise<string> {
   return new Promise((done, fail) => {
     const chunks: Buffer[] = [];
     request.on('data', (chunk: Buffer) => chunks.push(chunk));
-    request.on('end', () => done(Buffer.concat(chunks).toString('utf8')));
+    request.on('end', () => done(Buffer.concat(chunks).toString(encoding)));
     request.on('error', fail);
   });
 }
