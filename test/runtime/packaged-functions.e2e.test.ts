@@ -1,11 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { cp, mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
-import { build } from 'esbuild';
 import { createSqsServer } from 'local-aws-sqs';
 import type { SQSRecord } from 'aws-lambda';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -16,6 +15,7 @@ import { closedPort } from '../closed-port';
 import { devService } from '../service';
 import { TRACE_ID, TRACEPARENT } from '../trace-ids';
 import { startPackagedFunction, type InvokeResult, type PackagedFunction } from './lambda-runtime';
+import { packageFixture } from './packaged-fixture';
 import { packageService, PREFIX, type ServicePackage } from './packaged-service';
 import { closeServer, startSlowCollector } from './slow-collector';
 
@@ -23,7 +23,6 @@ import { closeServer, startSlowCollector } from './slow-collector';
 // each package but what the Lambda Node.js runtime provides (the AWS SDK v3 on NODE_PATH) and the environment
 // the CloudFormation template gives the function. serverless-offline loads handlers its own way and would hide a
 // module left out of the zip, a wrong handler path or a require that only works from the project's node_modules.
-const ROOT = resolve(__dirname, '..', '..');
 // The example pipeline's functions.
 const FUNCTIONS = ['create-order', 'process-order', 'notify-customer'] as const;
 type FunctionKey = (typeof FUNCTIONS)[number];
@@ -324,24 +323,9 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
   let taskRoot: string;
 
   beforeAll(async () => {
-    // Packaged as serverless-esbuild packages the project's functions (serverless.yml's esbuild settings), beside
-    // the extension the template's NODE_OPTIONS loads.
+    // Packaged as serverless package packages the project's functions, beside the extension NODE_OPTIONS loads.
     taskRoot = join(work, 'ending-badly');
-    await build({
-      entryPoints: [join(__dirname, 'fixtures', 'ending-badly.ts')],
-      outfile: join(taskRoot, 'functions', 'ending-badly.js'),
-      bundle: true,
-      minify: true,
-      sourcemap: true,
-      sourcesContent: false,
-      mainFields: ['module', 'main'],
-      target: 'node24',
-      platform: 'node',
-      external: ['@aws-sdk/*'],
-      logLevel: 'silent',
-    });
-    await mkdir(join(taskRoot, 'extension'), { recursive: true });
-    await cp(join(ROOT, 'extension', 'after-response.mjs'), join(taskRoot, 'extension', 'after-response.mjs'));
+    await packageFixture(join(__dirname, 'fixtures', 'ending-badly.ts'), taskRoot);
   }, 60_000);
 
   /** The function, with the template's environment (as notify-customer has it) and a 2 s timeout Lambda enforces. */

@@ -1,18 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { cp, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
-import { build } from 'esbuild';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { apiGatewayV2Event } from '../../lib/testing';
 import { startOtlpReceiver, type OtlpReceiver } from '../../scripts/offline/otlp-receiver';
 import { runtimeClientProblem, startPackagedFunction, type PackagedFunction } from './lambda-runtime';
+import { packageFixture } from './packaged-fixture';
 
 // A response-streaming function (traceHttpStreamHandler) run by AWS's runtime interface client, which posts its
 // response streamed (Lambda-Runtime-Function-Response-Mode: streaming) to the local Runtime API as Lambda's own
 // runtime does: the span must end with the stream, carry the status code of the metadata prelude, and be exported
 // in either export mode; the bytes must reach the Runtime API as the handler wrote them.
-const ROOT = resolve(__dirname, '..', '..');
 const PRELUDE = '{"statusCode":201,"headers":{"content-type":"text/plain"}}';
 const DELIMITER = '\0'.repeat(8);
 
@@ -24,21 +23,7 @@ beforeAll(async () => {
   const problem = runtimeClientProblem();
   if (problem) throw new Error(problem);
   work = await mkdtemp(join(tmpdir(), 'traced-streaming-'));
-  await build({
-    entryPoints: [join(__dirname, 'fixtures', 'streaming.ts')],
-    outfile: join(work, 'functions', 'streaming.js'),
-    bundle: true,
-    minify: true,
-    sourcemap: true,
-    sourcesContent: false,
-    mainFields: ['module', 'main'],
-    target: 'node24',
-    platform: 'node',
-    external: ['@aws-sdk/*'],
-    logLevel: 'silent',
-  });
-  await mkdir(join(work, 'extension'), { recursive: true });
-  await cp(join(ROOT, 'extension', 'after-response.mjs'), join(work, 'extension', 'after-response.mjs'));
+  await packageFixture(join(__dirname, 'fixtures', 'streaming.ts'), work);
   await mkdir(join(work, 'runtime'), { recursive: true });
   receiver = await startOtlpReceiver(0);
 }, 60_000);
