@@ -223,8 +223,12 @@ describe('packaged functions under the Lambda runtime interface client', () => {
   it('shares one export among dense invocations: the sandbox is free at once after each response, and SIGTERM exports what is held', async () => {
     const collector = await startSlowCollector(300);
     try {
-      // The template's default strategy (adaptive) and delay (1 s).
-      const fn = await startNotifyCustomerWith({ OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint }, { freeze: true });
+      // The template's default strategy (adaptive), with a 5 s delay: invocations idle up to 2.5 s apart count as
+      // dense, so that a loaded machine's pauses between them do not make one sparse (the thresholds are unit-tested).
+      const fn = await startNotifyCustomerWith(
+        { OTEL_EXPORTER_OTLP_ENDPOINT: collector.endpoint, TRACED_LAMBDA_EXPORT_MAX_DELAY_MS: '5000' },
+        { freeze: true },
+      );
       // The process's first invocation has no traffic before it: exported on its own, the sandbox held for it.
       const first = await fn.invoke({ orderId: 'o-dense-first', customerEmail: 'ada@example.com', itemCount: 1 });
       expect(first.ok).toBe(true);
