@@ -30,9 +30,9 @@ import {
 /** The item attribute that carries the trace context. */
 export const DYNAMODB_TRACE_ATTRIBUTE = 'traced_lambda_trace';
 /** The kit's own attribute for a stream record's sequence number (what `batchItemFailures` reports). */
-export const ATTR_DYNAMODB_SEQUENCE_NUMBER = 'traced_lambda.dynamodb.sequence_number';
+const ATTR_DYNAMODB_SEQUENCE_NUMBER = 'traced_lambda.dynamodb.sequence_number';
 /** DynamoDB's maximum item size, 400 KB: an item the context would take past it is written without it. */
-export const DYNAMODB_MAX_ITEM_BYTES = 400 * 1024;
+const DYNAMODB_MAX_ITEM_BYTES = 400 * 1024;
 
 const carrierSetter: TextMapSetter<Record<string, ItemValue>> = {
   set(carrier, key, value) {
@@ -54,7 +54,7 @@ function stringOf(value: unknown): string | undefined {
 }
 
 /** The reserved attribute's value for the context of `ctx`, or undefined when the propagator writes nothing. */
-export function traceAttributeValue(ctx: Context): ItemValue | undefined {
+function traceAttributeValue(ctx: Context): ItemValue | undefined {
   const carrier: Record<string, ItemValue> = {};
   propagation.inject(ctx, carrier, carrierSetter);
   return Object.keys(carrier).length > 0 ? { M: carrier } : undefined;
@@ -79,8 +79,7 @@ export function injectIntoPutItem<T extends Pick<Put, 'Item'>>(input: T, ctx: Co
     if (item === null || typeof item !== 'object') return input;
     const value = traceAttributeValue(ctx);
     if (!value) return input;
-    const { [DYNAMODB_TRACE_ATTRIBUTE]: _previous, ...rest } = item;
-    if (itemBytes(rest) + attributeBytes(DYNAMODB_TRACE_ATTRIBUTE, value) > DYNAMODB_MAX_ITEM_BYTES) {
+    if (!fitsWith(item, attributeBytes(DYNAMODB_TRACE_ATTRIBUTE, value, utf8Bytes))) {
       reportItemTooLargeForContext();
       return input;
     }
@@ -141,7 +140,7 @@ const BARE_TRACE_ATTRIBUTE = new RegExp(`(?<![\\w#:])${DYNAMODB_TRACE_ATTRIBUTE}
 const SET_KEYWORD = /(?<![\w#:.])SET(?!\w)/i;
 
 /** `expression` with `assignment` first in its SET clause, or with a SET clause of its own added at the end. */
-export function withTraceAssignment(expression: string, assignment: string): string {
+function withTraceAssignment(expression: string, assignment: string): string {
   const match = SET_KEYWORD.exec(expression);
   if (!match) return expression.trim() === '' ? `SET ${assignment}` : `${expression} SET ${assignment}`;
   const afterKeyword = match.index + match[0].length;
@@ -154,34 +153,50 @@ function unusedKey(base: string, taken: Record<string, unknown>): string {
   return key;
 }
 
+/** How a string's bytes are counted: exactly, or at most 3 per UTF-16 unit (cheap, and never less than exact). */
+type StringBytes = (text: string) => number;
+const utf8Bytes: StringBytes = (text) => Buffer.byteLength(text, 'utf8');
+const utf8BytesAtMost: StringBytes = (text) => text.length * 3;
+
 /**
- * An item's size as DynamoDB counts it (attribute names plus values; a number counted at its upper bound), for the
- * 400 KB check. Values of an unknown shape count nothing.
+ * Whether the item, less any reserved attribute it had, stays within 400 KB with `added` bytes more. Most items are
+ * far below: their upper bound settles it without encoding a string; near the limit the exact count decides.
  */
-export function itemBytes(item: Record<string, unknown>): number {
+function fitsWith(item: Record<string, unknown>, added: number): boolean {
+  const limit = DYNAMODB_MAX_ITEM_BYTES - added;
+  return itemBytesWithout(item, utf8BytesAtMost) <= limit || itemBytesWithout(item, utf8Bytes) <= limit;
+}
+
+/**
+ * An item's size as DynamoDB counts it (attribute names plus values; a number counted at its upper bound) less the
+ * reserved attribute. Values of an unknown shape count nothing.
+ */
+function itemBytesWithout(item: Record<string, unknown>, stringBytes: StringBytes): number {
   let total = 0;
-  for (const [name, value] of Object.entries(item)) total += attributeBytes(name, value);
+  for (const name in item) {
+    if (name !== DYNAMODB_TRACE_ATTRIBUTE && Object.hasOwn(item, name)) total += attributeBytes(name, item[name], stringBytes);
+  }
   return total;
 }
 
-function attributeBytes(name: string, value: unknown): number {
-  return Buffer.byteLength(name, 'utf8') + valueBytes(value);
+function attributeBytes(name: string, value: unknown, stringBytes: StringBytes): number {
+  return stringBytes(name) + valueBytes(value, stringBytes);
 }
 
-function valueBytes(value: unknown): number {
+function valueBytes(value: unknown, stringBytes: StringBytes): number {
   if (value === null || typeof value !== 'object') return 0;
   const v = value as Record<string, unknown>;
-  if (typeof v.S === 'string') return Buffer.byteLength(v.S, 'utf8');
+  if (typeof v.S === 'string') return stringBytes(v.S);
   if (typeof v.N === 'string') return numberBytes(v.N);
   if (v.B instanceof Uint8Array) return v.B.length;
   if (typeof v.B === 'string') return Buffer.byteLength(v.B, 'base64');
   if (typeof v.BOOL === 'boolean' || v.NULL !== undefined) return 1;
-  if (Array.isArray(v.SS)) return v.SS.reduce((sum: number, s: unknown) => sum + (typeof s === 'string' ? Buffer.byteLength(s, 'utf8') : 0), 0);
+  if (Array.isArray(v.SS)) return v.SS.reduce((sum: number, s: unknown) => sum + (typeof s === 'string' ? stringBytes(s) : 0), 0);
   if (Array.isArray(v.NS)) return v.NS.reduce((sum: number, n: unknown) => sum + (typeof n === 'string' ? numberBytes(n) : 0), 0);
   if (Array.isArray(v.BS)) return v.BS.reduce((sum: number, b: unknown) => sum + (b instanceof Uint8Array ? b.length : 0), 0);
-  if (Array.isArray(v.L)) return v.L.reduce((sum: number, element: unknown) => sum + 1 + valueBytes(element), 3);
+  if (Array.isArray(v.L)) return v.L.reduce((sum: number, element: unknown) => sum + 1 + valueBytes(element, stringBytes), 3);
   if (v.M !== null && typeof v.M === 'object') {
-    return Object.entries(v.M as Record<string, unknown>).reduce((sum, [key, element]) => sum + 1 + attributeBytes(key, element), 3);
+    return Object.entries(v.M as Record<string, unknown>).reduce((sum, [key, element]) => sum + 1 + attributeBytes(key, element, stringBytes), 3);
   }
   return 0;
 }

@@ -129,6 +129,18 @@ describe('putItem → traceDynamoDbStreamRecords', () => {
     expect(messages.filter((message) => message.includes('DynamoDB item'))).toHaveLength(1);
   });
 
+  it.each([
+    ['300 KB of ASCII', 'x'.repeat(300 * 1024), true],
+    // 3 bytes each: 409,538 bytes with the key, 409,627 with the context, past the 409,600 limit
+    ['multi-byte characters counted as UTF-8 bytes', '€'.repeat(136_510), false],
+  ])('counts an item of %s as DynamoDB does before writing the context', async (_name, pad, carries) => {
+    // Act
+    await putItem(dynamoDb, { TableName: TABLE, Item: { pk: { S: 'o-1' }, pad: { S: pad } } });
+
+    // Assert
+    expect(Object.hasOwn(sentPutItem().Item ?? {}, 'traced_lambda_trace')).toBe(carries);
+  });
+
   it("keeps the caller's SDK result and error unchanged, and marks the span failed on an error", async () => {
     // Arrange
     const failure = Object.assign(new Error('The conditional request failed'), { name: 'ConditionalCheckFailedException' });
