@@ -6,6 +6,7 @@ export { extractParentFromSqsRecord, injectIntoSqsMessage } from './carriers/sqs
 export { extractParentFromSnsRecord } from './carriers/sns-message-attributes';
 export { extractParentFromEventBridgeEvent } from './carriers/eventbridge-detail';
 export { extractParentFromKinesisRecord, kinesisRecordAsWritten } from './carriers/kinesis';
+export { DYNAMODB_TRACE_ATTRIBUTE, dynamoDbRecordAsWritten, extractParentFromDynamoDbRecord } from './carriers/dynamodb-stream';
 export { extractParentFromInvoke, injectIntoInvokeInput } from './carriers/lambda-invoke';
 export type { InboundPolicy } from './propagation/inbound-policy';
 export type { LambdaFn } from './invocation/invocation';
@@ -16,11 +17,13 @@ export { traceSqsRecords, type SqsBatchStrategy, type SqsHandlerOptions, type Sq
 export { traceInvokeHandler, type InvokeHandlerOptions } from './handlers/invoke';
 export { traceEventBridgeHandler, traceSnsRecords, type EventHandlerOptions } from './handlers/events';
 export { traceKinesisRecords, type KinesisHandlerOptions, type KinesisRecordHandler } from './handlers/kinesis';
+export { traceDynamoDbStreamRecords, type DynamoDbStreamHandlerOptions, type DynamoDbStreamRecordHandler } from './handlers/dynamodb-stream';
 export { tracingMiddleware, type MiddlewareRequest, type TracingMiddleware, type TracingMiddlewareOptions } from './middy';
 export { withSpan } from './child-span';
 export type { ForwardOptions } from './forward/parent';
 export { sendMessage, sendMessageBatch } from './forward/sqs';
 export { putRecord, putRecords, type KinesisForwardOptions } from './forward/kinesis';
+export { putItem, transactWriteItems, updateItem } from './forward/dynamodb';
 export { invokeFunction } from './forward/lambda';
 export { tracedFetch } from './forward/http';
 export { continueFromPayload, currentTraceHeaders, currentTracePayload, traceLogFields, type TracePayload } from './propagation/trace-payload';

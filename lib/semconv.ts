@@ -51,6 +51,20 @@ export const ATTR_MESSAGING_DESTINATION_PARTITION_ID = 'messaging.destination.pa
 // AWS Kinesis (the AWS SDK conventions' stream attribute, set on the messaging spans too)
 export const ATTR_AWS_KINESIS_STREAM_NAME = 'aws.kinesis.stream_name';
 
+// Database (a DynamoDB write's CLIENT span) and the AWS SDK conventions' DynamoDB attributes
+export const ATTR_DB_SYSTEM_NAME = 'db.system.name';
+export const ATTR_DB_OPERATION_NAME = 'db.operation.name';
+export const ATTR_DB_OPERATION_BATCH_SIZE = 'db.operation.batch.size';
+export const ATTR_AWS_DYNAMODB_TABLE_NAMES = 'aws.dynamodb.table_names';
+export const DB_SYSTEM_NAME_AWS_DYNAMODB = 'aws.dynamodb';
+
+// FaaS datasource trigger (a DynamoDB stream record: the table, what happened to the item, and when)
+export const ATTR_FAAS_DOCUMENT_COLLECTION = 'faas.document.collection';
+export const ATTR_FAAS_DOCUMENT_OPERATION = 'faas.document.operation';
+export const ATTR_FAAS_DOCUMENT_TIME = 'faas.document.time';
+/** `faas.trigger` of a database's stream; a constant of its own, so that a batch description can name it without a property read. */
+export const FAAS_TRIGGER_DATASOURCE = 'datasource';
+
 // RPC (the AWS SDK call behind a Lambda invoke). The RPC registry deprecates rpc.system and rpc.service, but the AWS
 // SDK client span still requires them (rpc.system = aws-api): the stable rpc.system.name has no AWS value.
 export const ATTR_RPC_SYSTEM = 'rpc.system';

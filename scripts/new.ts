@@ -3,8 +3,9 @@
  * handler in the kit's wrapper for the trigger), `test/functions/<name>.test.ts` (its unit test with the test kit)
  * and its `serverless.yml` entries: the function, its own least-privilege role and log statement, and for `sqs` its
  * queue with a dead-letter queue, for `kinesis` its stream (on demand) and a queue for the records it gives up on,
- * for `http-stream` its Function URL (response streaming). Triggers: http, sqs, invoke, sns, eventbridge, kinesis,
- * http-stream. Comments and layout of
+ * for `dynamodb` its table with a stream (new and old images) and a queue for the records it gives up on, for
+ * `http-stream` its Function URL (response streaming). Triggers: http, sqs, invoke, sns, eventbridge, kinesis,
+ * dynamodb, http-stream. Comments and layout of
  * serverless.yml are kept; the files are formatted with the project's Prettier settings.
  */
 import { existsSync } from 'node:fs';
@@ -13,7 +14,7 @@ import { dirname, join, resolve } from 'node:path';
 import { format, resolveConfig } from 'prettier';
 import { isMap, isSeq, parseDocument, Scalar, type Document } from 'yaml';
 
-export const TRIGGERS = ['http', 'sqs', 'invoke', 'sns', 'eventbridge', 'kinesis', 'http-stream'] as const;
+export const TRIGGERS = ['http', 'sqs', 'invoke', 'sns', 'eventbridge', 'kinesis', 'dynamodb', 'http-stream'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
 /** What a new function is: its trigger and its key in serverless.yml (kebab-case, e.g. `ship-order`). */
@@ -108,6 +109,21 @@ export async function ${camel(name)}(record: KinesisStreamRecord): Promise<void>
 
 export const handler = traceKinesisRecords(${camel(name)});
 `;
+    case 'dynamodb':
+      return `${header}import type { DynamoDBRecord } from 'aws-lambda';
+import { traceDynamoDbStreamRecords } from '../lib';
+
+/**
+ * One change to the table, its images as the writer wrote the item; a thrown error stops the batch at this record,
+ * which is reported in batchItemFailures: Lambda retries the shard from it on.
+ */
+export async function ${camel(name)}(record: DynamoDBRecord): Promise<void> {
+  const image = record.eventName === 'REMOVE' ? record.dynamodb?.OldImage : record.dynamodb?.NewImage;
+  if (!image?.pk) throw new TypeError(\`record \${record.dynamodb?.SequenceNumber} has no pk in its image\`);
+}
+
+export const handler = traceDynamoDbStreamRecords(${camel(name)});
+`;
     case 'eventbridge':
       return `${header}import type { EventBridgeEvent } from 'aws-lambda';
 import { traceEventBridgeHandler } from '../lib';
@@ -167,6 +183,13 @@ export function testSource({ trigger, name }: NewFunction): string {
     kinesis: {
       imports: 'kinesisEvent, kinesisRecord',
       event: `kinesisEvent([kinesisRecord({ data: '{"id":"1"}', traceparent: TRACEPARENT, streamName: '${name}' })])`,
+      span: `'process ${name}'`,
+      kind: 'CONSUMER',
+      result: 'expect(result).toEqual({ batchItemFailures: [] });',
+    },
+    dynamodb: {
+      imports: 'dynamoDbStreamEvent, dynamoDbStreamRecord',
+      event: `dynamoDbStreamEvent([dynamoDbStreamRecord({ newImage: { pk: { S: '1' }, traced_lambda_trace: { M: { traceparent: { S: TRACEPARENT } } } }, tableName: '${name}' })])`,
       span: `'process ${name}'`,
       kind: 'CONSUMER',
       result: 'expect(result).toEqual({ batchItemFailures: [] });',
@@ -261,7 +284,12 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
   const deadLetterQueue = `${pascal(name)}DeadLetterQueue`;
   const stream = `${pascal(name)}Stream`;
   const failedRecordsQueue = `${pascal(name)}FailedRecordsQueue`;
-  const ownResources: Partial<Record<Trigger, string[]>> = { sqs: [queue, deadLetterQueue], kinesis: [stream, failedRecordsQueue] };
+  const table = `${pascal(name)}Table`;
+  const ownResources: Partial<Record<Trigger, string[]>> = {
+    sqs: [queue, deadLetterQueue],
+    kinesis: [stream, failedRecordsQueue],
+    dynamodb: [table, failedRecordsQueue],
+  };
   const resources = doc.getIn(['resources', 'Resources']);
   for (const id of [role, ...(ownResources[trigger] ?? [])]) {
     if (isMap(resources) && resources.has(id)) throw new Error(`serverless.yml already has a resource ${id}`);
@@ -283,6 +311,21 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
           functionResponseType: 'ReportBatchItemFailures',
           // A record that keeps failing would hold its shard back until it expires (24 h): after 3 retries its
           // batch's description (shard, sequence numbers) goes to the failed-records queue and the shard moves on.
+          maximumRetryAttempts: 3,
+          destinations: { onFailure: { arn: tagged('!GetAtt', `${failedRecordsQueue}.Arn`), type: 'sqs' } },
+        },
+      },
+    ],
+    dynamodb: [
+      {
+        stream: {
+          type: 'dynamodb',
+          arn: tagged('!GetAtt', `${table}.StreamArn`),
+          batchSize: 100,
+          startingPosition: 'LATEST',
+          functionResponseType: 'ReportBatchItemFailures',
+          // As for Kinesis: after 3 retries a failing batch's description goes to the queue and the shard moves on
+          // (a stream keeps records 24 hours).
           maximumRetryAttempts: 3,
           destinations: { onFailure: { arn: tagged('!GetAtt', `${failedRecordsQueue}.Arn`), type: 'sqs' } },
         },
@@ -356,6 +399,33 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
         // On demand: no shard count to size, billed per GB written and read.
         StreamModeDetails: { StreamMode: 'ON_DEMAND' },
         StreamEncryption: { EncryptionType: 'KMS', KeyId: 'alias/aws/kinesis' },
+      },
+    });
+    addEntry(doc, ['resources', 'Resources'], failedRecordsQueue, {
+      Type: 'AWS::SQS::Queue',
+      Properties: { QueueName: `\${self:service}-\${sls:stage}-${name}-failed-records`, MessageRetentionPeriod: 1209600 },
+    });
+  }
+  if (trigger === 'dynamodb') {
+    // What Lambda's event source mapping reads the table's stream with, on that stream alone.
+    statements.push(
+      {
+        Effect: 'Allow',
+        Action: ['dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:DescribeStream', 'dynamodb:ListStreams'],
+        Resource: tagged('!GetAtt', `${table}.StreamArn`),
+      },
+      { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: tagged('!GetAtt', `${failedRecordsQueue}.Arn`) },
+    );
+    addEntry(doc, ['resources', 'Resources'], table, {
+      Type: 'AWS::DynamoDB::Table',
+      Properties: {
+        TableName: `\${self:service}-\${sls:stage}-${name}`,
+        AttributeDefinitions: [{ AttributeName: 'pk', AttributeType: 'S' }],
+        KeySchema: [{ AttributeName: 'pk', KeyType: 'HASH' }],
+        // On demand: no capacity to size, billed per request (the trace attribute's cost: docs/reference.md).
+        BillingMode: 'PAY_PER_REQUEST',
+        // Both images: INSERT and MODIFY read the context from the new one, REMOVE from the old one.
+        StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' },
       },
     });
     addEntry(doc, ['resources', 'Resources'], failedRecordsQueue, {

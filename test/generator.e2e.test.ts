@@ -17,6 +17,7 @@ const GENERATED = [
   ['sns', 'gen-test-sns-subscriber'],
   ['eventbridge', 'gen-test-event-rule'],
   ['kinesis', 'gen-test-stream-consumer'],
+  ['dynamodb', 'gen-test-table-consumer'],
   ['http-stream', 'gen-test-stream-endpoint'],
 ] as const;
 let copy: string;
@@ -98,6 +99,7 @@ describe('npm run new', () => {
     expect(service.functions.find((fn) => fn.key === 'gen-test-sns-subscriber')!.triggers).toEqual(['sns']);
     expect(service.functions.find((fn) => fn.key === 'gen-test-event-rule')!.triggers).toEqual(['eventBridge']);
     expect(service.functions.find((fn) => fn.key === 'gen-test-stream-consumer')!.triggers).toEqual(['stream']);
+    expect(service.functions.find((fn) => fn.key === 'gen-test-table-consumer')!.triggers).toEqual(['stream']);
     // A streaming function is reached through its own URL, not an event.
     expect(service.functions.find((fn) => fn.key === 'gen-test-stream-endpoint')!.triggers).toEqual([]);
   });
@@ -168,6 +170,32 @@ describe('npm run new', () => {
       ],
       [['sqs:SendMessage'], { 'Fn::GetAtt': ['GenTestStreamConsumerFailedRecordsQueue', 'Arn'] }],
     ]);
+    // The table's stream consumer: an on-demand table streaming both images, its mapping reporting batch item
+    // failures, its failed batches described in a queue, and its role allowed to read that stream alone.
+    expect(resources.GenTestTableConsumerTable).toMatchObject({
+      Type: 'AWS::DynamoDB::Table',
+      Properties: { BillingMode: 'PAY_PER_REQUEST', StreamSpecification: { StreamViewType: 'NEW_AND_OLD_IMAGES' } },
+    });
+    const tableMapping = Object.values(resources as Record<string, { Type: string; Properties: Record<string, unknown> }>).find(
+      (resource) =>
+        resource.Type === 'AWS::Lambda::EventSourceMapping' && JSON.stringify(resource.Properties.EventSourceArn).includes('GenTestTableConsumerTable'),
+    );
+    expect(tableMapping?.Properties).toMatchObject({
+      FunctionName: { 'Fn::GetAtt': ['GenDashtestDashtableDashconsumerLambdaFunction', 'Arn'] },
+      EventSourceArn: { 'Fn::GetAtt': ['GenTestTableConsumerTable', 'StreamArn'] },
+      StartingPosition: 'LATEST',
+      FunctionResponseTypes: ['ReportBatchItemFailures'],
+      MaximumRetryAttempts: 3,
+      DestinationConfig: { OnFailure: { Destination: { 'Fn::GetAtt': ['GenTestTableConsumerFailedRecordsQueue', 'Arn'] } } },
+    });
+    expect(granted('GenTestTableConsumerRole')).toEqual([
+      [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashtableDashconsumerLogGroup', 'Arn'] }],
+      [
+        ['dynamodb:GetRecords', 'dynamodb:GetShardIterator', 'dynamodb:DescribeStream', 'dynamodb:ListStreams'],
+        { 'Fn::GetAtt': ['GenTestTableConsumerTable', 'StreamArn'] },
+      ],
+      [['sqs:SendMessage'], { 'Fn::GetAtt': ['GenTestTableConsumerFailedRecordsQueue', 'Arn'] }],
+    ]);
     expect(granted('GenTestHttpEndpointRole')).toEqual([
       [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashhttpDashendpointLogGroup', 'Arn'] }],
     ]);
@@ -195,7 +223,7 @@ describe('npm run new', () => {
     expect(again.code).toBe(1);
     expect(again.output).toContain('gen-test-queue-worker.ts exists already');
     expect(() => parseArguments(['queue', 'x'])).toThrow(
-      'unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge|kinesis|http-stream> <name>',
+      'unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge|kinesis|dynamodb|http-stream> <name>',
     );
     expect(() => parseArguments(['sqs', 'Ship_Order'])).toThrow('"Ship_Order" is not a function name');
     expect(() => parseArguments(['sqs'])).toThrow('usage: npm run new');

@@ -7,10 +7,12 @@
 type SqsModule = typeof import('@aws-sdk/client-sqs');
 type LambdaModule = typeof import('@aws-sdk/client-lambda');
 type KinesisModule = typeof import('@aws-sdk/client-kinesis');
+type DynamoDbModule = typeof import('@aws-sdk/client-dynamodb');
 
 let sqs: SqsModule | undefined;
 let lambda: LambdaModule | undefined;
 let kinesis: KinesisModule | undefined;
+let dynamoDb: DynamoDbModule | undefined;
 
 export function loadSqsCommands(): Pick<SqsModule, 'SendMessageCommand' | 'SendMessageBatchCommand'> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -25,4 +27,9 @@ export function loadLambdaCommands(): Pick<LambdaModule, 'InvokeCommand'> {
 export function loadKinesisCommands(): Pick<KinesisModule, 'PutRecordCommand' | 'PutRecordsCommand'> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (kinesis ??= require('@aws-sdk/client-kinesis') as KinesisModule);
+}
+
+export function loadDynamoDbCommands(): Pick<DynamoDbModule, 'PutItemCommand' | 'UpdateItemCommand' | 'TransactWriteItemsCommand'> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (dynamoDb ??= require('@aws-sdk/client-dynamodb') as DynamoDbModule);
 }

@@ -12,6 +12,8 @@ export const PARENT_SOURCE = {
   invokePayloadEnvelope: 'invoke-payload-envelope',
   eventBridgeDetail: 'eventbridge-detail',
   kinesisRecordData: 'kinesis-record-data',
+  dynamoDbNewImage: 'dynamodb-new-image',
+  dynamoDbOldImage: 'dynamodb-old-image',
   payload: 'trace-payload',
   none: 'none',
 } as const;

@@ -8,6 +8,8 @@ import type {
   APIGatewayProxyEventV2,
   ClientContext,
   Context as LambdaContext,
+  DynamoDBRecord,
+  DynamoDBStreamEvent,
   EventBridgeEvent,
   KinesisStreamEvent,
   KinesisStreamRecord,
@@ -324,4 +326,55 @@ export function kinesisRecordFromPutRecord(
     ...options,
     data: input.Data ?? new Uint8Array(),
   });
+}
+
+/** An item's attributes as the SDK takes them (`{ S: 'o-1' }`…) or as a stream record delivers them. */
+type ItemImage = Record<string, object>;
+
+export interface DynamoDbStreamRecordOptions {
+  eventName?: 'INSERT' | 'MODIFY' | 'REMOVE';
+  /** The item after the write (INSERT, MODIFY); a captured PutItem input's `Item` as it is. */
+  newImage?: ItemImage;
+  /** The item before the write (MODIFY, REMOVE). */
+  oldImage?: ItemImage;
+  /** The item's key attributes (default: the `pk` of whichever image is given, or `{ pk: { S: 'order-1' } }`). */
+  keys?: ItemImage;
+  /** A stream sequence number (digits); a new increasing one by default. */
+  sequenceNumber?: string;
+  tableName?: string;
+}
+
+let nextStreamSequenceNumber = 100_000_000_000_000_000_000n;
+
+/**
+ * One DynamoDB stream record as Lambda delivers it (stream view type NEW_AND_OLD_IMAGES). Binary values are given as
+ * the stream delivers them, base64 strings.
+ */
+export function dynamoDbStreamRecord(options: DynamoDbStreamRecordOptions = {}): DynamoDBRecord {
+  const { eventName = 'INSERT', newImage, oldImage, tableName = 'orders' } = options;
+  const image = newImage ?? oldImage;
+  const keys = options.keys ?? (image && 'pk' in image ? { pk: image.pk } : { pk: { S: 'order-1' } });
+  const sequenceNumber = options.sequenceNumber ?? String(nextStreamSequenceNumber++);
+  const stream: NonNullable<DynamoDBRecord['dynamodb']> = {
+    ApproximateCreationDateTime: Math.floor(Date.now() / 1000),
+    Keys: keys as NonNullable<DynamoDBRecord['dynamodb']>['Keys'],
+    SequenceNumber: sequenceNumber,
+    SizeBytes: 128,
+    StreamViewType: 'NEW_AND_OLD_IMAGES',
+  };
+  if (newImage) stream.NewImage = newImage as NonNullable<DynamoDBRecord['dynamodb']>['NewImage'];
+  if (oldImage) stream.OldImage = oldImage as NonNullable<DynamoDBRecord['dynamodb']>['OldImage'];
+  return {
+    eventID: randomUUID().replaceAll('-', ''),
+    eventName,
+    eventVersion: '1.1',
+    eventSource: 'aws:dynamodb',
+    awsRegion: REGION,
+    dynamodb: stream,
+    eventSourceARN: `arn:aws:dynamodb:${REGION}:${ACCOUNT}:table/${tableName}/stream/2026-01-01T00:00:00.000`,
+  };
+}
+
+export function dynamoDbStreamEvent(records: DynamoDBRecord[]): DynamoDBStreamEvent {
+  return { Records: records };
 }
