@@ -51,6 +51,9 @@ export const ATTR_MESSAGING_DESTINATION_PARTITION_ID = 'messaging.destination.pa
 // AWS Kinesis (the AWS SDK conventions' stream attribute, set on the messaging spans too)
 export const ATTR_AWS_KINESIS_STREAM_NAME = 'aws.kinesis.stream_name';
 
+// AWS Step Functions (the AWS SDK conventions' attribute, on the StartExecution span)
+export const ATTR_AWS_STEP_FUNCTIONS_STATE_MACHINE_ARN = 'aws.step_functions.state_machine.arn';
+
 // RPC (the AWS SDK call behind a Lambda invoke). The RPC registry deprecates rpc.system and rpc.service, but the AWS
 // SDK client span still requires them (rpc.system = aws-api): the stable rpc.system.name has no AWS value.
 export const ATTR_RPC_SYSTEM = 'rpc.system';

@@ -7,10 +7,12 @@
 type SqsModule = typeof import('@aws-sdk/client-sqs');
 type LambdaModule = typeof import('@aws-sdk/client-lambda');
 type KinesisModule = typeof import('@aws-sdk/client-kinesis');
+type SfnModule = typeof import('@aws-sdk/client-sfn');
 
 let sqs: SqsModule | undefined;
 let lambda: LambdaModule | undefined;
 let kinesis: KinesisModule | undefined;
+let sfn: SfnModule | undefined;
 
 export function loadSqsCommands(): Pick<SqsModule, 'SendMessageCommand' | 'SendMessageBatchCommand'> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -25,4 +27,9 @@ export function loadLambdaCommands(): Pick<LambdaModule, 'InvokeCommand'> {
 export function loadKinesisCommands(): Pick<KinesisModule, 'PutRecordCommand' | 'PutRecordsCommand'> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (kinesis ??= require('@aws-sdk/client-kinesis') as KinesisModule);
+}
+
+export function loadSfnCommands(): Pick<SfnModule, 'StartExecutionCommand' | 'StartSyncExecutionCommand'> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (sfn ??= require('@aws-sdk/client-sfn') as SfnModule);
 }

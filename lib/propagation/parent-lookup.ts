@@ -12,6 +12,8 @@ export const PARENT_SOURCE = {
   invokePayloadEnvelope: 'invoke-payload-envelope',
   eventBridgeDetail: 'eventbridge-detail',
   kinesisRecordData: 'kinesis-record-data',
+  stepFunctionsInput: 'step-functions-input',
+  lambdaXRayTraceHeader: 'lambda-xray-trace-header',
   payload: 'trace-payload',
   none: 'none',
 } as const;
