@@ -1,8 +1,9 @@
 import { SFNClient, StartExecutionCommand, StartSyncExecutionCommand } from '@aws-sdk/client-sfn';
-import { diag, SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { context, diag, SpanKind, SpanStatusCode, trace } from '@opentelemetry/api';
+import fc from 'fast-check';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
-import { startExecution, startSyncExecution, traceStepFunctionsTask, withSpan } from '../../lib';
+import { injectIntoExecutionInput, startExecution, startSyncExecution, traceStepFunctionsTask, withSpan } from '../../lib';
 import { captureSpans, lambdaContext, type SpanCapture } from '../../lib/testing';
 
 const STATE_MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:order-flow';
@@ -261,5 +262,42 @@ describe('traceStepFunctionsTask with events that are not what it expects', () =
     await expect(traceStepFunctionsTask(async () => Promise.reject(declined))({}, lambdaContext())).rejects.toBe(declined);
 
     expect(capture.span('test-function').status.code).toBe(SpanStatusCode.ERROR);
+  });
+});
+
+describe('any input, any event', () => {
+  const parent = trace.setSpanContext(context.active(), { traceId: '0af7651916cd43dd8448eb211c80319c', spanId: 'b7ad6b7169203331', traceFlags: 1 });
+  const member = '"traced_lambda_trace":{"traceparent":"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}';
+
+  it('leaves an input as it was, or adds the member alone to a JSON object, and never throws', () => {
+    fc.assert(
+      fc.property(
+        fc.oneof(
+          fc.string(),
+          fc.json(),
+          fc.dictionary(fc.string(), fc.jsonValue()).map((value) => JSON.stringify(value, null, 1)),
+        ),
+        (input) => {
+          const sent = injectIntoExecutionInput({ stateMachineArn: STATE_MACHINE, input }, parent).input;
+          if (sent === input) return;
+          // Written: the member spliced in after the opening brace, the producer's text around it untouched
+          const at = sent!.indexOf(member);
+          const rest = sent!.slice(at + member.length);
+          expect(at).toBe(input.length - input.trimStart().length + 1);
+          expect(sent!.slice(0, at) + (rest.startsWith(',') ? rest.slice(1) : rest)).toBe(input);
+          expect(JSON.parse(sent!)).toHaveProperty('traced_lambda_trace');
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  it('runs the handler for any event and resolves with its result', async () => {
+    await fc.assert(
+      fc.asyncProperty(fc.anything(), async (event) => {
+        await expect(traceStepFunctionsTask(async () => 'done')(event, lambdaContext())).resolves.toBe('done');
+      }),
+      { numRuns: 200 },
+    );
   });
 });
