@@ -19,7 +19,11 @@ export function traceStepFunctionsTask<E, R>(handler: LambdaFn<E, R>, options: S
   return traceInvocation(stepFunctionsTaskEntrySpan(options), handler, { prepare: (event: unknown) => stepFunctionsTaskEventAsWritten(event) as E });
 }
 
-function stepFunctionsTaskEntrySpan(options: StepFunctionsTaskOptions): EntrySpanDescription<unknown> {
+/**
+ * The SERVER span of one Step Functions task, named after the function, its parent read from the event's reserved
+ * member or the invocation's X-Ray header (the event as Lambda delivers it). Shared with the middy middleware.
+ */
+export function stepFunctionsTaskEntrySpan(options: StepFunctionsTaskOptions): EntrySpanDescription<unknown> {
   return {
     trigger: FAAS_TRIGGER.other,
     describe(event, lambdaContext, attributes, telemetry) {
