@@ -8,8 +8,9 @@
 // JSON) is sent untouched and carries no context. The name has no dot, unlike the Kinesis member: a state definition
 // passes it on with a plain JSONPath (`$.traced_lambda_trace`) or JSONata (`$states.input.traced_lambda_trace`)
 // expression, where a dot would be read as a step into a nested object.
-import { diag, propagation, type Attributes, type Context, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { diag, propagation, type Attributes, type Context } from '@opentelemetry/api';
 import type { Context as LambdaContext } from 'aws-lambda';
+import { jsonFieldsGetter, jsonFieldsSetter } from '../propagation/json-fields-carrier';
 import { extractWith, lookupFrom, NOT_FOUND, PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import { ATTR_AWS_STEP_FUNCTIONS_STATE_MACHINE_ARN, ATTR_RPC_METHOD, ATTR_RPC_SERVICE, ATTR_RPC_SYSTEM } from '../semconv';
 import { extractXRayTraceHeader } from './xray-trace-header';
@@ -19,20 +20,6 @@ export const STEP_FUNCTIONS_TRACE_MEMBER = 'traced_lambda_trace';
 
 /** Step Functions' limit for an execution's input (and any state's input or output): 256 KiB of UTF-8. */
 export const STEP_FUNCTIONS_MAX_INPUT_BYTES = 256 * 1024;
-
-const carrierSetter: TextMapSetter<Record<string, string>> = {
-  set(carrier, key, value) {
-    carrier[key] = value;
-  },
-};
-
-const carrierGetter: TextMapGetter<Record<string, unknown>> = {
-  keys: (carrier) => Object.keys(carrier),
-  get(carrier, key) {
-    const value = carrier[key];
-    return typeof value === 'string' ? value : undefined;
-  },
-};
 
 let reportedSizeLimit = false;
 
@@ -60,7 +47,7 @@ export function injectIntoExecutionInput<T extends { input?: string | undefined 
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return input;
     if (Object.hasOwn(parsed, STEP_FUNCTIONS_TRACE_MEMBER)) return input;
     const carrier: Record<string, string> = {};
-    propagation.inject(ctx, carrier, carrierSetter);
+    propagation.inject(ctx, carrier, jsonFieldsSetter);
     if (Object.keys(carrier).length === 0) return input;
     // `{}` (any whitespace inside) takes the member alone; otherwise a comma separates it from the producer's first.
     const separator = Object.keys(parsed).length === 0 ? '' : ',';
@@ -101,7 +88,7 @@ function xRayTraceHeaderOf(lambdaContext: LambdaContext | undefined): string | u
  */
 export function extractParentFromStepFunctionsTask(event: unknown, lambdaContext: LambdaContext | undefined): ParentLookup {
   const member = traceMemberOf(event);
-  const fromInput = member ? extractWith(member, carrierGetter, PARENT_SOURCE.stepFunctionsInput) : NOT_FOUND;
+  const fromInput = member ? extractWith(member, jsonFieldsGetter, PARENT_SOURCE.stepFunctionsInput) : NOT_FOUND;
   if (fromInput.parent) return fromInput;
   const header = xRayTraceHeaderOf(lambdaContext);
   if (!header) return fromInput;
