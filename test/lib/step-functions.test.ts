@@ -152,6 +152,22 @@ describe('startExecution → traceStepFunctionsTask', () => {
     expect(info.mock.calls.filter(([message]) => String(message).includes('Step Functions'))).toHaveLength(1);
   });
 
+  it('adds the member to an input it takes to exactly 256 KiB, and not to one byte more', async () => {
+    // Arrange: the member with a traceparent alone and its comma is 96 bytes
+    const padded = (bytes: number) => `{"pad":"${'é'.repeat(500)}${'x'.repeat(bytes - '{"pad":""}'.length - 1000)}"}`;
+    const fits = padded(256 * 1024 - 96);
+    const over = padded(256 * 1024 - 95);
+
+    // Act
+    await startExecution(sfn, { stateMachineArn: STATE_MACHINE, input: fits });
+    await startExecution(sfn, { stateMachineArn: STATE_MACHINE, input: over });
+
+    // Assert: sizes in UTF-8 bytes, not characters
+    expect(Buffer.byteLength(fits, 'utf8')).toBe(256 * 1024 - 96);
+    expect(Buffer.byteLength(sentInput(0)!, 'utf8')).toBe(256 * 1024);
+    expect(sentInput(1)).toBe(over);
+  });
+
   it("rethrows the SDK's error unchanged and marks the span failed", async () => {
     const refused = Object.assign(new Error('State Machine Does Not Exist'), { name: 'StateMachineDoesNotExist' });
     sfnMock.on(StartExecutionCommand).rejects(refused);
