@@ -16,10 +16,10 @@ import { ATTR_AWS_STEP_FUNCTIONS_STATE_MACHINE_ARN, ATTR_RPC_METHOD, ATTR_RPC_SE
 import { extractXRayTraceHeader } from './xray-trace-header';
 
 /** The reserved member of an execution's input (and of a task's event) that holds the propagator's fields. */
-export const STEP_FUNCTIONS_TRACE_MEMBER = 'traced_lambda_trace';
+const STEP_FUNCTIONS_TRACE_MEMBER = 'traced_lambda_trace';
 
 /** Step Functions' limit for an execution's input (and any state's input or output): 256 KiB of UTF-8. */
-export const STEP_FUNCTIONS_MAX_INPUT_BYTES = 256 * 1024;
+const STEP_FUNCTIONS_MAX_INPUT_BYTES = 256 * 1024;
 
 let reportedSizeLimit = false;
 
@@ -106,8 +106,15 @@ export function stepFunctionsTaskEventAsWritten(event: unknown): unknown {
   return rest;
 }
 
+export type StepFunctionsMethod = 'StartExecution' | 'StartSyncExecution';
+
+/** The name the AWS SDK client span conventions give the call's span: `SFN.StartExecution`. */
+export function stepFunctionsCallSpanName(method: StepFunctionsMethod): string {
+  return `SFN.${method}`;
+}
+
 /** The attributes of a StartExecution / StartSyncExecution span (the AWS SDK client span conventions). */
-export function stepFunctionsCallAttributes(method: 'StartExecution' | 'StartSyncExecution', stateMachineArn: string | undefined): Attributes {
+export function stepFunctionsCallAttributes(method: StepFunctionsMethod, stateMachineArn: string | undefined): Attributes {
   const attributes: Attributes = { [ATTR_RPC_SYSTEM]: 'aws-api', [ATTR_RPC_SERVICE]: 'SFN', [ATTR_RPC_METHOD]: method };
   if (stateMachineArn) attributes[ATTR_AWS_STEP_FUNCTIONS_STATE_MACHINE_ARN] = stateMachineArn;
   return attributes;

@@ -7,7 +7,7 @@ import type {
   StartSyncExecutionCommandOutput,
 } from '@aws-sdk/client-sfn';
 import { loadSfnCommands } from './aws-sdk';
-import { injectIntoExecutionInput, stepFunctionsCallAttributes } from '../carriers/step-functions-input';
+import { injectIntoExecutionInput, stepFunctionsCallAttributes, stepFunctionsCallSpanName } from '../carriers/step-functions-input';
 import { ATTR_ERROR_TYPE } from '../semconv';
 import { runOutgoingCall, type ForwardOptions } from './parent';
 
@@ -18,7 +18,7 @@ import { runOutgoingCall, type ForwardOptions } from './parent';
  */
 export async function startExecution(client: SFNClient, input: StartExecutionCommandInput, options?: ForwardOptions): Promise<StartExecutionCommandOutput> {
   return runOutgoingCall({
-    name: 'SFN.StartExecution',
+    name: stepFunctionsCallSpanName('StartExecution'),
     kind: SpanKind.CLIENT,
     attributes: stepFunctionsCallAttributes('StartExecution', input.stateMachineArn),
     options,
@@ -37,7 +37,7 @@ export async function startSyncExecution(
   options?: ForwardOptions,
 ): Promise<StartSyncExecutionCommandOutput> {
   return runOutgoingCall({
-    name: 'SFN.StartSyncExecution',
+    name: stepFunctionsCallSpanName('StartSyncExecution'),
     kind: SpanKind.CLIENT,
     attributes: stepFunctionsCallAttributes('StartSyncExecution', input.stateMachineArn),
     options,
