@@ -8,6 +8,7 @@ export { extractParentFromEventBridgeEvent } from './carriers/eventbridge-detail
 export { extractParentFromKinesisRecord, kinesisRecordAsWritten } from './carriers/kinesis';
 export { DYNAMODB_TRACE_ATTRIBUTE, dynamoDbRecordAsWritten, extractParentFromDynamoDbRecord } from './carriers/dynamodb-stream';
 export { extractParentFromInvoke, injectIntoInvokeInput } from './carriers/lambda-invoke';
+export { extractParentFromStepFunctionsTask, injectIntoExecutionInput, stepFunctionsTaskEventAsWritten } from './carriers/step-functions-input';
 export type { InboundPolicy } from './propagation/inbound-policy';
 export type { LambdaFn } from './invocation/invocation';
 export { traceHttpHandler, type HttpHandlerOptions } from './handlers/http';
@@ -16,6 +17,7 @@ export { httpResponseStream, ResponseStreamClosedError, type HttpResponseMetadat
 export { traceSqsRecords, type SqsBatchStrategy, type SqsHandlerOptions, type SqsRecordHandler } from './handlers/sqs';
 export { traceInvokeHandler, type InvokeHandlerOptions } from './handlers/invoke';
 export { traceEventBridgeHandler, traceSnsRecords, type EventHandlerOptions } from './handlers/events';
+export { traceStepFunctionsTask, type StepFunctionsTaskOptions } from './handlers/step-functions';
 export { traceKinesisRecords, type KinesisHandlerOptions, type KinesisRecordHandler } from './handlers/kinesis';
 export { traceDynamoDbStreamRecords, type DynamoDbStreamHandlerOptions, type DynamoDbStreamRecordHandler } from './handlers/dynamodb-stream';
 export { tracingMiddleware, type MiddlewareRequest, type TracingMiddleware, type TracingMiddlewareOptions } from './middy';
@@ -25,6 +27,7 @@ export { sendMessage, sendMessageBatch } from './forward/sqs';
 export { putRecord, putRecords, type KinesisForwardOptions } from './forward/kinesis';
 export { putItem, transactWriteItems, updateItem } from './forward/dynamodb';
 export { invokeFunction } from './forward/lambda';
+export { startExecution, startSyncExecution } from './forward/step-functions';
 export { tracedFetch } from './forward/http';
 export { continueFromPayload, currentTraceHeaders, currentTracePayload, traceLogFields, type TracePayload } from './propagation/trace-payload';
 export { startRun, type Run } from './run';

@@ -1,6 +1,6 @@
 /**
  * The kit as a middy middleware: the same entry span and end-of-invocation export as `traceHttpHandler` and
- * `traceInvokeHandler`, for handlers built with `middy(handler).use(…)`. Typed by shape, so the kit does not
+ * `traceInvokeHandler` or `traceStepFunctionsTask`, for handlers built with `middy(handler).use(…)`. Typed by shape, so the kit does not
  * depend on @middy/core.
  */
 import { context, diag, type ContextManagementToken, type Span } from '@opentelemetry/api';
@@ -9,6 +9,8 @@ import { unwrapInvokePayload } from './carriers/invoke-payload-envelope';
 import type { HttpEvent } from './carriers/http-headers';
 import { httpEntrySpan, recordHttpResponse, type HttpHandlerOptions } from './handlers/http';
 import { invokeEntrySpan, type InvokeHandlerOptions } from './handlers/invoke';
+import { stepFunctionsTaskEntrySpan, type StepFunctionsTaskOptions } from './handlers/step-functions';
+import { stepFunctionsTaskEventAsWritten } from './carriers/step-functions-input';
 import { entryContext } from './invocation/entry-context';
 import { beginInvocation, endInvocation, startInvocation, type BegunInvocation, type StartedInvocation } from './invocation/invocation';
 import { endSpan, recordFailure } from './invocation/span-outcome';
@@ -29,7 +31,8 @@ export interface TracingMiddleware {
 }
 
 /** The trigger the function serves, with the options of the wrapper for that trigger. */
-export type TracingMiddlewareOptions = ({ trigger: 'http' } & HttpHandlerOptions) | ({ trigger: 'invoke' } & InvokeHandlerOptions);
+export type TracingMiddlewareOptions =
+  ({ trigger: 'http' } & HttpHandlerOptions) | ({ trigger: 'invoke' } & InvokeHandlerOptions) | ({ trigger: 'step-functions' } & StepFunctionsTaskOptions);
 
 /** One invocation's tracing, from `before` to `after`/`onError`. */
 interface InvocationState {
@@ -52,16 +55,7 @@ let sqsBatchWarned = false;
  * untraced (its spans are per record: `traceSqsRecords`).
  */
 export function tracingMiddleware(options: TracingMiddlewareOptions): TracingMiddleware {
-  const http = options.trigger === 'http' ? httpEntrySpan(options) : undefined;
-  const invoke = options.trigger === 'invoke' ? invokeEntrySpan(options) : undefined;
-  const start = http
-    ? (request: MiddlewareRequest) => startInvocation(http, request.event as HttpEvent, request.context)
-    : (request: MiddlewareRequest) => {
-        const started = startInvocation(invoke!, request.event, request.context);
-        // As the wrapper does: the handler (and every later middleware) sees the caller's own payload.
-        request.event = unwrapInvokePayload(request.event).payload;
-        return started;
-      };
+  const start = entrySpanStarter(options);
   const recordAnswer = options.trigger === 'http' ? recordHttpResponse : undefined;
 
   return {
@@ -90,6 +84,24 @@ export function tracingMiddleware(options: TracingMiddlewareOptions): TracingMid
         if (request.response === undefined) recordFailure(span, request.error);
         else recordAnswer?.(span, request.response);
       }),
+  };
+}
+
+/** How the middleware starts the entry span for its trigger, and what of the event the handler then sees. */
+function entrySpanStarter(options: TracingMiddlewareOptions): (request: MiddlewareRequest) => StartedInvocation | undefined {
+  if (options.trigger === 'http') {
+    const http = httpEntrySpan(options);
+    return (request) => startInvocation(http, request.event as HttpEvent, request.context);
+  }
+  const [description, handlerEvent] =
+    options.trigger === 'invoke'
+      ? [invokeEntrySpan(options), (event: unknown) => unwrapInvokePayload(event).payload]
+      : [stepFunctionsTaskEntrySpan(options), stepFunctionsTaskEventAsWritten];
+  return (request) => {
+    const started = startInvocation(description, request.event, request.context);
+    // As the wrapper does: the handler (and every later middleware) sees the caller's own payload.
+    request.event = handlerEvent(request.event);
+    return started;
   };
 }
 

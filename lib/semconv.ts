@@ -65,6 +65,9 @@ export const ATTR_FAAS_DOCUMENT_TIME = 'faas.document.time';
 /** `faas.trigger` of a database's stream; a constant of its own, so that a batch description can name it without a property read. */
 export const FAAS_TRIGGER_DATASOURCE = 'datasource';
 
+// AWS Step Functions (the AWS SDK conventions' attribute, on the StartExecution span)
+export const ATTR_AWS_STEP_FUNCTIONS_STATE_MACHINE_ARN = 'aws.step_functions.state_machine.arn';
+
 // RPC (the AWS SDK call behind a Lambda invoke). The RPC registry deprecates rpc.system and rpc.service, but the AWS
 // SDK client span still requires them (rpc.system = aws-api): the stable rpc.system.name has no AWS value.
 export const ATTR_RPC_SYSTEM = 'rpc.system';

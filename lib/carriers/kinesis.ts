@@ -10,8 +10,9 @@
 //   consumer's span is a root (or, by the batch strategy, linked to nothing).
 // The member is spliced in bytewise, never re-serialized, so that the consumer can cut it out and hand its handler
 // the exact bytes the producer wrote (whitespace, key order, number spelling, escapes, duplicate keys all kept).
-import { diag, propagation, type Attributes, type Context, type Span, type TextMapGetter, type TextMapSetter } from '@opentelemetry/api';
+import { diag, propagation, type Attributes, type Context, type Span } from '@opentelemetry/api';
 import type { KinesisStreamRecord } from 'aws-lambda';
+import { jsonFieldsGetter, jsonFieldsSetter } from '../propagation/json-fields-carrier';
 import { extractWith, NOT_FOUND, PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import {
   ATTR_AWS_KINESIS_STREAM_NAME,
@@ -46,20 +47,6 @@ export const KINESIS_MAX_REQUEST_BYTES = 5 * 1024 * 1024;
 
 const CHAR = { openBrace: 0x7b, closeBrace: 0x7d, quote: 0x22, backslash: 0x5c, comma: 0x2c } as const;
 
-const carrierSetter: TextMapSetter<Record<string, string>> = {
-  set(carrier, key, value) {
-    carrier[key] = value;
-  },
-};
-
-const carrierGetter: TextMapGetter<Record<string, unknown>> = {
-  keys: (carrier) => Object.keys(carrier),
-  get(carrier, key) {
-    const value = carrier[key];
-    return typeof value === 'string' ? value : undefined;
-  },
-};
-
 /** The part of a PutRecord input (or PutRecords entry) the context goes into. */
 interface KinesisRecordInput {
   Data: Uint8Array | undefined;
@@ -86,7 +73,7 @@ export function injectIntoKinesisRecord<T extends KinesisRecordInput>(input: T, 
     const data = input.Data;
     if (!(data instanceof Uint8Array) || data[0] !== CHAR.openBrace) return unchanged;
     const carrier: Record<string, string> = {};
-    propagation.inject(ctx, carrier, carrierSetter);
+    propagation.inject(ctx, carrier, jsonFieldsSetter);
     if (Object.keys(carrier).length === 0) return unchanged;
     const written = withTraceMember(data, carrier);
     if (!written) return unchanged;
@@ -224,7 +211,7 @@ function endOfJsonObject(bytes: Uint8Array, start: number): number {
 /** The context a producer wrote into the record's data (`traceparent`/`tracestate` of the reserved member). */
 export function extractParentFromKinesisRecord(record: KinesisStreamRecord): ParentLookup {
   const member = readTraceMember(record?.kinesis?.data);
-  return member ? extractWith(member.carrier, carrierGetter, PARENT_SOURCE.kinesisRecordData) : NOT_FOUND;
+  return member ? extractWith(member.carrier, jsonFieldsGetter, PARENT_SOURCE.kinesisRecordData) : NOT_FOUND;
 }
 
 /**

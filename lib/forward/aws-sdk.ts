@@ -8,11 +8,13 @@ type SqsModule = typeof import('@aws-sdk/client-sqs');
 type LambdaModule = typeof import('@aws-sdk/client-lambda');
 type KinesisModule = typeof import('@aws-sdk/client-kinesis');
 type DynamoDbModule = typeof import('@aws-sdk/client-dynamodb');
+type SfnModule = typeof import('@aws-sdk/client-sfn');
 
 let sqs: SqsModule | undefined;
 let lambda: LambdaModule | undefined;
 let kinesis: KinesisModule | undefined;
 let dynamoDb: DynamoDbModule | undefined;
+let sfn: SfnModule | undefined;
 
 export function loadSqsCommands(): Pick<SqsModule, 'SendMessageCommand' | 'SendMessageBatchCommand'> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
@@ -32,4 +34,9 @@ export function loadKinesisCommands(): Pick<KinesisModule, 'PutRecordCommand' | 
 export function loadDynamoDbCommands(): Pick<DynamoDbModule, 'PutItemCommand' | 'UpdateItemCommand' | 'TransactWriteItemsCommand'> {
   // eslint-disable-next-line @typescript-eslint/no-require-imports
   return (dynamoDb ??= require('@aws-sdk/client-dynamodb') as DynamoDbModule);
+}
+
+export function loadSfnCommands(): Pick<SfnModule, 'StartExecutionCommand' | 'StartSyncExecutionCommand'> {
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  return (sfn ??= require('@aws-sdk/client-sfn') as SfnModule);
 }

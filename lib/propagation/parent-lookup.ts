@@ -14,6 +14,8 @@ export const PARENT_SOURCE = {
   kinesisRecordData: 'kinesis-record-data',
   dynamoDbNewImage: 'dynamodb-new-image',
   dynamoDbOldImage: 'dynamodb-old-image',
+  stepFunctionsInput: 'step-functions-input',
+  lambdaXRayTraceHeader: 'lambda-xray-trace-header',
   payload: 'trace-payload',
   none: 'none',
 } as const;

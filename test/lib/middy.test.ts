@@ -10,6 +10,7 @@ import {
   startTelemetry,
   traceHttpHandler,
   traceInvokeHandler,
+  traceStepFunctionsTask,
   tracingMiddleware,
   withSpan,
   type HttpHandlerOptions,
@@ -106,6 +107,22 @@ describe('tracingMiddleware gives the span the wrapper gives for the same trigge
     expect(outcome(middySpan)).toEqual(outcome(wrapperSpan));
     expect(middySpan.name).toBe('notify-customer');
     expect(middySpan.parentSpanContext?.spanId).toBe(SPAN_ID);
+  });
+
+  it('step-functions: the reserved member of the task event, taken out of what the handler sees', async () => {
+    const event = { traced_lambda_trace: { traceparent: TRACEPARENT }, orderId: 'o-1' };
+    const invocation = lambdaContext({ functionName: 'charge-card' });
+    const received: unknown[] = [];
+    const handle = async (payload: unknown) => (received.push(payload), 'charged');
+
+    await traceStepFunctionsTask(handle)(event, invocation);
+    await middy(handle).use(tracingMiddleware({ trigger: 'step-functions' }))(event, invocation);
+
+    expect(received).toEqual([{ orderId: 'o-1' }, { orderId: 'o-1' }]);
+    const [wrapperSpan, middySpan] = capture.spans();
+    expect(outcome(middySpan)).toEqual(outcome(wrapperSpan));
+    expect(middySpan.parentSpanContext?.spanId).toBe(SPAN_ID);
+    expect(middySpan.attributes['traced_lambda.parent.source']).toBe('step-functions-input');
   });
 
   it("rethrows the handler's error unchanged, recorded on the span as the wrapper records it", async () => {
