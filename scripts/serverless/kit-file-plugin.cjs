@@ -61,6 +61,20 @@ async function importedNames(build) {
   return [...names];
 }
 
+/**
+ * OpenTelemetry's dynamic imports (@opentelemetry/resources' host detectors read the machine id through `import()`)
+ * are left out of the bundle: the kit never runs them, and esbuild wraps every module such an import can reach (the
+ * whole OpenTelemetry API among them) in a function called at load, instead of laying them out flat.
+ */
+const noDynamicImports = {
+  name: 'traced-lambda-no-dynamic-imports',
+  setup(build) {
+    build.onResolve({ filter: /.*/ }, ({ kind, path, importer }) =>
+      kind === 'dynamic-import' && importer.includes('/node_modules/@opentelemetry/') ? { path, external: true } : undefined,
+    );
+  },
+};
+
 /** @type {import('esbuild').Plugin} */
 const kitFilePlugin = {
   name: 'traced-lambda-kit-file',
@@ -92,7 +106,7 @@ const kitFilePlugin = {
         sourcemap: false,
         stdin: { contents: exported, resolveDir: LIB, sourcefile: kitFile, loader: 'ts' },
         outfile: join(outdir ?? dirname(outfile), kitFile),
-        plugins: exportFilePlugins,
+        plugins: [noDynamicImports, ...exportFilePlugins],
       });
     });
   },
