@@ -6,7 +6,9 @@
  *
  * Why a preload: Lambda accepts an extension only during init, before the runtime asks for its first event, and
  * the runtime asks as soon as the handler module has loaded. A module given to `--import` is evaluated, top-level
- * await included, before the runtime's own code runs, so the registration is always in time.
+ * await included, before the runtime's own code runs: it waits here until the registration request is written to
+ * the Extensions API's connection, so the request always reaches Lambda before the runtime's first request for an
+ * event. The answer is not waited for: it arrives while the runtime and the handler module load.
  *
  * What Lambda then does: it freezes the sandbox only when the runtime *and* every extension have asked for their
  * next event. The runtime posts the response as soon as the handler returns; this extension asks for its next
@@ -48,7 +50,8 @@ const KIT_DEADLINE_MARGIN_MS = 50;
 /**
  * @typedef {{ eventType: 'INVOKE', requestId: string, deadlineMs: number, invokedFunctionArn?: string }} InvokeEvent
  * @typedef {object} AfterResponseLink
- * @property {'registered' | 'off' | 'failed' | 'stopped'} status `registered` while events are served.
+ * @property {'registering' | 'registered' | 'off' | 'failed' | 'stopped'} status `registered` while events are served;
+ *   `registering` until Lambda has answered the registration (events are served once it has).
  * @property {string} reason Why the status is not `registered`.
  * @property {string} name The extension's name.
  * @property {((event: InvokeEvent) => Promise<void>) | undefined} onInvoke Set by the kit: resolves once that
@@ -86,15 +89,25 @@ if (!runtimeApi) {
 } else {
   const api = extensionsApi(runtimeApi);
 
-  try {
-    // Lambda gives SHUTDOWN to external extensions only; the runtime process gets SIGTERM instead.
-    const id = await register(api, ['INVOKE']);
-    link.status = 'registered';
-    void serve(id);
-  } catch (error) {
-    link.status = 'failed';
-    link.reason = `could not register with the Lambda Extensions API: ${error instanceof Error ? error.message : String(error)}`;
-  }
+  // Lambda gives SHUTDOWN to external extensions only; the runtime process gets SIGTERM instead.
+  link.status = 'registering';
+  /** @type {() => void} */
+  let written = () => undefined;
+  const requestWritten = new Promise((resolve) => (written = () => resolve(undefined)));
+  register(api, ['INVOKE'], written).then(
+    (id) => {
+      link.status = 'registered';
+      void serve(id);
+    },
+    (error) => {
+      written();
+      link.status = 'failed';
+      link.reason = `could not register with the Lambda Extensions API: ${error instanceof Error ? error.message : String(error)}`;
+      // A kit that connected meanwhile exports in its invocations from now on.
+      link.onStopped?.();
+    },
+  );
+  await requestWritten;
 
   /**
    * The extension's loop: wait for an event, let the kit export the invocation's spans, ask for the next one.
@@ -302,13 +315,13 @@ function extensionsApi(address) {
 
   /**
    * @param {Buffer} bytes from `requestBytes`
-   * @param {{ timeoutMs?: number, hold?: boolean, detached?: boolean }} [options] `timeoutMs`: no limit when absent
-   *   (the event request waits as long as the sandbox is idle); `hold`: hold the answer, unparsed, until `link.readEvent()`,
-   *   if `link.holdEvent()`; `detached`: the request never keeps the process alive (an event
-   *   that never comes).
+   * @param {{ timeoutMs?: number, hold?: boolean, detached?: boolean, written?: () => void }} [options] `timeoutMs`: no
+   *   limit when absent (the event request waits as long as the sandbox is idle); `hold`: hold the answer, unparsed,
+   *   until `link.readEvent()`, if `link.holdEvent()`; `detached`: the request never keeps the process alive (an event
+   *   that never comes); `written`: called once the request has been handed to the connection (or could not be).
    * @returns {Promise<Answer>}
    */
-  const send = (bytes, { timeoutMs, hold = false, detached = false } = {}) =>
+  const send = (bytes, { timeoutMs, hold = false, detached = false, written } = {}) =>
     new Promise((resolve, reject) => {
       if (pending) throw new Error('a request is already in flight');
       socket ??= open();
@@ -324,7 +337,7 @@ function extensionsApi(address) {
         error: undefined,
       };
       if (timeoutMs) timer = setTimeout(() => fail(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs);
-      socket.write(bytes);
+      socket.write(bytes, written);
       if (hold && link.holdEvent?.()) {
         // Read from the socket as it arrives (in the wake-up that brings the runtime its invocation), but neither
         // parsed nor acted on until asked for. Pausing the socket instead (readStop, then readStart) cost two
@@ -501,11 +514,12 @@ function drainWorkersOnSigterm(channel) {
  * Registers this process as an internal extension for `events`; its identifier, or an error saying why not.
  * @param {ReturnType<typeof extensionsApi>} api
  * @param {string[]} events
+ * @param {() => void} [written] called once the request has been handed to the connection
  */
-async function register(api, events) {
+async function register(api, events, written) {
   const answer = await api.send(
     api.requestBytes('POST', '/register', { 'Lambda-Extension-Name': NAME, 'Content-Type': 'application/json' }, JSON.stringify({ events })),
-    { timeoutMs: REGISTER_TIMEOUT_MS },
+    { timeoutMs: REGISTER_TIMEOUT_MS, written },
   );
   const id = answer.header('lambda-extension-identifier');
   if (answer.status !== 200 || !id) throw new Error(`registration refused (${answer.status}${describeError(answer.body)})`);

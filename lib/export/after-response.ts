@@ -20,7 +20,7 @@ export interface InvokeEvent {
 
 /** The extension's state, as extension/after-response.mjs publishes it. */
 export interface AfterResponseLink {
-  status: 'registered' | 'off' | 'failed' | 'stopped';
+  status: 'registering' | 'registered' | 'off' | 'failed' | 'stopped';
   reason: string;
   name: string;
   onInvoke?: (event: InvokeEvent) => Promise<void>;
@@ -89,7 +89,7 @@ export class AfterResponseExport {
 
   /** True while the extension serves events; false once it stopped (the wrappers then export in-invocation). */
   get active(): boolean {
-    return this.link.status === 'registered';
+    return servesEvents(this.link);
   }
 
   /** A wrapper entered its handler for this request. */
@@ -258,12 +258,15 @@ export interface AfterResponseConnection {
  * preload holds such an event (for a bounded time) until `link.connected` is called.
  */
 export function connectAfterResponse(link: AfterResponseLink | undefined, target: AfterResponseTarget): AfterResponseConnection | undefined {
-  if (link?.status !== 'registered') return undefined;
+  if (!link || !servesEvents(link)) return undefined;
   const afterResponse = new AfterResponseExport(link, target.flush, UNTRACED_GRACE_MS, target.schedule);
   const onInvoke = (event: InvokeEvent) => afterResponse.onInvoke(event);
   link.onInvoke = onInvoke;
   link.onStopped = () => {
     diag.warn(`traced-lambda: spans are exported before each response returns from now on (${link.reason}).`);
+    // Spans an ended invocation left for the extension (no event will come for them now) go out at once, within
+    // the configured flush timeout.
+    void target.flush(Number.POSITIVE_INFINITY).catch(() => undefined);
   };
   link.connected?.();
   // With an extension registered, Lambda ends the sandbox with SIGTERM and ~500 ms: export what is left (spans
@@ -287,6 +290,14 @@ export function connectAfterResponse(link: AfterResponseLink | undefined, target
       if (link.onInvoke === onInvoke) link.onInvoke = undefined;
     },
   };
+}
+
+/**
+ * Whether the extension serves events: registered, or registering (the preload sends the registration before the
+ * runtime starts and does not wait for Lambda's answer; should Lambda refuse it, the link stops and `onStopped` says so).
+ */
+function servesEvents(link: AfterResponseLink): boolean {
+  return link.status === 'registered' || link.status === 'registering';
 }
 
 /** Says in the function's log where spans are exported, and why when it is not after the response. */

@@ -17,10 +17,13 @@ interface Received {
   path: string;
   headers: Record<string, string>;
   body: string;
+  /** Date.now() when the request had fully arrived, and when its answer began to be sent. */
+  at: number;
+  answeredAt?: number;
 }
 
 /** What the server does with each request, in order: the bytes to send (in pieces, with a pause between) and whether to close after. */
-type Answer = { pieces: string[]; close?: boolean; reset?: boolean } | 'close-at-once';
+type Answer = { pieces: string[]; close?: boolean; reset?: boolean; delayMs?: number } | 'close-at-once';
 
 const servers: Server[] = [];
 afterEach(async () => {
@@ -48,7 +51,8 @@ async function hostileApi(answers: Answer[]) {
         const length = Number(headers['content-length'] ?? 0);
         if (buffered.length < headEnd + 4 + length) return;
         const [method, path] = requestLine.split(' ');
-        received.push({ method, path, headers, body: buffered.slice(headEnd + 4, headEnd + 4 + length) });
+        const request: Received = { method, path, headers, body: buffered.slice(headEnd + 4, headEnd + 4 + length), at: Date.now() };
+        received.push(request);
         buffered = buffered.slice(headEnd + 4 + length);
         // A request on a connection this server is closing goes unanswered, as a real server's would.
         if (socket.writableEnded || socket.destroyed) return;
@@ -58,6 +62,8 @@ async function hostileApi(answers: Answer[]) {
           socket.destroy();
           return;
         }
+        if (answer.delayMs) await new Promise((done) => setTimeout(done, answer.delayMs));
+        request.answeredAt = Date.now();
         for (const [index, piece] of answer.pieces.entries()) {
           if (index > 0) await new Promise((done) => setTimeout(done, 15));
           socket.write(piece);
@@ -87,13 +93,18 @@ function runPreload(
   connectAfterMs?: number,
   lifeMs = 8_000,
   readEventsAtMs?: number[],
+  timing = false,
 ): Promise<{ lines: Record<string, unknown>[]; code: number | null }> {
   // With connectAfterMs, the hook is set that late, then said as the kit says it (its telemetry starting with the
   // first traced invocation, after that invocation's event may have arrived). With readEventsAtMs, every event is
   // held (as the kit holds them while its wrappers run the handler), and the kit reads one at each of those times.
+  // The preload only waits for its registration to be written: Lambda's answer arrives while the program loads.
   const script = `
     const link = globalThis[Symbol.for('traced-lambda.after-response')];
-    console.log(JSON.stringify({ status: link.status, reason: link.reason }));
+    const startedAt = Date.now();
+    const statusAtStart = link.status;
+    for (let wait = 0; link.status === 'registering' && wait < 5000; wait++) await new Promise((next) => setTimeout(next, 1));
+    console.log(JSON.stringify({ status: link.status, reason: link.reason, ...(${timing} ? { startedAt, statusAtStart } : {}) }));
     if (link.status !== 'registered') process.exit(0);
     let seen = 0;
     const readsAt = ${JSON.stringify(readEventsAtMs ?? [])};
@@ -264,6 +275,23 @@ describe("the preload's Extensions API client", () => {
     ]);
     expect(api.received[4].headers['lambda-extension-function-error-type']).toBe('Extension.EventsUnavailable');
   }, 15_000);
+
+  it('lets the program start once the registration is sent, without waiting for its answer', async () => {
+    const registered = `HTTP/1.1 200 OK\r\nLambda-Extension-Identifier: ${ID}\r\nContent-Length: 0\r\n\r\n`;
+    const one = event('one');
+    const api = await hostileApi([{ pieces: [registered], delayMs: 300 }, { pieces: [`HTTP/1.1 200 OK\r\nContent-Length: ${one.length}\r\n\r\n${one}`] }]);
+
+    const { lines } = await runPreload(api.address, 1, undefined, 8_000, undefined, true);
+
+    // The registration had reached the Extensions API before the program began (as it must before the runtime's
+    // first request for an event), and the program began before the answer came; the extension then served events.
+    const [status] = lines as [{ status: string; startedAt: number; statusAtStart: string }];
+    expect(status).toMatchObject({ status: 'registered', statusAtStart: 'registering' });
+    expect(api.received[0]).toMatchObject({ path: '/2020-01-01/extension/register' });
+    expect(api.received[0].at).toBeLessThanOrEqual(status.startedAt);
+    expect(status.startedAt).toBeLessThan(api.received[0].answeredAt!);
+    expect(lines[1]).toEqual({ requestId: 'one', deadlineMs: 1_900_000_000_000 });
+  });
 
   it('fails the registration on a refusal (403), and on an answer that never ends, within its limit', async () => {
     const error = JSON.stringify({ errorMessage: 'No events allowed for internal extensions', errorType: 'Extension.InvalidEventType' });
