@@ -59,7 +59,9 @@ async function startInvokeEndpoint(respond: (event: KinesisStreamEvent) => unkno
       events.push(event);
       const answer = respond(event);
       if (answer === THROW) {
-        response.writeHead(200, { 'content-type': 'application/json', 'x-amz-function-error': 'Unhandled' }).end('{"errorType":"Error","errorMessage":"poison"}');
+        response
+          .writeHead(200, { 'content-type': 'application/json', 'x-amz-function-error': 'Unhandled' })
+          .end('{"errorType":"Error","errorMessage":"poison"}');
       } else {
         response.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify(answer ?? null));
       }
@@ -272,7 +274,10 @@ export const handler = traceKinesisRecords(consume);
   async function produce(records: unknown[]): Promise<{ traceId: string; createSpanIds: string[] }> {
     capture.reset();
     await withSpan('produce', () =>
-      putRecords(kinesis, { StreamName: streamName, Records: records.map((record) => ({ PartitionKey: 'one-shard', Data: Buffer.from(JSON.stringify(record)) })) }),
+      putRecords(kinesis, {
+        StreamName: streamName,
+        Records: records.map((record) => ({ PartitionKey: 'one-shard', Data: Buffer.from(JSON.stringify(record)) })),
+      }),
     );
     const created = capture.spans().filter((span) => span.name === `create ${streamName}`);
     return { traceId: created[0].spanContext().traceId, createSpanIds: created.map((span) => span.spanContext().spanId) };
