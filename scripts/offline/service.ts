@@ -1,9 +1,9 @@
 /**
  * The service as serverless.yml declares it, read through the framework's own `serverless print` (every variable
- * resolved for the stage): its name, its functions with their deployed names and triggers, the queues it creates
- * and the environment each function gets. The offline stack, `npm start` and the tests take every name from here,
- * so that renaming the service, or adding a function or a queue, needs no edit outside serverless.yml and the
- * function's own files.
+ * resolved for the stage): its name, its functions with their deployed names and triggers, the queues and Kinesis
+ * streams it creates and the environment each function gets. The offline stack, `npm start` and the tests take every
+ * name from here, so that renaming the service, or adding a function, a queue or a stream, needs no edit outside
+ * serverless.yml and the function's own files.
  */
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
