@@ -80,9 +80,9 @@ describe('the offline Kinesis event source, on its own', () => {
   });
 
   /** The emulators with one stream and its on-failure queue, the event source feeding `respond`. */
-  async function feed(streamName: string, respond: (event: KinesisStreamEvent) => unknown, settings: Partial<DeclaredKinesisEvent> = {}) {
+  async function feed(streamName: string, respond: (event: KinesisStreamEvent) => unknown, settings: Partial<DeclaredKinesisEvent> = {}, shardCount = 1) {
     const [kinesisPort, sqsPort] = await freePorts(2);
-    const kinesisEmulator = await startKinesisEmulator([{ logicalId: 'Stream', name: streamName, shardCount: 1 }], kinesisPort, region);
+    const kinesisEmulator = await startKinesisEmulator([{ logicalId: 'Stream', name: streamName, shardCount }], kinesisPort, region);
     cleanups.push(kinesisEmulator.close);
     const failedQueue = `${streamName}-failed`;
     const sqsServer = await createSqsServer({
@@ -205,6 +205,34 @@ describe('the offline Kinesis event source, on its own', () => {
         streamArn: `arn:aws:kinesis:${region}:${ACCOUNT}:stream/payments`,
       },
     });
+  });
+
+  it('polls each shard on its own: a record retried without end holds back its shard only', { timeout: 20_000 }, async () => {
+    // Arrange: two shards; the function always fails a-1, and retries are not bounded (Lambda's default)
+    const { kinesis, events } = await feed('views', (event) => (dataOf(event).includes('a-1') ? THROW : {}), { maximumRetryAttempts: -1 }, 2);
+    const toShard = (shard: 0 | 1, text: string) => ({
+      PartitionKey: text,
+      ExplicitHashKey: shard === 0 ? '0' : '340282366920938463463374607431768211455',
+      Data: Buffer.from(text),
+    });
+
+    // Act
+    await kinesis.send(new PutRecordsCommand({ StreamName: 'views', Records: [toShard(0, 'a-1'), toShard(1, 'b-1'), toShard(0, 'a-2'), toShard(1, 'b-2')] }));
+
+    // Assert: shard 1's records go through in order while shard 0 keeps retrying a-1 with a-2 behind it
+    await until('shard 1 served and shard 0 retried', 10_000, () =>
+      events.some((event) => dataOf(event).includes('b-2')) && events.filter((event) => dataOf(event).includes('a-1')).length >= 3 ? true : undefined,
+    );
+    expect(events.map(dataOf).filter((data) => data[0].startsWith('b-'))).toEqual([['b-1', 'b-2']]);
+    expect(
+      new Set(
+        events
+          .map(dataOf)
+          .filter((data) => data[0].startsWith('a-'))
+          .map((data) => data.join(',')),
+      ),
+    ).toEqual(new Set(['a-1,a-2']));
+    expect(new Set(events.flatMap((event) => event.Records.map((record) => record.eventID.split(':')[0]))).size).toBe(2);
   });
 });
 
