@@ -1,3 +1,5 @@
+import { NodeHttpHandler } from '@smithy/node-http-handler';
+
 /** What the functions read from their environment, once per process (serverless.yml sets these per stage). */
 export interface FunctionConfig {
   ordersQueueUrl?: string;
@@ -6,6 +8,8 @@ export interface FunctionConfig {
   sqsEndpoint?: string;
   /** Set only offline: serverless-offline's Lambda invoke endpoint. */
   lambdaEndpoint?: string;
+  /** Set only offline: the Kinesis emulator (kinesalite). */
+  kinesisEndpoint?: string;
 }
 
 export function readFunctionConfig(env: Record<string, string | undefined> = process.env): FunctionConfig {
@@ -14,6 +18,7 @@ export function readFunctionConfig(env: Record<string, string | undefined> = pro
     notifyCustomerFunction: env.NOTIFY_CUSTOMER_FUNCTION || undefined,
     sqsEndpoint: env.SQS_ENDPOINT || undefined,
     lambdaEndpoint: env.LAMBDA_ENDPOINT || undefined,
+    kinesisEndpoint: env.KINESIS_ENDPOINT || undefined,
   };
 }
 
@@ -24,6 +29,16 @@ export function readFunctionConfig(env: Record<string, string | undefined> = pro
 export function awsClientOptions(endpoint: string | undefined) {
   if (!endpoint) return {};
   return { endpoint, credentials: { accessKeyId: 'offline', secretAccessKey: 'offline' } };
+}
+
+/**
+ * Kinesis client options, e.g. `new KinesisClient(kinesisClientOptions(config.kinesisEndpoint))` in a function that
+ * writes to a stream: deployed, none (the region's endpoint, over HTTP/2 as the SDK chooses); offline, the emulator
+ * over HTTP/1.1, since the Kinesis client speaks HTTP/2 by default and the emulator does not.
+ */
+export function kinesisClientOptions(endpoint: string | undefined) {
+  if (!endpoint) return {};
+  return { ...awsClientOptions(endpoint), requestHandler: new NodeHttpHandler() };
 }
 
 /** A required setting; its absence is a deployment mistake, reported as such. */

@@ -34,7 +34,7 @@ The order pipeline runs offline (Ctrl-C stops it):
   HTTP API      POST ${stack.httpApiUrl}
   REST API      POST ${stack.restApiUrl}
   Lambda invoke      ${stack.lambdaEndpoint}   (FunctionName ${functionName('notify-customer')}, …)
-  SQS emulator       ${stack.sqsEndpoint}   (queue ${stack.queueUrl})
+  SQS emulator       ${stack.sqsEndpoint}   (queue ${stack.queueUrl})${stack.kinesisEndpoint ? `\n  Kinesis emulator   ${stack.kinesisEndpoint}` : ''}
   Traces             ${stack.receiver ? `${stack.receiver.endpoint}/v1/traces, printed below` : `sent to ${externalBackend}`}${page ? `\n  Trace waterfall    ${page.url}   (every trace received, updated live)` : ''}
 
 Try:

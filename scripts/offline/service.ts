@@ -1,9 +1,9 @@
 /**
  * The service as serverless.yml declares it, read through the framework's own `serverless print` (every variable
- * resolved for the stage): its name, its functions with their deployed names and triggers, the queues it creates
- * and the environment each function gets. The offline stack, `npm start` and the tests take every name from here,
- * so that renaming the service, or adding a function or a queue, needs no edit outside serverless.yml and the
- * function's own files.
+ * resolved for the stage): its name, its functions with their deployed names and triggers, the queues and Kinesis
+ * streams it creates and the environment each function gets. The offline stack, `npm start` and the tests take every
+ * name from here, so that renaming the service, or adding a function, a queue or a stream, needs no edit outside
+ * serverless.yml and the function's own files.
  */
 import { execFileSync } from 'node:child_process';
 import { resolve } from 'node:path';
@@ -28,6 +28,8 @@ export interface DeclaredFunction {
   consumes: string[];
   /** Its `sqs` events with their settings, in the order serverless.yml lists them. */
   sqsEvents: DeclaredSqsEvent[];
+  /** Its `stream` events on a Kinesis stream declared in `resources`, with their settings. */
+  kinesisEvents: DeclaredKinesisEvent[];
   /** Its timeout in seconds (its own, or the provider's). */
   timeout: number;
   /** Its own environment: strings as resolved, CloudFormation references kept as they are. */
@@ -51,6 +53,40 @@ export interface DeclaredSqsEvent {
   enabled: boolean;
 }
 
+/**
+ * A function's `stream` event on a declared Kinesis stream: the event source mapping Lambda would create, with its
+ * defaults (https://docs.aws.amazon.com/lambda/latest/dg/services-kinesis-parameters.html).
+ */
+export interface DeclaredKinesisEvent {
+  /** The logical id of the consumed stream in `resources`. */
+  stream: string;
+  /** Records per invocation at most (Lambda's default: 100). */
+  batchSize: number;
+  /** Seconds to gather records before invoking (Lambda's default: 0). */
+  maximumBatchingWindow: number;
+  /** `LATEST` (the default here), `TRIM_HORIZON` or `AT_TIMESTAMP`. */
+  startingPosition: string;
+  /** `functionResponseType: ReportBatchItemFailures`: the function reports the record it failed at. */
+  reportBatchItemFailures: boolean;
+  /** Retries of a failing batch before it is given up (Lambda's default: -1, until the records expire). */
+  maximumRetryAttempts: number;
+  /** `bisectBatchOnFunctionError`: a batch whose invocation fails is split in two. */
+  bisectBatchOnFunctionError: boolean;
+  /** The logical id of the declared queue a given-up batch is described in (`destinations.onFailure`). */
+  onFailureQueue?: string;
+  /** `enabled: false` pauses the mapping. */
+  enabled: boolean;
+}
+
+export interface DeclaredStream {
+  /** The stream's logical id in `resources`. */
+  logicalId: string;
+  /** Its Name. */
+  name: string;
+  /** Its ShardCount when provisioned; 1 for an on-demand stream (offline only: AWS starts one with 4). */
+  shardCount: number;
+}
+
 export interface DeclaredQueue {
   /** The queue's logical id in `resources`. */
   logicalId: string;
@@ -70,12 +106,16 @@ export interface ServiceDescription {
   region: string;
   functions: DeclaredFunction[];
   queues: DeclaredQueue[];
+  /** Every AWS::Kinesis::Stream in `resources`. */
+  streams: DeclaredStream[];
   /** The stage's `custom.stages.<stage>.sqsVisibilityTimeout`, when set: every queue's visibility timeout there. */
   stageVisibilityTimeout?: number;
   /** The deployed name of a declared function; throws for a key serverless.yml does not declare. */
   functionName(key: string): string;
   /** A declared queue, by logical id; throws for one serverless.yml does not declare. */
   queue(logicalId: string): DeclaredQueue;
+  /** A declared Kinesis stream, by logical id; throws for one serverless.yml does not declare. */
+  stream(logicalId: string): DeclaredStream;
   /**
    * A function's environment as plain strings: a `Ref` to a declared queue becomes that queue's URL on `endpoint`
    * (default: the region's SQS endpoint in the local account), anything else that is not a string is left out.
@@ -155,9 +195,22 @@ export function fromPrintedConfig(config: PrintedConfig): ServiceDescription {
         attributes,
       };
     });
+  const streams: DeclaredStream[] = Object.entries(resources)
+    .filter(([, resource]) => resource.Type === 'AWS::Kinesis::Stream')
+    .map(([logicalId, resource]) => {
+      const { Name, ShardCount } = resource.Properties ?? {};
+      const shards = Number(ShardCount);
+      return {
+        logicalId,
+        name: typeof Name === 'string' ? Name : `${service}-${stage}-${logicalId}`,
+        shardCount: Number.isInteger(shards) && shards > 0 ? shards : 1,
+      };
+    });
+  const streamIds = new Set(streams.map((declared) => declared.logicalId));
   const functions: DeclaredFunction[] = Object.entries(config.functions ?? {}).map(([key, fn]) => {
     const events = fn.events ?? [];
     const sqsEvents = events.flatMap((event) => sqsEventOf(event.sqs));
+    const kinesisEvents = events.flatMap((event) => kinesisEventOf(event.stream, streamIds));
     return {
       key,
       name: fn.name ?? `${service}-${stage}-${key}`,
@@ -165,6 +218,7 @@ export function fromPrintedConfig(config: PrintedConfig): ServiceDescription {
       triggers: events.flatMap((event) => Object.keys(event)),
       consumes: sqsEvents.map((event) => event.queue),
       sqsEvents,
+      kinesisEvents,
       timeout: Number(fn.timeout ?? config.provider.timeout ?? 6),
       environment: fn.environment ?? {},
     };
@@ -174,6 +228,11 @@ export function fromPrintedConfig(config: PrintedConfig): ServiceDescription {
   const queue = (logicalId: string) => {
     const found = queues.find((candidate) => candidate.logicalId === logicalId);
     if (!found) throw new Error(`serverless.yml declares no queue ${logicalId} (it has: ${queues.map((q) => q.logicalId).join(', ') || 'none'})`);
+    return found;
+  };
+  const stream = (logicalId: string) => {
+    const found = streams.find((candidate) => candidate.logicalId === logicalId);
+    if (!found) throw new Error(`serverless.yml declares no Kinesis stream ${logicalId} (it has: ${streams.map((s) => s.logicalId).join(', ') || 'none'})`);
     return found;
   };
   const declaredFunction = (key: string) => {
@@ -187,9 +246,11 @@ export function fromPrintedConfig(config: PrintedConfig): ServiceDescription {
     region,
     functions,
     queues,
+    streams,
     stageVisibilityTimeout: Number.isInteger(visibility) && visibility >= 0 ? visibility : undefined,
     functionName: (key) => declaredFunction(key).name,
     queue,
+    stream,
     environmentOf(key, endpoint = `https://sqs.${region}.amazonaws.com`) {
       const variables: Record<string, string> = {};
       for (const [name, value] of Object.entries(declaredFunction(key).environment)) {
@@ -220,6 +281,38 @@ function sqsEventOf(sqs: unknown): DeclaredSqsEvent[] {
       enabled: settings.enabled !== false && settings.enabled !== 'false',
     },
   ];
+}
+
+/**
+ * A `stream` event as serverless.yml writes it (an ARN alone, or an object with settings) on one of `streams`; none
+ * for a DynamoDB stream or an ARN not in `resources`.
+ */
+function kinesisEventOf(event: unknown, streams: Set<string>): DeclaredKinesisEvent[] {
+  if (event === undefined) return [];
+  const settings = isSettings(event) ? event : { arn: event };
+  const stream = logicalIdOf(settings.arn);
+  if (!stream || !streams.has(stream) || (settings.type !== undefined && settings.type !== 'kinesis')) return [];
+  const onFailure = (settings.destinations as { onFailure?: unknown } | undefined)?.onFailure;
+  const retries = Number(settings.maximumRetryAttempts ?? -1);
+  return [
+    {
+      stream,
+      batchSize: Number(settings.batchSize ?? 100),
+      maximumBatchingWindow: Number(settings.maximumBatchingWindow ?? 0),
+      startingPosition: typeof settings.startingPosition === 'string' ? settings.startingPosition : 'LATEST',
+      reportBatchItemFailures: settings.functionResponseType === 'ReportBatchItemFailures',
+      maximumRetryAttempts: Number.isInteger(retries) && retries >= 0 ? retries : -1,
+      bisectBatchOnFunctionError: settings.bisectBatchOnFunctionError === true || settings.bisectBatchOnFunctionError === 'true',
+      // `onFailure: <arn>` or `onFailure: { arn, type }`.
+      onFailureQueue: logicalIdOf(isSettings(onFailure) ? onFailure.arn : onFailure),
+      enabled: settings.enabled !== false && settings.enabled !== 'false',
+    },
+  ];
+}
+
+/** An event's settings object, as opposed to a bare ARN (a string or a CloudFormation function). */
+function isSettings(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !('Fn::GetAtt' in value) && !('Ref' in value);
 }
 
 /** `{ "Fn::GetAtt": ["OrdersQueue", "Arn"] }` or `!Ref OrdersQueue` → `OrdersQueue`. */

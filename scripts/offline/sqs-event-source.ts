@@ -7,10 +7,11 @@
  * `maxReceiveCount` receives, as SQS does.
  * https://docs.aws.amazon.com/lambda/latest/dg/with-sqs.html
  */
-import { InvokeCommand, LambdaClient } from '@aws-sdk/client-lambda';
+import { LambdaClient } from '@aws-sdk/client-lambda';
 import { DeleteMessageBatchCommand, ReceiveMessageCommand, SQSClient, type Message } from '@aws-sdk/client-sqs';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { batchIsReady, nextReceiveCount, settleBatch, toLambdaRecord, type InvocationResult } from './sqs-batch-policy';
+import { invokeFunction } from './invoke-function';
+import { batchIsReady, nextReceiveCount, settleBatch, toLambdaRecord } from './sqs-batch-policy';
 import type { DeclaredSqsEvent } from './service';
 
 /** One function's `sqs` event, with the names it needs on the emulator and serverless offline. */
@@ -127,7 +128,7 @@ async function runBatch(
   signal: AbortSignal,
 ): Promise<void> {
   const records = messages.map((message) => toLambdaRecord(message, mapping.queueArn, options.region));
-  const result = await invoke(lambda, mapping, { Records: records });
+  const result = await invokeFunction(lambda, mapping.functionName, mapping.timeout, { Records: records });
   const settlement = settleBatch(records, result, { reportBatchItemFailures: mapping.event.reportBatchItemFailures, fifo });
   const handles = new Map(messages.map((message) => [message.MessageId, message.ReceiptHandle]));
   for (let start = 0; start < settlement.done.length; start += 10) {
@@ -140,25 +141,5 @@ async function runBatch(
       `SQS ${mapping.queueName} → ${mapping.functionName}: ${settlement.retried.length} of ${records.length} record(s) back to the queue ` +
         `after their visibility timeout (receive ${[...new Set(receives)].join(', ')})${settlement.reason ? `: ${settlement.reason}` : ''}`,
     );
-  }
-}
-
-/** Invokes the function with the batch and reads its answer; an invoke that fails at all fails the batch. */
-async function invoke(lambda: LambdaClient, mapping: SqsMapping, event: unknown): Promise<InvocationResult> {
-  try {
-    const response = await lambda.send(
-      new InvokeCommand({ FunctionName: mapping.functionName, InvocationType: 'RequestResponse', Payload: Buffer.from(JSON.stringify(event)) }),
-      // Serverless offline ends an invocation at the function's timeout; this only guards against a hung endpoint.
-      { abortSignal: AbortSignal.timeout((mapping.timeout + 5) * 1000) },
-    );
-    const text = response.Payload ? Buffer.from(response.Payload).toString('utf8') : '';
-    if (response.FunctionError) return { functionError: response.FunctionError };
-    try {
-      return { payload: text === '' ? undefined : JSON.parse(text) };
-    } catch {
-      return { functionError: 'the response is not JSON' };
-    }
-  } catch (error) {
-    return { functionError: `invoke failed: ${(error as Error).message}` };
   }
 }

@@ -8,6 +8,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { createSqsServer } from 'local-aws-sqs';
 import { startOtlpReceiver, type OtlpReceiver } from './otlp-receiver';
 import { describeService, LOCAL_ACCOUNT_ID, OFFLINE_STAGE, type ServiceDescription } from './service';
+import { startKinesisEmulator } from './kinesis-emulator';
+import { startKinesisEventSource, type KinesisMapping } from './kinesis-event-source';
 import { startSqsEventSource, type SqsMapping } from './sqs-event-source';
 
 /**
@@ -29,13 +31,18 @@ export interface StackPorts {
   http: number;
   lambda: number;
   sqs: number;
+  /** The Kinesis emulator, started only when serverless.yml declares a Kinesis stream. */
+  kinesis: number;
   /** The local OTLP receiver; 0 means none is started (spans go to OTEL_EXPORTER_OTLP_ENDPOINT). */
   otlp: number;
 }
 
-export const DEFAULT_PORTS: StackPorts = { http: 3000, lambda: 3002, sqs: 9324, otlp: 4318 };
+export const DEFAULT_PORTS: StackPorts = { http: 3000, lambda: 3002, sqs: 9324, kinesis: 4567, otlp: 4318 };
 
-/** The ports `npm start` and `npm run offline` use: the defaults, moved by HTTP_PORT, LAMBDA_PORT, SQS_PORT, OTLP_RECEIVER_PORT. */
+/**
+ * The ports `npm start` and `npm run offline` use: the defaults, moved by HTTP_PORT, LAMBDA_PORT, SQS_PORT,
+ * KINESIS_PORT, OTLP_RECEIVER_PORT.
+ */
 export function portsFromEnv(env: NodeJS.ProcessEnv = process.env): StackPorts {
   const port = (value: string | undefined, fallback: number) => {
     const parsed = Number(value);
@@ -45,6 +52,7 @@ export function portsFromEnv(env: NodeJS.ProcessEnv = process.env): StackPorts {
     http: port(env.HTTP_PORT, DEFAULT_PORTS.http),
     lambda: port(env.LAMBDA_PORT, DEFAULT_PORTS.lambda),
     sqs: port(env.SQS_PORT, DEFAULT_PORTS.sqs),
+    kinesis: port(env.KINESIS_PORT, DEFAULT_PORTS.kinesis),
     otlp: port(env.OTLP_RECEIVER_PORT, DEFAULT_PORTS.otlp),
   };
 }
@@ -57,6 +65,8 @@ export interface OfflineStack {
   restApiUrl: string;
   lambdaEndpoint: string;
   sqsEndpoint: string;
+  /** The Kinesis emulator, when serverless.yml declares a stream. */
+  kinesisEndpoint?: string;
   /** The URL of the first queue a function consumes (the orders queue here). */
   queueUrl: string;
   /** Every declared queue's URL on the emulator, by its name. */
@@ -93,9 +103,10 @@ export interface StackOptions {
 }
 
 /**
- * Starts the whole pipeline on loopback: the OTLP receiver, the SQS emulator with every declared queue, then
- * `serverless offline --stage offline`, then the SQS event source that feeds the queues' consumers through
- * serverless offline's invoke endpoint. Whatever started is stopped again if a later step fails, and by `stop()`.
+ * Starts the whole pipeline on loopback: the OTLP receiver, the SQS emulator with every declared queue, the Kinesis
+ * emulator with every declared stream (when there is one), then `serverless offline --stage offline`, then the SQS
+ * and Kinesis event sources that feed the consumers through serverless offline's invoke endpoint. Whatever started
+ * is stopped again if a later step fails, and by `stop()`.
  */
 export async function startOfflineStack(options: StackOptions = {}): Promise<OfflineStack> {
   const ports = { ...DEFAULT_PORTS, ...options.ports };
@@ -121,6 +132,13 @@ export async function startOfflineStack(options: StackOptions = {}): Promise<Off
 
     const sqs = await startSqsEmulator(service, ports.sqs);
     cleanups.push(() => closeServer(sqs));
+    let kinesisEndpoint: string | undefined;
+    if (service.streams.length > 0) {
+      await assertPortsFree([ports.kinesis]);
+      const kinesis = await startKinesisEmulator(service.streams, ports.kinesis, service.region);
+      cleanups.push(kinesis.close);
+      kinesisEndpoint = kinesis.endpoint;
+    }
 
     await offline.ready(service);
 
@@ -133,12 +151,24 @@ export async function startOfflineStack(options: StackOptions = {}): Promise<Off
       log: offline.note,
     });
     cleanups.push(() => eventSource.stop());
+    if (kinesisEndpoint) {
+      const streamSource = await startKinesisEventSource(kinesisMappings(service, sqsEndpoint), {
+        kinesisEndpoint,
+        sqsEndpoint,
+        lambdaEndpoint: `http://127.0.0.1:${ports.lambda}`,
+        region: service.region,
+        accountId: ACCOUNT_ID,
+        log: offline.note,
+      });
+      cleanups.push(() => streamSource.stop());
+    }
     return {
       ports,
       httpApiUrl: `http://127.0.0.1:${ports.http}/orders`,
       restApiUrl: `http://127.0.0.1:${ports.http}/${STAGE}/orders`,
       lambdaEndpoint: `http://127.0.0.1:${ports.lambda}`,
       sqsEndpoint,
+      kinesisEndpoint,
       queueUrl: queueUrl(sqsEndpoint, consumed[0] ?? service.queues[0]?.name ?? ''),
       queueUrls: Object.fromEntries(service.queues.map((queue) => [queue.name, queueUrl(sqsEndpoint, queue.name)])),
       receiver,
@@ -193,6 +223,23 @@ function sqsMappings(service: ServiceDescription, sqsEndpoint: string): SqsMappi
   );
 }
 
+/** Every function's `stream` events on a declared Kinesis stream, as the Kinesis event source feeds them. */
+function kinesisMappings(service: ServiceDescription, sqsEndpoint: string): KinesisMapping[] {
+  return service.functions.flatMap((fn) =>
+    fn.kinesisEvents.map((event) => {
+      const { name } = service.stream(event.stream);
+      return {
+        functionName: fn.name,
+        timeout: fn.timeout,
+        streamName: name,
+        streamArn: `arn:aws:kinesis:${service.region}:${ACCOUNT_ID}:stream/${name}`,
+        onFailureQueueUrl: event.onFailureQueue ? queueUrl(sqsEndpoint, service.queue(event.onFailureQueue).name) : undefined,
+        event,
+      };
+    }),
+  );
+}
+
 /**
  * The emulator with every queue serverless.yml declares, dead-letter queues first (a redrive policy names one).
  * The emulator applies the redrive policy itself: a message received `maxReceiveCount` times moves to the
@@ -234,6 +281,7 @@ function startServerlessOffline(ports: StackPorts, receiver: OtlpReceiver | unde
     HTTP_PORT: String(ports.http),
     LAMBDA_PORT: String(ports.lambda),
     SQS_PORT: String(ports.sqs),
+    KINESIS_PORT: String(ports.kinesis),
     ...(receiver ? { OTLP_RECEIVER_PORT: String(receiver.port) } : {}),
   };
   if (receiver) {

@@ -64,6 +64,80 @@ describe('the service as serverless.yml declares it', () => {
     expect(() => service.queue('Orders')).toThrow('serverless.yml declares no queue Orders');
   });
 
+  it("reads the Kinesis streams and each consumer's stream event with its error handling, leaving DynamoDB streams out", () => {
+    // Arrange: what `serverless print` gives for the events `npm run new -- kinesis` and `-- dynamodb` write
+    const printed: PrintedConfig = {
+      service: 'shop',
+      provider: { stage: 'test', region: 'us-east-2' },
+      functions: {
+        track: {
+          handler: 'functions/track.handler',
+          events: [
+            {
+              stream: {
+                type: 'kinesis',
+                arn: { 'Fn::GetAtt': ['Clicks', 'Arn'] },
+                batchSize: 50,
+                startingPosition: 'TRIM_HORIZON',
+                functionResponseType: 'ReportBatchItemFailures',
+                maximumRetryAttempts: 3,
+                destinations: { onFailure: { arn: { 'Fn::GetAtt': ['ClicksFailed', 'Arn'] }, type: 'sqs' } },
+              },
+            },
+            { stream: { 'Fn::GetAtt': ['Views', 'Arn'] } },
+          ],
+        },
+        audit: { handler: 'functions/audit.handler', events: [{ stream: { type: 'dynamodb', arn: { 'Fn::GetAtt': ['Table', 'StreamArn'] } } }] },
+      },
+      resources: {
+        Resources: {
+          Clicks: { Type: 'AWS::Kinesis::Stream', Properties: { Name: 'shop-test-clicks', StreamModeDetails: { StreamMode: 'ON_DEMAND' } } },
+          Views: { Type: 'AWS::Kinesis::Stream', Properties: { ShardCount: 2 } },
+          ClicksFailed: { Type: 'AWS::SQS::Queue', Properties: { QueueName: 'shop-test-clicks-failed' } },
+          Table: { Type: 'AWS::DynamoDB::Table', Properties: {} },
+        },
+      },
+    };
+
+    // Act
+    const service = fromPrintedConfig(printed);
+
+    // Assert
+    expect(service.streams).toEqual([
+      { logicalId: 'Clicks', name: 'shop-test-clicks', shardCount: 1 },
+      { logicalId: 'Views', name: 'shop-test-Views', shardCount: 2 },
+    ]);
+    expect(service.functions.map((fn) => fn.kinesisEvents)).toEqual([
+      [
+        {
+          stream: 'Clicks',
+          batchSize: 50,
+          maximumBatchingWindow: 0,
+          startingPosition: 'TRIM_HORIZON',
+          reportBatchItemFailures: true,
+          maximumRetryAttempts: 3,
+          bisectBatchOnFunctionError: false,
+          onFailureQueue: 'ClicksFailed',
+          enabled: true,
+        },
+        // Lambda's defaults: 100 records, no window, retried until the records expire.
+        {
+          stream: 'Views',
+          batchSize: 100,
+          maximumBatchingWindow: 0,
+          startingPosition: 'LATEST',
+          reportBatchItemFailures: false,
+          maximumRetryAttempts: -1,
+          bisectBatchOnFunctionError: false,
+          onFailureQueue: undefined,
+          enabled: true,
+        },
+      ],
+      [],
+    ]);
+    expect(() => service.stream('Orders')).toThrow('serverless.yml declares no Kinesis stream Orders (it has: Clicks, Views)');
+  });
+
   it("is this project's serverless.yml as the framework resolves it", () => {
     expect(devService.stage).toBe('dev');
     expect(devService.functions.map((fn) => fn.name)).toEqual(devService.functions.map((fn) => `${devService.service}-dev-${fn.key}`));
