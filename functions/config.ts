@@ -1,4 +1,3 @@
-import { NodeHttpHandler } from '@smithy/node-http-handler';
 
 /** What the functions read from their environment, once per process (serverless.yml sets these per stage). */
 export interface FunctionConfig {
@@ -38,6 +37,9 @@ export function awsClientOptions(endpoint: string | undefined) {
  */
 export function kinesisClientOptions(endpoint: string | undefined) {
   if (!endpoint) return {};
+  // Loaded offline only: serverless.yml keeps it out of the bundles (deployed, this line never runs).
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { NodeHttpHandler } = require('@smithy/node-http-handler') as typeof import('@smithy/node-http-handler');
   return { ...awsClientOptions(endpoint), requestHandler: new NodeHttpHandler() };
 }
 
