@@ -13,6 +13,7 @@ import { stepFunctionsTaskEntrySpan, type StepFunctionsTaskOptions } from './han
 import { stepFunctionsTaskEventAsWritten } from './carriers/step-functions-input';
 import { entryContext } from './invocation/entry-context';
 import { beginInvocation, endInvocation, startInvocation, type BegunInvocation, type StartedInvocation } from './invocation/invocation';
+import { startAheadOfFirstInvocation } from './telemetry';
 import { endSpan, recordFailure } from './invocation/span-outcome';
 
 /** What the middleware reads and writes of middy's request object. */
@@ -57,6 +58,7 @@ let sqsBatchWarned = false;
 export function tracingMiddleware(options: TracingMiddlewareOptions): TracingMiddleware {
   const start = entrySpanStarter(options);
   const recordAnswer = options.trigger === 'http' ? recordHttpResponse : undefined;
+  startAheadOfFirstInvocation();
 
   return {
     before(request) {

@@ -85,10 +85,32 @@ export interface StartTelemetryOptions {
 }
 
 let active: Telemetry | undefined;
+let startsAhead = false;
 
 /** The active set-up, started from `process.env` on first use. */
 export function getTelemetry(): Telemetry {
   return (active ??= startTelemetry(readTelemetryConfig(process.env)));
+}
+
+/**
+ * Called as each wrapper is made, while the handler module loads. Under a Lambda runtime, the set-up then starts in
+ * the process's next turn, while the runtime waits for its first event, instead of inside the first invocation (the
+ * set-up is a few milliseconds of a cold start, on a path that runs for the first time): where Lambda initialises a
+ * sandbox ahead of its first request, it is off every invocation's path. By then the module's own synchronous code
+ * has run, so a set-up the function starts itself (startTelemetry with options) comes first and is kept. Whatever
+ * happens, the first invocation starts it as before.
+ */
+export function startAheadOfFirstInvocation(): void {
+  if (startsAhead || active || !process.env.AWS_LAMBDA_RUNTIME_API) return;
+  startsAhead = true;
+  setImmediate(() => {
+    if (active) return;
+    try {
+      getTelemetry();
+    } catch (error) {
+      diag.error('traced-lambda: tracing could not start ahead of the first invocation; it starts with it', error);
+    }
+  });
 }
 
 /**

@@ -3,6 +3,7 @@ import type { Context as LambdaContext } from 'aws-lambda';
 import type { HttpEvent } from '../carriers/http-headers';
 import { entryContext } from '../invocation/entry-context';
 import { beginInvocation, endInvocation, startInvocation, type BegunInvocation, type StartedInvocation } from '../invocation/invocation';
+import { startAheadOfFirstInvocation } from '../telemetry';
 import { endSpan, recordFailure } from '../invocation/span-outcome';
 import {
   awsLambdaGlobal,
@@ -32,6 +33,7 @@ export interface HttpStreamHandlerOptions extends HttpHandlerOptions {
 
 export function traceHttpStreamHandler<E extends HttpEvent>(handler: StreamingLambdaFn<E>, options: HttpStreamHandlerOptions = {}): StreamingLambdaFn<E> {
   const description = httpEntrySpan(options);
+  startAheadOfFirstInvocation();
   const traced: StreamingLambdaFn<E> = (event, responseStream, lambdaContext) => {
     const begun = beginInvocation(lambdaContext);
     const started = begun && startInvocation(description, event, lambdaContext);

@@ -8,7 +8,7 @@ import { ATTR_FAAS_INVOCATION_ID } from '../semconv';
 import { runInSpan } from './span-outcome';
 import { applyInboundPolicy, type InboundPolicy } from '../propagation/inbound-policy';
 import { markRandomTrace } from '../propagation/propagator';
-import { getTelemetry, type Telemetry } from '../telemetry';
+import { getTelemetry, startAheadOfFirstInvocation, type Telemetry } from '../telemetry';
 import { invocationAttributes, requestIdOf, takeColdStart } from './invocation-attributes';
 import { ATTR_PARENT_SOURCE, type ParentLookup } from '../propagation/parent-lookup';
 import { armTimeoutGuard, remainingTimeMs, type TimeoutGuard } from './timeout-guard';
@@ -91,6 +91,7 @@ export function traceInvocation<E, H, R>(
   options: { prepare?: (event: E) => H; onResult?: (span: Span, result: R) => void } = {},
 ): LambdaFn<E, R> {
   const { prepare, onResult } = options;
+  startAheadOfFirstInvocation();
   // Not async itself: the promise of runInvocation is returned as is, without one more hop.
   return (event, lambdaContext) => {
     const begun = beginInvocation(lambdaContext);

@@ -6,9 +6,9 @@ import type { Context as LambdaContext } from 'aws-lambda';
 import type { InboundPolicy } from '../propagation/inbound-policy';
 import { NOT_FOUND, type ParentLookup } from '../propagation/parent-lookup';
 import { ATTR_FAAS_COLDSTART, ATTR_MESSAGING_BATCH_MESSAGE_COUNT, FAAS_TRIGGER } from '../semconv';
-import type { Telemetry } from '../telemetry';
 import { entryContext } from './entry-context';
 import { beginInvocation, endInvocation, startEntrySpan, startTelemetrySafely, type LambdaFn, type StartedInvocation } from './invocation';
+import { startAheadOfFirstInvocation, type Telemetry } from '../telemetry';
 import { invocationAttributes, takeColdStart } from './invocation-attributes';
 import { scheduleRecords, type AfterFailure } from './record-scheduler';
 import { endSpan, recordFailure } from './span-outcome';
@@ -83,6 +83,7 @@ export function traceRecordBatch<R>(
   const { strategy, inbound, concurrency } = { strategy: 'parent' as BatchStrategy, inbound: 'continue' as InboundPolicy, concurrency: 1, ...options };
   const recordInbound: InboundPolicy = strategy === 'parent' ? inbound : inbound === 'ignore' ? 'ignore' : 'link';
   const { failures } = source;
+  startAheadOfFirstInvocation();
   return async (event, lambdaContext) => {
     const begun = beginInvocation(lambdaContext);
     const records = Array.isArray(event?.Records) ? event.Records : [];
