@@ -32,11 +32,21 @@ const LINK = Symbol.for('traced-lambda.after-response');
 const BASE = '/2020-01-01/extension';
 /** Registration is part of the function's cold start: never wait longer than this for it. */
 const REGISTER_TIMEOUT_MS = 2_000;
-/** The channel Managed Instances' workers are asked to export on at shutdown (lib/export/shutdown-channel.ts). */
+/** The channel Managed Instances' workers announce their drain requests on (lib/export/shutdown-channel.ts). */
 const SHUTDOWN_CHANNEL = 'traced-lambda.shutdown';
-/** Lambda ends the environment ~500 ms after SIGTERM (600 ms in AWS's emulator): the workers' exports fit in this. */
-const SHUTDOWN_BUDGET_MS = 400;
-/** Kept back from a worker's export, for its answer to reach the main thread. */
+/** A drain request's states, and where its deadline is: lib/export/shutdown-channel.ts's DRAIN_STATE. */
+const DRAIN_STATE = { waiting: 0, asked: 1, answered: 2, closed: 3 };
+const DEADLINE_OFFSET = 8;
+/**
+ * How long after SIGTERM the main thread lets the signal end the process at the latest. AWS's Managed Instances
+ * emulator SIGKILLs the runtime 600 ms after SIGTERM (internal/lambda-managed-instances/rapid/shutdown.go,
+ * defaultRuntimeShutdownTimeout); Lambda documents nothing for Managed Instances (500 ms for a runtime with an
+ * internal extension on on-demand Lambda). Kept back from 600: the time for this thread to wake and end the process
+ * on a loaded machine. Waiting past the real limit would lose nothing that stopping sooner saves: SIGKILL then ends
+ * the process instead, with the same spans exported.
+ */
+const SHUTDOWN_BUDGET_MS = 550;
+/** Kept back from the workers' deadline, for their answers to reach the main thread. */
 const SHUTDOWN_MARGIN_MS = 30;
 /** An answer's head longer than this is not the Extensions API's. */
 const MAX_HEAD_BYTES = 16 * 1024;
@@ -471,43 +481,58 @@ function workerCount() {
 }
 
 /**
- * At SIGTERM: every worker that said it holds spans (`ready`) is asked to export them (`drain`); once all have
- * answered (`drained`), or the shutdown budget is spent, the listener takes itself off and the signal ends the
- * process as it would have (process.exit would wait for the workers' native calls).
+ * At SIGTERM: every worker that announced a drain request (it holds spans) is asked to export them before a
+ * deadline; once all have answered, or the deadline has passed, the listener takes itself off and the signal ends the
+ * process as it would have (process.exit would wait for the workers' native calls). Asked and answered in shared
+ * memory, woken with Atomics.notify: a worker reads a channel's first message only after Node.js has loaded its
+ * MessageEvent class (~80 ms of CPU), which made one worker's export miss the SIGKILL on a loaded machine.
  * @param {import('node:worker_threads').BroadcastChannel} channel
  */
 function drainWorkersOnSigterm(channel) {
   channel.unref();
-  let ready = 0;
-  let drained = 0;
-  /** @type {() => void} */
-  let answered = () => undefined;
+  /** @type {SharedArrayBuffer[]} */
+  const requests = [];
   channel.onmessage = (/** @type {any} */ event) => {
-    const type = event?.data?.type;
-    if (type === 'ready') ready++;
-    else if (type === 'drained') {
-      drained++;
-      answered();
-    }
+    if (event?.data?.type === 'ready' && event.data.request instanceof SharedArrayBuffer) requests.push(event.data.request);
   };
   process.on('SIGTERM', function exportBeforeExit() {
-    channel.postMessage({ type: 'drain', budgetMs: SHUTDOWN_BUDGET_MS - SHUTDOWN_MARGIN_MS });
+    const endAt = Date.now() + SHUTDOWN_BUDGET_MS;
+    /** @type {Promise<unknown>[]} */
+    const answers = [];
+    for (const request of requests) {
+      const state = new Int32Array(request, 0, 1);
+      new Float64Array(request, DEADLINE_OFFSET, 1)[0] = endAt - SHUTDOWN_MARGIN_MS;
+      // A worker whose set-up was replaced has closed its request: it holds nothing there.
+      if (Atomics.compareExchange(state, 0, DRAIN_STATE.waiting, DRAIN_STATE.asked) !== DRAIN_STATE.waiting) continue;
+      Atomics.notify(state, 0);
+      answers.push(answered(state, endAt));
+    }
     /** @type {NodeJS.Timeout | undefined} */
     let timer;
-    const allDrained = new Promise((resolve) => {
-      answered = () => {
-        if (drained >= ready) resolve(undefined);
-      };
-      answered();
-    });
-    const budget = new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_BUDGET_MS)));
-    void Promise.race([allDrained, budget]).then(() => {
+    // The answers' own waits end at `endAt` too; this timer is what ends the process whatever they do.
+    const deadline = new Promise((resolve) => (timer = setTimeout(resolve, SHUTDOWN_BUDGET_MS)));
+    void Promise.race([Promise.all(answers), deadline]).then(() => {
       clearTimeout(timer);
       channel.close();
       process.removeListener('SIGTERM', exportBeforeExit);
       if (process.listenerCount('SIGTERM') === 0) process.kill(process.pid, 'SIGTERM');
     });
   });
+}
+
+/**
+ * Resolves once the worker has answered its request (its state is no longer `asked`), or at `endAt` (epoch ms).
+ * @param {Int32Array} state
+ * @param {number} endAt
+ * @returns {Promise<unknown>}
+ */
+async function answered(state, endAt) {
+  for (;;) {
+    const leftMs = endAt - Date.now();
+    if (leftMs <= 0) return;
+    const wait = Atomics.waitAsync(state, 0, DRAIN_STATE.asked, leftMs);
+    if ((await wait.value) !== 'ok' || Atomics.load(state, 0) !== DRAIN_STATE.asked) return;
+  }
 }
 
 /**

@@ -3,11 +3,12 @@ import { ExportResultCode } from '@opentelemetry/core';
 import type { ReadableSpan, SpanExporter } from '@opentelemetry/sdk-trace';
 import { afterEach, describe, expect, it, vi } from 'vitest';
 import * as kit from '../../lib';
-import { SHUTDOWN_CHANNEL, type ShutdownMessage } from '../../lib/export/shutdown-channel';
+import { DRAIN_STATE, SHUTDOWN_CHANNEL, type ShutdownReady } from '../../lib/export/shutdown-channel';
 import { lambdaContext, sqsEvent, sqsRecord } from '../../lib/testing';
 
 // Lambda Managed Instances: never frozen, so a worker's spans are exported in the background, by time and by size,
-// and never inside an invocation; at shutdown the main thread asks each worker over a channel to export what it holds.
+// and never inside an invocation; at shutdown the main thread asks each worker, in the request the worker announced on a
+// channel, to export what it holds.
 
 const exports: ReadableSpan[][] = [];
 const exporter: SpanExporter = {
@@ -55,20 +56,66 @@ describe('background export (Lambda Managed Instances)', () => {
     expect(exports.map((spans) => spans.length)).toEqual([maxBatchSpans]);
   });
 
-  it('exports what it holds when the main thread asks at shutdown, and says so on the channel', async () => {
+  it('exports what it holds when the main thread asks at shutdown, and answers in the request it announced', async () => {
     const main = new BroadcastChannel(SHUTDOWN_CHANNEL);
-    const heard: ShutdownMessage[] = [];
-    main.onmessage = (event) => void heard.push((event as { data: ShutdownMessage }).data);
+    const announced: ShutdownReady[] = [];
+    main.onmessage = (event) => void announced.push((event as { data: ShutdownReady }).data);
     try {
       managedInstances({ TRACED_LAMBDA_EXPORT_MAX_DELAY_MS: '60000' });
       await kit.traceInvokeHandler(async () => 'held')({}, lambdaContext());
       await sleep(20);
-      expect(heard).toEqual([{ type: 'ready' }]);
+      expect(announced).toEqual([{ type: 'ready', request: expect.any(SharedArrayBuffer) }]);
       expect(exports).toHaveLength(0);
-      main.postMessage({ type: 'drain', budgetMs: 300 } satisfies ShutdownMessage);
-      for (let wait = 0; wait < 50 && heard.length < 2; wait++) await sleep(10);
-      expect(heard).toEqual([{ type: 'ready' }, { type: 'drained' }]);
+      // Arrange: what the main thread does at SIGTERM (extension/after-response.mjs).
+      const state = new Int32Array(announced[0].request, 0, 1);
+      new Float64Array(announced[0].request, 8, 1)[0] = Date.now() + 300;
+      Atomics.store(state, 0, DRAIN_STATE.asked);
+      Atomics.notify(state, 0);
+      // Act: the main thread waits for the answer.
+      const answer = await Atomics.waitAsync(state, 0, DRAIN_STATE.asked, 500).value;
+      // Assert
+      expect(answer).toBe('ok');
+      expect(Atomics.load(state, 0)).toBe(DRAIN_STATE.answered);
       expect(exports.map((spans) => spans.length)).toEqual([1]);
+    } finally {
+      main.close();
+    }
+  });
+
+  it("gives the export what is left until the main thread's deadline, and answers even when nothing is left", async () => {
+    const main = new BroadcastChannel(SHUTDOWN_CHANNEL);
+    const announced: ShutdownReady[] = [];
+    main.onmessage = (event) => void announced.push((event as { data: ShutdownReady }).data);
+    const never: SpanExporter = { export: () => undefined, shutdown: async () => undefined };
+    try {
+      kit.startTelemetry(kit.readTelemetryConfig({ AWS_LAMBDA_INITIALIZATION_TYPE: 'lambda-managed-instances', TRACED_LAMBDA_EXPORT_MAX_DELAY_MS: '60000' }), {
+        exporter: never,
+      });
+      await kit.traceInvokeHandler(async () => 'held')({}, lambdaContext());
+      await sleep(20);
+      const state = new Int32Array(announced[0].request, 0, 1);
+      // A deadline already past (the request read late): the worker must not wait its own budget on a receiver that never answers.
+      new Float64Array(announced[0].request, 8, 1)[0] = Date.now() - 1;
+      const asked = performance.now();
+      Atomics.store(state, 0, DRAIN_STATE.asked);
+      Atomics.notify(state, 0);
+      expect(await Atomics.waitAsync(state, 0, DRAIN_STATE.asked, 1_000).value).toBe('ok');
+      expect(performance.now() - asked).toBeLessThan(100);
+    } finally {
+      main.close();
+    }
+  });
+
+  it('closes its request when its set-up is replaced: the main thread then has nothing to ask it', async () => {
+    const main = new BroadcastChannel(SHUTDOWN_CHANNEL);
+    const announced: ShutdownReady[] = [];
+    main.onmessage = (event) => void announced.push((event as { data: ShutdownReady }).data);
+    try {
+      managedInstances();
+      managedInstances();
+      await sleep(20);
+      expect(announced).toHaveLength(2);
+      expect(announced.map(({ request }) => Atomics.load(new Int32Array(request, 0, 1), 0))).toEqual([DRAIN_STATE.closed, DRAIN_STATE.waiting]);
     } finally {
       main.close();
     }

@@ -18,6 +18,12 @@ const NAME = `${PREFIX}${FUNCTION}`;
 const INVOCATIONS = 1_000;
 /** How long the slow OTLP receiver takes to answer each export. */
 const SLOW_MS = 200;
+/**
+ * The shutdown test: invocations whose spans the workers all hold at SIGTERM, and a receiver that takes most of the
+ * time Lambda leaves before SIGKILL to answer.
+ */
+const DRAIN_INVOCATIONS = 200;
+const DRAIN_RECEIVER_MS = 380;
 
 let pkg: ServicePackage;
 const started: PackagedFunction[] = [];
@@ -31,8 +37,8 @@ afterAll(async () => {
   await pkg?.remove();
 });
 
-/** notify-customer on Managed Instances, with its template environment, exporting to `endpoint`. */
-async function startOnManagedInstances(endpoint: string): Promise<PackagedFunction> {
+/** notify-customer on Managed Instances, with its template environment (and `overrides`), exporting to `endpoint`. */
+async function startOnManagedInstances(endpoint: string, overrides: Record<string, string> = {}): Promise<PackagedFunction> {
   const fn = pkg.functionResource(FUNCTION);
   const running = await startPackagedFunction({
     name: fn.FunctionName,
@@ -42,7 +48,7 @@ async function startOnManagedInstances(endpoint: string): Promise<PackagedFuncti
     nodePath: pkg.nodePath,
     managedInstances: { workers: WORKERS, maxConcurrency: WORKERS * PER_WORKER },
     // Info: the kit says in the log how it exports.
-    environment: pkg.environment(FUNCTION, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_LOG_LEVEL: 'info' }),
+    environment: pkg.environment(FUNCTION, { OTEL_EXPORTER_OTLP_ENDPOINT: endpoint, OTEL_LOG_LEVEL: 'info', ...overrides }),
   });
   started.push(running);
   return running;
@@ -148,6 +154,24 @@ describe('Lambda Managed Instances under the runtime interface client', () => {
     // Exporting inside each invocation, every response waited for the receiver (p50 209 ms at 200 ms).
     expect(p50.slow, JSON.stringify(p50)).toBeLessThan(p50.fast + SLOW_MS / 4);
   }, 60_000);
+
+  it(`exports everything the workers hold at SIGTERM before the SIGKILL, with a receiver answering after ${DRAIN_RECEIVER_MS} ms`, async () => {
+    const collector = await startSlowCollector(DRAIN_RECEIVER_MS);
+    try {
+      // Nothing leaves before the shutdown: both workers hold every span of their invocations when the SIGTERM comes.
+      const fn = await startOnManagedInstances(collector.endpoint, { TRACED_LAMBDA_EXPORT_MAX_DELAY_MS: '60000' });
+      const sent = await invokeOrders(fn, DRAIN_INVOCATIONS, 'drain');
+      expect(fn.concurrency().perResponseConnection).toHaveLength(WORKERS);
+      expect(collector.spans()).toEqual([]);
+      // A span counts once the receiver has answered its export: each worker's export must be answered before the
+      // process ends (SIGKILL 600 ms after the SIGTERM).
+      await fn.stop({ graceful: true });
+      expect(fn.exitStatus()).toEqual({ code: null, signal: 'SIGTERM' });
+      expect(checkSpans(sent, collector.spans(), 'drain'), fn.logs()).toEqual({ mismatched: 0, lost: 0, coldStarts: 0 });
+    } finally {
+      await collector.close();
+    }
+  });
 
   it('registers the main thread as an internal extension with no events; one that asks for INVOKE is refused', async () => {
     const collector = await startSlowCollector(0);
