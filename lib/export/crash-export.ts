@@ -12,8 +12,13 @@ import { earliestDeadline } from '../invocation/timeout-guard';
 /** What the crash export needs of the process-wide telemetry. */
 export interface CrashExportTarget {
   endRunningSpans(invocationId: string | undefined, mark: (span: Span, outermost: boolean) => void): number;
-  /** Exports every pending span and waits for exports in flight, at most `maxWaitMs`. */
-  drain(maxWaitMs: number): Promise<void>;
+  /**
+   * Sends every ended span, and every export posted but not on its way yet, while this thread waits at most
+   * `maxWaitMs`; settles without handing the event loop a turn (signing runs in promise callbacks only): what
+   * was sent, or why nothing was. The runtime client must not ask for its next event meanwhile: once it waits on
+   * it, no exit of the process ends before that event comes (libuv joins its thread pool, where the request waits).
+   */
+  exportBeforeCrash(maxWaitMs: number): Promise<{ sent: number; of: number } | string>;
   /** Sends every ended span while this thread waits (the process is exiting): what was sent, or why nothing was. */
   exportBeforeExit(maxWaitMs: number): { sent: number; of: number } | string;
   /** Upper bound for the export (the configured flush timeout). */
@@ -29,6 +34,8 @@ const DEADLINE_MARGIN_MS = 20;
 let target: CrashExportTarget | undefined;
 /** Until a crash, when the listener takes itself off to let the error end the process. */
 let listening = false;
+/** From a crash until it is raised again. */
+let crashing = false;
 let exitListening = false;
 
 /** Exports through `next` from now on when the process crashes or exits (installed once per process). */
@@ -75,10 +82,11 @@ function markExited(span: Span, outermost: boolean, code: number): void {
 }
 
 function exportBeforeCrash(error: unknown, origin: NodeJS.UncaughtExceptionOrigin): void {
+  // A second error while the first is being exported: without the kit the process had ended at the first.
+  if (crashing) return;
   // Another listener handles uncaught exceptions: the process goes on, and so do its invocations.
   if (process.listenerCount('uncaughtException') > 1) return;
-  process.removeListener('uncaughtException', exportBeforeCrash);
-  listening = false;
+  crashing = true;
   const crashed = target;
   let ended = 0;
   try {
@@ -88,14 +96,47 @@ function exportBeforeCrash(error: unknown, origin: NodeJS.UncaughtExceptionOrigi
     diag.error('traced-lambda: could not end the open spans before the process crashed', problem);
   }
   if (ended > 0) diag.warn(`traced-lambda: the process is crashing (${origin}); ${ended} span(s) still open were ended in error and are exported first.`);
-  const exported = crashed ? crashed.drain(budgetMs(crashed)).catch(() => undefined) : Promise.resolve();
-  // Thrown again from a callback of its own, with no listener left: Node.js prints it and exits with the same code
-  // (1) as it would have without this listener.
-  void exported.then(() =>
-    setImmediate(() => {
-      throw error;
-    }),
-  );
+  let raised = false;
+  const raise = () => {
+    if (raised) return;
+    raised = true;
+    process.removeListener('uncaughtException', exportBeforeCrash);
+    listening = false;
+    crashing = false;
+    raiseAgain(error, origin);
+  };
+  // The export never hands the event loop a turn (see CrashExportTarget.exportBeforeCrash); should it ever wait for
+  // one, the crash goes on without it rather than wait with the runtime.
+  setImmediate(raise);
+  let exported: Promise<void>;
+  try {
+    exported = crashed ? crashed.exportBeforeCrash(budgetMs(crashed)).then((outcome) => reportCrashExport(origin, outcome)) : Promise.resolve();
+  } catch (problem) {
+    exported = Promise.reject(problem);
+  }
+  void exported.catch((problem: unknown) => diag.error('traced-lambda: could not export the pending spans before the process crashed', problem)).then(raise);
+}
+
+/**
+ * Raises the crash again with no listener left, so that Node.js ends the process as it would have without the kit:
+ * a rejection is rejected again (Node.js prints it from where it was made, and exits with status 1 under its default
+ * --unhandled-rejections=throw, or strict), an exception is thrown again (printed, status 1).
+ */
+function raiseAgain(error: unknown, origin: NodeJS.UncaughtExceptionOrigin): void {
+  if (origin === 'unhandledRejection') {
+    void Promise.reject(error);
+    return;
+  }
+  process.nextTick(() => {
+    throw error;
+  });
+}
+
+function reportCrashExport(origin: NodeJS.UncaughtExceptionOrigin, outcome: { sent: number; of: number } | string): void {
+  if (typeof outcome === 'string') diag.warn(`traced-lambda: the process is crashing (${origin}) and its pending spans cannot be exported: ${outcome}.`);
+  else if (outcome.sent < outcome.of) {
+    diag.warn(`traced-lambda: the process is crashing (${origin}); ${outcome.of - outcome.sent} of ${outcome.of} span(s) could not be exported in time.`);
+  }
 }
 
 /** The outermost spans get the crash's exception (type, message, stack); the others are marked failed by it. */
