@@ -420,6 +420,23 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
     });
   }
 
+  it('ends the process before a handler that settles after the crash can answer, as Node.js would, its spans delivered first', async () => {
+    for (const afterResponse of ['true', 'false']) {
+      const fn = await startEndingBadly({ TRACED_LAMBDA_EXPORT_AFTER_RESPONSE: afterResponse });
+
+      const { result, spans } = await invokeInTrace(fn, '/reject-and-answer', 2);
+
+      // Were the handler's answer posted, the runtime client would wait on its next event, and no exit of the
+      // process would end before that event came.
+      expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 1') } });
+      expect(fn.exitStatus()).toEqual({ code: 1, signal: null });
+      expect(fn.logs()).toContain('RangeError: nobody handled this rejection');
+      const entry = spans.find((span) => span.name === 'GET /reject-and-answer')!;
+      expect(entry).toMatchObject({ status: 'ERROR', attributes: expect.objectContaining({ 'error.type': 'RangeError' }) });
+      expect(spans.find((span) => span.name === 'call the dependency')).toMatchObject({ status: 'UNSET', parentSpanId: entry.spanId });
+    }
+  });
+
   it('delivers the spans of an invocation whose code calls process.exit(), sent while the process waits, where no signing is needed', async () => {
     const fn = await startEndingBadly();
 
