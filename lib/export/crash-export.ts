@@ -30,6 +30,8 @@ export interface CrashExportTarget {
  * invocation's Runtime.ExitError into a timeout.
  */
 const DEADLINE_MARGIN_MS = 20;
+/** What Node.js names as the place an uncaught exception was thrown from, once its spans are exported. */
+const RETHROWN_FROM = 'traced-lambda: the uncaught exception below, thrown again once its spans were exported';
 
 let target: CrashExportTarget | undefined;
 /** Until a crash, when the listener takes itself off to let the error end the process. */
@@ -118,18 +120,20 @@ function exportBeforeCrash(error: unknown, origin: NodeJS.UncaughtExceptionOrigi
 }
 
 /**
- * Raises the crash again with no listener left, so that Node.js ends the process as it would have without the kit:
- * a rejection is rejected again (Node.js prints it from where it was made, and exits with status 1 under its default
- * --unhandled-rejections=throw, or strict), an exception is thrown again (printed, status 1).
+ * Raises the crash again with no listener left, so that Node.js ends the process as it would have without the kit
+ * (status 1). A rejection is rejected again: Node.js prints it as it prints any. An exception is thrown again from a
+ * line of its own, which Node.js prints above the error's stack instead of the line of the kit's minified bundle
+ * the throw would otherwise be in (tens of kilobytes in the function's log).
  */
 function raiseAgain(error: unknown, origin: NodeJS.UncaughtExceptionOrigin): void {
   if (origin === 'unhandledRejection') {
     void Promise.reject(error);
     return;
   }
-  process.nextTick(() => {
-    throw error;
-  });
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  const { runInThisContext } = require('node:vm') as typeof import('node:vm');
+  const rethrow = runInThisContext('(error) => { throw error; }', { filename: RETHROWN_FROM }) as (thrown: unknown) => never;
+  process.nextTick(rethrow, error);
 }
 
 function reportCrashExport(origin: NodeJS.UncaughtExceptionOrigin, outcome: { sent: number; of: number } | string): void {

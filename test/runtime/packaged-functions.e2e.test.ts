@@ -402,8 +402,22 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
 
       expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 1') } });
       expect(fn.exitStatus()).toEqual({ code: 1, signal: null });
-      // Node.js printed the error as it does for any uncaught exception.
+      // Node.js printed the error as it does for any uncaught exception, above it a line of the function's or of
+      // its own (not one of the kit's minified bundle, tens of kilobytes long).
       expect(fn.logs()).toContain(`${errorType}: ${message}`);
+      expect(fn.logs()).toMatch(
+        path === '/crash'
+          ? /traced-lambda: the uncaught exception below, thrown again once its spans were exported:1\n\(error\) => \{ throw error; \}\n/
+          : /node:internal\/process\/promises:\d+\n/,
+      );
+      expect(
+        Math.max(
+          ...fn
+            .logs()
+            .split('\n')
+            .map((line) => line.length),
+        ),
+      ).toBeLessThan(1_000);
       const entry = spans.find((span) => span.name === `GET ${path}`)!;
       expect(entry).toMatchObject({ status: 'ERROR', attributes: expect.objectContaining({ 'error.type': errorType }) });
       expect(entry.events).toEqual([
