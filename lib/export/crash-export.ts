@@ -2,8 +2,12 @@
 // Under the Lambda runtime nothing catches either, so Node.js prints the error and exits (Lambda reports
 // Runtime.ExitError), and every span of the invocations in flight would go with the process. Here the kit ends
 // those spans in error with the crash's exception and exports them first, then lets the error end the process
-// exactly as it would have. `process.exit()` gives only a synchronous moment (the `exit` event): the spans still
-// pending are sent then from a worker thread while the process waits (exit-export.ts), where no signing is needed.
+// exactly as it would have. The export hands the event loop no turn: signed in promise callbacks, the requests are
+// sent from a worker thread while this thread waits (exit-export.ts). Given a turn, the runtime client would go on
+// (post a handler's answer, ask for its next event), and once it waits on that event no exit of the process ends
+// before the event comes: its native client waits in libuv's thread pool, which Node.js joins as it exits.
+// `process.exit()` gives only a synchronous moment (the `exit` event): the spans still pending are sent then the
+// same way, where no signing is needed.
 import { diag, SpanStatusCode, type Span } from '@opentelemetry/api';
 import { ATTR_ERROR_TYPE } from '../semconv';
 import { recordFailure } from '../invocation/span-outcome';
