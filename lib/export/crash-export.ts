@@ -116,7 +116,10 @@ function exportBeforeCrash(error: unknown, origin: NodeJS.UncaughtExceptionOrigi
   setImmediate(raise);
   let exported: Promise<void>;
   try {
-    exported = crashed ? crashed.exportBeforeCrash(budgetMs(crashed)).then((outcome) => reportCrashExport(origin, outcome)) : Promise.resolve();
+    if (crashed) {
+      const budget = budgetMs(crashed);
+      exported = crashed.exportBeforeCrash(budget).then((outcome) => reportCrashExport(origin, outcome, budget));
+    } else exported = Promise.resolve();
   } catch (problem) {
     exported = Promise.reject(problem);
   }
@@ -140,10 +143,12 @@ function raiseAgain(error: unknown, origin: NodeJS.UncaughtExceptionOrigin): voi
   process.nextTick(rethrow, error);
 }
 
-function reportCrashExport(origin: NodeJS.UncaughtExceptionOrigin, outcome: { sent: number; of: number } | string): void {
+function reportCrashExport(origin: NodeJS.UncaughtExceptionOrigin, outcome: { sent: number; of: number } | string, budgetMs: number): void {
   if (typeof outcome === 'string') diag.warn(`traced-lambda: the process is crashing (${origin}) and its pending spans cannot be exported: ${outcome}.`);
   else if (outcome.sent < outcome.of) {
-    diag.warn(`traced-lambda: the process is crashing (${origin}); ${outcome.of - outcome.sent} of ${outcome.of} span(s) could not be exported in time.`);
+    diag.warn(
+      `traced-lambda: the process is crashing (${origin}); ${outcome.of - outcome.sent} of ${outcome.of} span(s) could not be exported: the endpoint did not accept them within ${Math.round(budgetMs)} ms.`,
+    );
   }
 }
 

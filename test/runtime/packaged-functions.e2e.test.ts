@@ -472,6 +472,25 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
     expect(spans.find((span) => span.name === 'wait for the dependency')).toMatchObject({ status: 'ERROR', parentSpanId: entry.spanId });
   });
 
+  it("signs a crash's spans for CloudWatch's endpoint with the bundled signer, and exits within the export's bound", async () => {
+    // No network here: the request is signed and tried, then refused or unanswered; the process waits at most
+    // OTEL_EXPORTER_OTLP_TIMEOUT for it.
+    const fn = await startEndingBadly({
+      OTEL_EXPORTER_OTLP_ENDPOINT: pkg.environment('notify-customer').OTEL_EXPORTER_OTLP_ENDPOINT,
+      OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
+    });
+
+    const invokedAt = performance.now();
+    const result = await fn.invoke(apiGatewayV2Event({ method: 'GET', path: '/crash' }), { timeoutMs: 2_000 });
+
+    expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 1') } });
+    expect(performance.now() - invokedAt).toBeLessThan(1_800);
+    expect(fn.logs()).toMatch(
+      /\tWARN\ttraced-lambda: the process is crashing \(uncaughtException\); 2 of 2 span\(s\) could not be exported: the endpoint did not accept them within \d+ ms\./,
+    );
+    expect(fn.logs()).not.toMatch(/SigV4-signed|Cannot find module|needs AWS credentials/);
+  });
+
   it("says in the function's log why process.exit() loses the spans bound for CloudWatch's signed endpoint", async () => {
     // The template's own endpoint: https://xray.<region>.amazonaws.com, every request SigV4-signed.
     const fn = await startEndingBadly({
