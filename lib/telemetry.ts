@@ -176,7 +176,12 @@ export function startTelemetry(config: TelemetryConfig, options: StartTelemetryO
   const endRunningSpans: Telemetry['endRunningSpans'] = (invocationId, mark) => (exporting ? exporting.endRunning(invocationId, mark) : 0);
   // Under a Lambda runtime, an uncaught exception ends the process: the spans in flight are exported first.
   if (config.lambda.hasRuntimeApi && exporting) {
-    exportOnCrash({ endRunningSpans, drain, exportBeforeExit: (maxWaitMs) => exporting.exportBeforeExit(maxWaitMs), flushTimeoutMs: config.flushTimeoutMs });
+    exportOnCrash({
+      endRunningSpans,
+      exportBeforeCrash: (maxWaitMs) => exporting.exportBeforeCrash(maxWaitMs),
+      exportBeforeExit: (maxWaitMs) => exporting.exportBeforeExit(maxWaitMs),
+      flushTimeoutMs: config.flushTimeoutMs,
+    });
   }
   const telemetry: Telemetry = {
     config,

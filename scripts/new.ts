@@ -4,8 +4,9 @@
  * and its `serverless.yml` entries: the function, its own least-privilege role and log statement, and for `sqs` its
  * queue with a dead-letter queue, for `kinesis` its stream (on demand) and a queue for the records it gives up on,
  * for `dynamodb` its table with a stream (new and old images) and a queue for the records it gives up on, for
- * `http-stream` its Function URL (response streaming). Triggers: http, sqs, invoke, sns, eventbridge, kinesis,
- * dynamodb, http-stream. Comments and layout of
+ * `http-stream` its Function URL (response streaming), for `step-functions` a state machine whose one Task state
+ * invokes it, passing the trace context on, with a role allowed to invoke that function alone. Triggers: http, sqs,
+ * invoke, sns, eventbridge, kinesis, dynamodb, http-stream, step-functions. Comments and layout of
  * serverless.yml are kept; the files are formatted with the project's Prettier settings.
  */
 import { existsSync } from 'node:fs';
@@ -14,7 +15,7 @@ import { dirname, join, resolve } from 'node:path';
 import { format, resolveConfig } from 'prettier';
 import { isMap, isSeq, parseDocument, Scalar, type Document } from 'yaml';
 
-export const TRIGGERS = ['http', 'sqs', 'invoke', 'sns', 'eventbridge', 'kinesis', 'dynamodb', 'http-stream'] as const;
+export const TRIGGERS = ['http', 'sqs', 'invoke', 'sns', 'eventbridge', 'kinesis', 'dynamodb', 'http-stream', 'step-functions'] as const;
 export type Trigger = (typeof TRIGGERS)[number];
 
 /** What a new function is: its trigger and its key in serverless.yml (kebab-case, e.g. `ship-order`). */
@@ -132,6 +133,20 @@ export const handler = traceEventBridgeHandler(async (event: EventBridgeEvent<st
   return { handled: event['detail-type'] };
 });
 `;
+    case 'step-functions':
+      return `${header}import { traceStepFunctionsTask } from '../lib';
+
+/** What the state machine's Task state passes (its Parameters pick \`id\` out of the execution input). */
+export interface ${pascal(name)}Task {
+  id: string;
+}
+
+/** A task of the state machine; what it returns is the state's result, a thrown error fails the state. */
+export const handler = traceStepFunctionsTask(async (event: ${pascal(name)}Task) => {
+  if (typeof event?.id !== 'string') throw new TypeError('${name} expects { id: string }');
+  return { id: event.id, done: true };
+});
+`;
     case 'http-stream':
       return `${header}import type { APIGatewayProxyEventV2 } from 'aws-lambda';
 import { httpResponseStream, traceHttpStreamHandler } from '../lib';
@@ -193,6 +208,14 @@ export function testSource({ trigger, name }: NewFunction): string {
       span: `'process ${name}'`,
       kind: 'CONSUMER',
       result: 'expect(result).toEqual({ batchItemFailures: [] });',
+    },
+    'step-functions': {
+      imports: 'stepFunctionsTaskEventFromStartExecution',
+      // The execution input startExecution writes, and what the Task state's Parameters pass on of it.
+      event: `stepFunctionsTaskEventFromStartExecution({ input: JSON.stringify({ traced_lambda_trace: { traceparent: TRACEPARENT }, id: '1' }) }, { members: ['id'] })`,
+      span: `'${name}'`,
+      kind: 'SERVER',
+      result: `expect(result).toEqual({ id: '1', done: true });`,
     },
     eventbridge: {
       imports: 'eventBridgeEvent',
@@ -285,10 +308,13 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
   const stream = `${pascal(name)}Stream`;
   const failedRecordsQueue = `${pascal(name)}FailedRecordsQueue`;
   const table = `${pascal(name)}Table`;
+  const stateMachine = `${pascal(name)}StateMachine`;
+  const stateMachineRole = `${pascal(name)}StateMachineRole`;
   const ownResources: Partial<Record<Trigger, string[]>> = {
     sqs: [queue, deadLetterQueue],
     kinesis: [stream, failedRecordsQueue],
     dynamodb: [table, failedRecordsQueue],
+    'step-functions': [stateMachine, stateMachineRole],
   };
   const resources = doc.getIn(['resources', 'Resources']);
   for (const id of [role, ...(ownResources[trigger] ?? [])]) {
@@ -332,6 +358,7 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
       },
     ],
     'http-stream': [],
+    'step-functions': [],
   };
   const definition: Record<string, unknown> = {
     handler: `functions/${name}.handler`,
@@ -433,11 +460,85 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
       Properties: { QueueName: `\${self:service}-\${sls:stage}-${name}-failed-records`, MessageRetentionPeriod: 1209600 },
     });
   }
+  if (trigger === 'step-functions') addStateMachine(doc, name, stateMachine, stateMachineRole);
   addEntry(doc, ['resources', 'Resources'], role, {
     Type: 'AWS::IAM::Role',
     Properties: {
       AssumeRolePolicyDocument: '${self:custom.lambdaAssumeRole}',
       Policies: [{ PolicyName: name, PolicyDocument: { Version: quoted('2012-10-17'), Statement: statements } }],
+    },
+  });
+}
+
+/**
+ * A state machine whose one Task state invokes the function `name`, passing on `id` and the trace context
+ * (docs/reference.md, "Step Functions"), its tracing on, and its role, allowed to invoke that function alone.
+ */
+function addStateMachine(doc: Document, name: string, stateMachine: string, stateMachineRole: string): void {
+  const functionArn = `${normalized(name)}LambdaFunction.Arn`;
+  // CloudFormation resolves no intrinsic function inside Definition: the ARN comes in as a substitution (osls leaves
+  // a variable that names none of its sources, such as this one, as it is).
+  const substitution = `${pascal(name)}Arn`;
+  addEntry(doc, ['resources', 'Resources'], stateMachine, {
+    Type: 'AWS::StepFunctions::StateMachine',
+    Properties: {
+      StateMachineName: `\${self:service}-\${sls:stage}-${name}`,
+      RoleArn: tagged('!GetAtt', `${stateMachineRole}.Arn`),
+      TracingConfiguration: { Enabled: true },
+      Definition: {
+        StartAt: pascal(name),
+        States: {
+          [pascal(name)]: {
+            Type: 'Task',
+            Resource: 'arn:aws:states:::lambda:invoke',
+            Parameters: {
+              FunctionName: `\${${substitution}}`,
+              // The trace context startExecution wrote into the input, passed on beside what the function needs.
+              Payload: { 'id.$': '$.id', 'traced_lambda_trace.$': '$.traced_lambda_trace' },
+            },
+            ResultSelector: { 'result.$': '$.Payload' },
+            // The result beside the input: a later state still has the trace context.
+            ResultPath: `$.${camel(name)}`,
+            End: true,
+          },
+        },
+      },
+      DefinitionSubstitutions: { [substitution]: tagged('!GetAtt', functionArn) },
+    },
+  });
+  addEntry(doc, ['resources', 'Resources'], stateMachineRole, {
+    Type: 'AWS::IAM::Role',
+    Properties: {
+      AssumeRolePolicyDocument: {
+        Version: quoted('2012-10-17'),
+        Statement: [{ Effect: 'Allow', Principal: { Service: 'states.amazonaws.com' }, Action: 'sts:AssumeRole' }],
+      },
+      Policies: [
+        {
+          PolicyName: `invoke-${name}`,
+          PolicyDocument: {
+            Version: quoted('2012-10-17'),
+            Statement: [
+              {
+                Effect: 'Allow',
+                Action: 'lambda:InvokeFunction',
+                Resource: [
+                  tagged('!GetAtt', functionArn),
+                  doc.createNode({ 'Fn::Join': [':', [{ 'Fn::GetAtt': [`${normalized(name)}LambdaFunction`, 'Arn'] }, '*']] }),
+                ],
+              },
+              // The state machine's X-Ray tracing: these actions take no resource ARN.
+              {
+                Effect: 'Allow',
+                Action: doc.createNode(['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'], {
+                  flow: true,
+                }),
+                Resource: quoted('*'),
+              },
+            ],
+          },
+        },
+      ],
     },
   });
 }

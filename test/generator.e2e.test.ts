@@ -19,6 +19,7 @@ const GENERATED = [
   ['kinesis', 'gen-test-stream-consumer'],
   ['dynamodb', 'gen-test-table-consumer'],
   ['http-stream', 'gen-test-stream-endpoint'],
+  ['step-functions', 'gen-test-task'],
 ] as const;
 let copy: string;
 
@@ -100,8 +101,9 @@ describe('npm run new', () => {
     expect(service.functions.find((fn) => fn.key === 'gen-test-event-rule')!.triggers).toEqual(['eventBridge']);
     expect(service.functions.find((fn) => fn.key === 'gen-test-stream-consumer')!.triggers).toEqual(['stream']);
     expect(service.functions.find((fn) => fn.key === 'gen-test-table-consumer')!.triggers).toEqual(['stream']);
-    // A streaming function is reached through its own URL, not an event.
+    // A streaming function is reached through its own URL, a task through its state machine, not an event.
     expect(service.functions.find((fn) => fn.key === 'gen-test-stream-endpoint')!.triggers).toEqual([]);
+    expect(service.functions.find((fn) => fn.key === 'gen-test-task')!.triggers).toEqual([]);
   });
 
   it('packages every generated function, the queue wired to its consumer and nothing granted beyond it', { timeout: 120_000 }, async () => {
@@ -207,6 +209,34 @@ describe('npm run new', () => {
     expect(granted('GenTestStreamEndpointRole')).toEqual([
       [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashstreamDashendpointLogGroup', 'Arn'] }],
     ]);
+    // The task's state machine: traced, its one Task state invoking that function with the trace context passed on,
+    // and a role allowed to invoke that function alone; the function's own role has its log group alone.
+    expect(resources.GenTestTaskStateMachine).toMatchObject({
+      Type: 'AWS::StepFunctions::StateMachine',
+      Properties: {
+        RoleArn: { 'Fn::GetAtt': ['GenTestTaskStateMachineRole', 'Arn'] },
+        TracingConfiguration: { Enabled: true },
+        DefinitionSubstitutions: { GenTestTaskArn: { 'Fn::GetAtt': ['GenDashtestDashtaskLambdaFunction', 'Arn'] } },
+      },
+    });
+    const definition = resources.GenTestTaskStateMachine.Properties.Definition ?? JSON.parse(resources.GenTestTaskStateMachine.Properties.DefinitionString);
+    expect(definition.States.GenTestTask).toMatchObject({
+      Type: 'Task',
+      Resource: 'arn:aws:states:::lambda:invoke',
+      Parameters: { FunctionName: '${GenTestTaskArn}', Payload: { 'id.$': '$.id', 'traced_lambda_trace.$': '$.traced_lambda_trace' } },
+      ResultPath: '$.genTestTask',
+    });
+    expect(granted('GenTestTaskStateMachineRole')).toEqual([
+      [
+        'lambda:InvokeFunction',
+        [
+          { 'Fn::GetAtt': ['GenDashtestDashtaskLambdaFunction', 'Arn'] },
+          { 'Fn::Join': [':', [{ 'Fn::GetAtt': ['GenDashtestDashtaskLambdaFunction', 'Arn'] }, '*']] },
+        ],
+      ],
+      [['xray:PutTraceSegments', 'xray:PutTelemetryRecords', 'xray:GetSamplingRules', 'xray:GetSamplingTargets'], '*'],
+    ]);
+    expect(granted('GenTestTaskRole')).toEqual([[['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashtaskLogGroup', 'Arn'] }]]);
     // Every reference in the template points at a resource it declares.
     const declared = new Set(Object.keys(resources));
     const referenced = new Set<string>();
@@ -223,7 +253,7 @@ describe('npm run new', () => {
     expect(again.code).toBe(1);
     expect(again.output).toContain('gen-test-queue-worker.ts exists already');
     expect(() => parseArguments(['queue', 'x'])).toThrow(
-      'unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge|kinesis|dynamodb|http-stream> <name>',
+      'unknown trigger "queue"; usage: npm run new -- <http|sqs|invoke|sns|eventbridge|kinesis|dynamodb|http-stream|step-functions> <name>',
     );
     expect(() => parseArguments(['sqs', 'Ship_Order'])).toThrow('"Ship_Order" is not a function name');
     expect(() => parseArguments(['sqs'])).toThrow('usage: npm run new');

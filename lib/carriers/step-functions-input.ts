@@ -16,7 +16,7 @@ import { ATTR_AWS_STEP_FUNCTIONS_STATE_MACHINE_ARN, ATTR_RPC_METHOD, ATTR_RPC_SE
 import { extractXRayTraceHeader } from './xray-trace-header';
 
 /** The reserved member of an execution's input (and of a task's event) that holds the propagator's fields. */
-const STEP_FUNCTIONS_TRACE_MEMBER = 'traced_lambda_trace';
+export const STEP_FUNCTIONS_TRACE_MEMBER = 'traced_lambda_trace';
 
 /** Step Functions' limit for an execution's input (and any state's input or output): 256 KiB of UTF-8. */
 const STEP_FUNCTIONS_MAX_INPUT_BYTES = 256 * 1024;

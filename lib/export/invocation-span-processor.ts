@@ -1,6 +1,7 @@
 import { createContextKey, diag, SpanStatusCode, TraceFlags, type Context } from '@opentelemetry/api';
 import { ExportResultCode, type ExportResult } from '@opentelemetry/core';
 import type { ReadableSpan, Span, SpanExporter, SpanProcessor } from '@opentelemetry/sdk-trace';
+import type { PreparedRequest } from './exit-export';
 
 /** An exporter that promises to call back within `settlesWithinMs`, whatever the backend does. */
 export interface BoundedSpanExporter extends SpanExporter {
@@ -11,6 +12,13 @@ export interface BoundedSpanExporter extends SpanExporter {
    * secret header not read yet).
    */
   exportBeforeExit?(spans: ReadableSpan[], maxWaitMs: number): number | string;
+  /** The requests that send `spans`, signed, by promise callbacks alone (no timer, no I/O); or why they cannot be. */
+  prepareBeforeCrash?(spans: ReadableSpan[]): Promise<PreparedRequest[] | string>;
+  /**
+   * Sends `requests`, and the requests posted earlier that are not on their way yet (abandoned and sent again), from a
+   * worker thread while this thread waits at most `maxWaitMs`: the spans accepted, of how many.
+   */
+  sendBeforeCrash?(requests: PreparedRequest[], maxWaitMs: number): { sent: number; of: number };
 }
 
 /**
@@ -253,6 +261,29 @@ export class InvocationSpanProcessor implements SpanProcessor {
     const exporter = (this.exporter ??= this.createExporter()) as Partial<BoundedSpanExporter>;
     const sent = exporter.exportBeforeExit ? exporter.exportBeforeExit(batch, Math.min(maxWaitMs, this.timeoutMs)) : 'the exporter cannot send without waiting';
     return typeof sent === 'string' ? sent : { sent, of: batch.length };
+  }
+
+  /**
+   * The process is crashing, and must end before the event loop gets another turn (crash-export.ts): every ended
+   * span, and every request posted but not yet on its way, is sent from a worker thread while this thread waits, at
+   * most `maxWaitMs`. Signing runs first, in promise callbacks only. Returns how many spans were accepted, or why
+   * none could be sent.
+   */
+  async exportBeforeCrash(maxWaitMs: number): Promise<{ sent: number; of: number } | string> {
+    const batch = this.takeEnded(undefined);
+    if (batch.length === 0 && this.inFlight.size === 0) return { sent: 0, of: 0 };
+    const exporter = (this.exporter ??= this.createExporter()) as Partial<BoundedSpanExporter>;
+    if (!exporter.prepareBeforeCrash || !exporter.sendBeforeCrash) {
+      // An exporter of the SDK's kind (console, in-memory) takes its spans at once, or not before the next turn.
+      if (batch.length > 0) void this.exportWithin(batch, maxWaitMs);
+      return 'the exporter cannot send without waiting';
+    }
+    const prepared = batch.length > 0 ? await exporter.prepareBeforeCrash(batch) : [];
+    if (typeof prepared === 'string') return prepared;
+    // After the callbacks queued before this one: a request posted just before the crash is written to its
+    // kept-alive socket in one of them. Those still not on their way are sent again.
+    await new Promise<void>((resolve) => process.nextTick(resolve));
+    return exporter.sendBeforeCrash(prepared, Math.min(maxWaitMs, this.timeoutMs));
   }
 
   async shutdown(): Promise<void> {

@@ -66,6 +66,8 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
   /** The secret headers once read, for the last export at the process's exit (nothing can be read then). */
   private secretHeadersRead: Record<string, string> | undefined;
   private readonly url: string;
+  /** Each request posted and not answered yet, as sent: what a crash sends again when it never left (`takeUnsent`). */
+  private readonly unanswered = new Map<ClientRequest, PreparedRequest>();
 
   constructor(options: OtlpExporterOptions) {
     const url = new URL(options.url);
@@ -153,7 +155,7 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
       while (!exchange.settled && started < requests.length && started - answered < PARALLEL_REQUESTS) {
         const request = requests[started++];
         let answeredOnce = false;
-        this.start(request.body, exchange, (result) => {
+        this.start(request, exchange, (result) => {
           if (answeredOnce) return;
           answeredOnce = true;
           answer(request, result);
@@ -164,7 +166,7 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
   }
 
   /** Compresses, signs and posts one request; `answer` may be called more than once (the caller keeps the first). */
-  private start(uncompressed: Uint8Array, exchange: Exchange, answer: (result: ExportResult) => void): void {
+  private start({ body: uncompressed, spanCount }: ExportRequest, exchange: Exchange, answer: (result: ExportResult) => void): void {
     const fail = (error: unknown) => answer({ code: ExportResultCode.FAILED, error: error instanceof Error ? error : new Error(String(error)) });
     let body: Uint8Array;
     try {
@@ -180,10 +182,14 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
       let request: ClientRequest | undefined = undefined;
       try {
         request = this.post(body, sendHeaders, (result) => {
-          if (request) exchange.inFlight.delete(request);
+          if (request) {
+            exchange.inFlight.delete(request);
+            this.unanswered.delete(request);
+          }
           answer(result);
         });
         exchange.inFlight.add(request);
+        this.unanswered.set(request, { url: this.url, headers: sendHeaders, body, spanCount });
       } catch (error) {
         // Refused before anything is sent, e.g. a header from OTEL_EXPORTER_OTLP_HEADERS that HTTP cannot carry.
         fail(error);
@@ -200,9 +206,13 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
   private async prepare(headers: Record<string, string>, body: Uint8Array): Promise<Record<string, string>> {
     if (this.secretHeaders) this.secretHeadersRead = await this.secretHeaders();
     const withSecrets = this.secretHeadersRead ? { ...headers, ...this.secretHeadersRead } : headers;
-    if (!this.sign) return withSecrets;
+    return this.signed(withSecrets, body);
+  }
+
+  private async signed(headers: Record<string, string>, body: Uint8Array): Promise<Record<string, string>> {
+    if (!this.sign) return headers;
     const { protocol, hostname, port, path } = this.target;
-    return this.sign({ method: 'POST', protocol, hostname, port: port ? Number(port) : undefined, path, headers: withSecrets, body });
+    return this.sign({ method: 'POST', protocol, hostname, port: port ? Number(port) : undefined, path, headers, body });
   }
 
   /**
@@ -211,17 +221,46 @@ export class OtlpHttpSpanExporter implements BoundedSpanExporter {
    * must have been read already.
    */
   exportBeforeExit(spans: ReadableSpan[], maxWaitMs: number): number | string {
+    if (this.sign) return 'requests to this endpoint are SigV4-signed, which cannot be done once the process is exiting';
     const requests = this.prepareBeforeExit(spans);
     return typeof requests === 'string' ? requests : sendBeforeExit(requests, maxWaitMs);
   }
 
+  /**
+   * The requests that would send `spans`, signed: ready for `sendBeforeExit`, or why they cannot be (a secret header
+   * not read yet). Nothing but promise callbacks runs before it settles (no timer, no I/O): a crashing process
+   * gets them without handing the event loop a turn (crash-export.ts).
+   */
+  async prepareBeforeCrash(spans: ReadableSpan[]): Promise<PreparedRequest[] | string> {
+    const unsigned = this.prepareBeforeExit(spans);
+    if (typeof unsigned === 'string') return unsigned;
+    return Promise.all(unsigned.map(async (request) => ({ ...request, headers: await this.signed(request.headers, request.body) })));
+  }
+
+  /**
+   * Sends `requests` from a worker thread while this one waits, at most `maxWaitMs` (exit-export.ts), with every request
+   * posted earlier that is not on its way yet (no socket yet, or one still connecting): the process will hand the
+   * event loop no further turn, so each of those is abandoned and sent again as it was signed. Requests already
+   * written are left alone, so that the backend never receives the same spans twice.
+   */
+  sendBeforeCrash(requests: PreparedRequest[], maxWaitMs: number): { sent: number; of: number } {
+    const all = [...requests];
+    for (const [request, prepared] of this.unanswered) {
+      if (request.socket && !request.socket.connecting) continue;
+      this.unanswered.delete(request);
+      request.destroy();
+      all.push(prepared);
+    }
+    return { sent: sendBeforeExit(all, maxWaitMs), of: all.reduce((count, request) => count + request.spanCount, 0) };
+  }
+
   private prepareBeforeExit(spans: ReadableSpan[]): PreparedRequest[] | string {
-    if (this.sign) return 'requests to this endpoint are SigV4-signed, which cannot be done once the process is exiting';
     if (this.secretHeaders && !this.secretHeadersRead) return 'the secret header has not been read yet';
     const { requests } = serializeWithinLimits(spans);
     return requests.map((request) => {
       const body = this.gzip ? this.gzip(request.body) : request.body;
-      return { url: this.url, headers: { ...this.headers, ...this.secretHeadersRead }, body, spanCount: request.spanCount };
+      const headers = { ...this.headers, ...this.secretHeadersRead, 'content-length': String(body.byteLength) };
+      return { url: this.url, headers, body, spanCount: request.spanCount };
     });
   }
 

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import type { InvokeCommandInput } from '@aws-sdk/client-lambda';
 import type { PutRecordCommandInput, PutRecordsRequestEntry } from '@aws-sdk/client-kinesis';
+import type { StartExecutionCommandInput, StartSyncExecutionCommandInput } from '@aws-sdk/client-sfn';
 import type { SendMessageCommandInput } from '@aws-sdk/client-sqs';
 import type {
   ALBEvent,
@@ -19,6 +20,7 @@ import type {
   SQSRecord,
 } from 'aws-lambda';
 import { withTraceMember } from '../carriers/kinesis';
+import { STEP_FUNCTIONS_TRACE_MEMBER } from '../carriers/step-functions-input';
 
 const REGION = 'eu-west-1';
 const ACCOUNT = '123456789012';
@@ -326,6 +328,32 @@ export function kinesisRecordFromPutRecord(
     ...options,
     data: input.Data ?? new Uint8Array(),
   });
+}
+
+/**
+ * The event a Task state gives the function it invokes, for a captured StartExecution (or StartSyncExecution) input:
+ * the whole execution input (`"Payload.$": "$"`), or with `members` the state's `Parameters` picking those members
+ * out of it, the trace member beside them (`"traced_lambda_trace.$": "$.traced_lambda_trace"`), as a state that
+ * passes the context on does. An execution started without input gets `{}`, as Step Functions gives it. A member
+ * the input lacks throws, as Step Functions fails such a state (States.Runtime).
+ */
+export function stepFunctionsTaskEventFromStartExecution<E = Record<string, unknown>>(
+  input: Pick<StartExecutionCommandInput | StartSyncExecutionCommandInput, 'input'>,
+  options: { members?: string[] } = {},
+): E {
+  const executionInput: unknown = JSON.parse(input.input ?? '{}');
+  if (!options.members) return executionInput as E;
+  const fields = (executionInput !== null && typeof executionInput === 'object' && !Array.isArray(executionInput) ? executionInput : {}) as Record<
+    string,
+    unknown
+  >;
+  const picked: Record<string, unknown> = {};
+  for (const name of [STEP_FUNCTIONS_TRACE_MEMBER, ...options.members]) {
+    if (!Object.hasOwn(fields, name))
+      throw new Error(`States.Runtime: the JSONPath '$.${name}' could not be found in the execution input ${input.input ?? '{}'}`);
+    picked[name] = fields[name];
+  }
+  return picked as E;
 }
 
 /** An item's attributes as the SDK takes them (`{ S: 'o-1' }`…) or as a stream record delivers them. */

@@ -18,6 +18,7 @@ export {
   sqsEvent,
   sqsRecord,
   sqsRecordFromSendMessage,
+  stepFunctionsTaskEventFromStartExecution,
   stringAttribute,
   type DynamoDbStreamRecordOptions,
   type HttpRequestOptions,

@@ -9,7 +9,7 @@ import { traceInvokeHandler } from '../../lib';
 import { readTelemetryConfig } from '../../lib/config';
 import { OtlpHttpSpanExporter } from '../../lib/export/otlp-exporter';
 import { startTelemetry } from '../../lib/telemetry';
-import { lambdaContext } from '../../lib/testing';
+import { lambdaContext, MemorySpanExporter } from '../../lib/testing';
 
 // The signature is checked by an independent computation written from AWS's SigV4 specification ("Create a
 // signed AWS API request": canonical request, string to sign, derived signing key), not by the signer's code.
@@ -54,6 +54,8 @@ async function exportOneInvocation(exporter: OtlpHttpSpanExporter): Promise<Rece
   return received[before];
 }
 
+const lowerCased = (headers: Record<string, string>): IncomingHttpHeaders =>
+  Object.fromEntries(Object.entries(headers).map(([name, value]) => [name.toLowerCase(), value]));
 const sha256 = (data: string | Buffer) => createHash('sha256').update(data).digest('hex');
 const hmac = (key: string | Buffer, data: string) => createHmac('sha256', key).update(data).digest();
 
@@ -179,6 +181,33 @@ describe('SigV4-signed OTLP export', () => {
     );
 
     expect(botocoreSignature(request, CREDENTIALS.secretAccessKey)).toBe(/Signature=([0-9a-f]{64})$/.exec(String(request.headers.authorization))![1]);
+  });
+
+  it('signs the requests a crashing process sends before the event loop takes another turn', async () => {
+    // Arrange: the spans of one invocation, and a turn of the event loop that must not come first.
+    const memory = new MemorySpanExporter();
+    startTelemetry(readTelemetryConfig({ OTEL_SERVICE_NAME: 'signed' }), { exporter: memory });
+    await traceInvokeHandler(async () => 'done')({}, lambdaContext({ functionName: 'signed-fn' }));
+    const exporter = new OtlpHttpSpanExporter({ url, headers: {}, timeoutMs: 2000, signing: { service: 'xray', region: REGION, credentials: CREDENTIALS } });
+    let turned = false;
+    setImmediate(() => (turned = true));
+
+    // Act
+    const prepared = await exporter.prepareBeforeCrash(memory.spans);
+
+    // Assert: signed, as it will be sent from the worker thread, before the runtime's callbacks could run.
+    expect(turned).toBe(false);
+    if (typeof prepared === 'string') throw new Error(prepared);
+    expect(prepared).toHaveLength(1);
+    const [{ url: target, headers, body, spanCount }] = prepared;
+    expect(target).toBe(url);
+    expect(spanCount).toBe(1);
+    const request: Received = { method: 'POST', path: '/v1/traces', headers: lowerCased(headers), body: Buffer.from(body) };
+    const check = expectedSignature(request, CREDENTIALS.secretAccessKey);
+    expect(check.signature).toBe(check.expected);
+    expect(check.signedHeaders).toEqual(expect.arrayContaining(['content-length', 'content-type', 'host', 'x-amz-date', 'x-amz-security-token']));
+    expect(botocoreSignature(request, CREDENTIALS.secretAccessKey)).toBe(check.signature);
+    expect(JSON.parse(request.body.toString('utf8')).resourceSpans[0].scopeSpans[0].spans.map((span: { name: string }) => span.name)).toEqual(['signed-fn']);
   });
 
   it('fails the export with a clear reason, sending nothing, when the environment holds no credentials', async () => {

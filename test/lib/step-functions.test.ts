@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { mockClient } from 'aws-sdk-client-mock';
 import { beforeEach, describe, expect, it, vi } from 'vitest';
 import { injectIntoExecutionInput, startExecution, startSyncExecution, traceStepFunctionsTask, withSpan } from '../../lib';
-import { captureSpans, lambdaContext, type SpanCapture } from '../../lib/testing';
+import { captureSpans, lambdaContext, stepFunctionsTaskEventFromStartExecution, type SpanCapture } from '../../lib/testing';
 
 const STATE_MACHINE = 'arn:aws:states:eu-west-1:123456789012:stateMachine:order-flow';
 const sfnMock = mockClient(SFNClient);
@@ -34,6 +34,55 @@ function sentInput(call = 0): string | undefined {
 function contextWithXRay(header: string) {
   return { ...lambdaContext({ functionName: 'charge-card' }), xRayTraceId: header };
 }
+
+describe("the test kit's Step Functions task event", () => {
+  /** The StartExecution input the client was given. */
+  const sentCommand = () => sfnMock.commandCalls(StartExecutionCommand)[0].args[0].input;
+
+  it("is the whole execution input for a state that passes it on, and the task continues the producer's trace", async () => {
+    // Arrange
+    const seen: unknown[] = [];
+    const task = traceStepFunctionsTask(async (event: { orderId: string }) => {
+      seen.push(event);
+      return event.orderId;
+    });
+
+    // Act
+    await withSpan('place order', () => startExecution(sfn, { stateMachineArn: STATE_MACHINE, input: '{"orderId":"o-1","total":12}' }));
+    const event = stepFunctionsTaskEventFromStartExecution<{ orderId: string }>(sentCommand());
+    const result = await task(event, lambdaContext({ functionName: 'charge-card' }));
+
+    // Assert
+    expect(event).toEqual({ traced_lambda_trace: { traceparent: expect.stringMatching(/^00-/) }, orderId: 'o-1', total: 12 });
+    expect(result).toBe('o-1');
+    expect(seen).toEqual([{ orderId: 'o-1', total: 12 }]);
+    expect(capture.span('charge-card').parentSpanContext?.spanId).toBe(capture.span('SFN.StartExecution').spanContext().spanId);
+  });
+
+  it("picks the members a state's Parameters name, the trace member beside them", async () => {
+    // Act
+    await startExecution(sfn, { stateMachineArn: STATE_MACHINE, input: '{"orderId":"o-1","total":12,"customer":{"email":"ada@example.com"}}' });
+    const event = stepFunctionsTaskEventFromStartExecution(sentCommand(), { members: ['total'] });
+    await traceStepFunctionsTask(async () => 'charged')(event, lambdaContext());
+
+    // Assert
+    expect(event).toEqual({ traced_lambda_trace: { traceparent: expect.stringMatching(/^00-/) }, total: 12 });
+    expect(capture.span('test-function').attributes['traced_lambda.parent.source']).toBe('step-functions-input');
+  });
+
+  it('fails as Step Functions fails the state when the input lacks a member, and gives {} for an execution without input', async () => {
+    // Act: an input the producer sent untraced (an array carries no member)
+    await startExecution(sfn, { stateMachineArn: STATE_MACHINE, input: '[1,2]' });
+    await startExecution(sfn, { stateMachineArn: STATE_MACHINE });
+
+    // Assert
+    expect(() => stepFunctionsTaskEventFromStartExecution(sentCommand(), { members: ['total'] })).toThrow(
+      "States.Runtime: the JSONPath '$.traced_lambda_trace' could not be found in the execution input [1,2]",
+    );
+    expect(stepFunctionsTaskEventFromStartExecution(sentCommand())).toEqual([1, 2]);
+    expect(stepFunctionsTaskEventFromStartExecution(sfnMock.commandCalls(StartExecutionCommand)[1].args[0].input)).toEqual({});
+  });
+});
 
 describe('startExecution → traceStepFunctionsTask', () => {
   it("continues the producer's trace in a task given the whole execution input, whose handler sees the input without the member", async () => {

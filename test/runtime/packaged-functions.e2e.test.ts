@@ -403,8 +403,22 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
 
       expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 1') } });
       expect(fn.exitStatus()).toEqual({ code: 1, signal: null });
-      // Node.js printed the error as it does for any uncaught exception.
+      // Node.js printed the error as it does for any uncaught exception, above it a line of the function's or of
+      // its own (not one of the kit's minified bundle, tens of kilobytes long).
       expect(fn.logs()).toContain(`${errorType}: ${message}`);
+      expect(fn.logs()).toMatch(
+        path === '/crash'
+          ? /traced-lambda: the uncaught exception below, thrown again once its spans were exported:1\n\(error\) => \{ throw error; \}\n/
+          : /node:internal\/process\/promises:\d+\n/,
+      );
+      expect(
+        Math.max(
+          ...fn
+            .logs()
+            .split('\n')
+            .map((line) => line.length),
+        ),
+      ).toBeLessThan(1_000);
       const entry = spans.find((span) => span.name === `GET ${path}`)!;
       expect(entry).toMatchObject({ status: 'ERROR', attributes: expect.objectContaining({ 'error.type': errorType }) });
       expect(entry.events).toEqual([
@@ -420,6 +434,23 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
       expect(spans.find((span) => span.name === 'wait for the dependency')).toMatchObject({ status: 'ERROR', parentSpanId: entry.spanId });
     });
   }
+
+  it('ends the process before a handler that settles after the crash can answer, as Node.js would, its spans delivered first', async () => {
+    for (const afterResponse of ['true', 'false']) {
+      const fn = await startEndingBadly({ TRACED_LAMBDA_EXPORT_AFTER_RESPONSE: afterResponse });
+
+      const { result, spans } = await invokeInTrace(fn, '/reject-and-answer', 2);
+
+      // Were the handler's answer posted, the runtime client would wait on its next event, and no exit of the
+      // process would end before that event came.
+      expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 1') } });
+      expect(fn.exitStatus()).toEqual({ code: 1, signal: null });
+      expect(fn.logs()).toContain('RangeError: nobody handled this rejection');
+      const entry = spans.find((span) => span.name === 'GET /reject-and-answer')!;
+      expect(entry).toMatchObject({ status: 'ERROR', attributes: expect.objectContaining({ 'error.type': 'RangeError' }) });
+      expect(spans.find((span) => span.name === 'call the dependency')).toMatchObject({ status: 'UNSET', parentSpanId: entry.spanId });
+    }
+  });
 
   it('delivers the spans of an invocation whose code calls process.exit(), sent while the process waits, where no signing is needed', async () => {
     const fn = await startEndingBadly();
@@ -440,6 +471,25 @@ describe('an invocation that ends badly, under the Lambda runtime interface clie
       }),
     ]);
     expect(spans.find((span) => span.name === 'wait for the dependency')).toMatchObject({ status: 'ERROR', parentSpanId: entry.spanId });
+  });
+
+  it("signs a crash's spans for CloudWatch's endpoint with the bundled signer, and exits within the export's bound", async () => {
+    // No network here: the request is signed and tried, then refused or unanswered; the process waits at most
+    // OTEL_EXPORTER_OTLP_TIMEOUT for it.
+    const fn = await startEndingBadly({
+      OTEL_EXPORTER_OTLP_ENDPOINT: pkg.environment('notify-customer').OTEL_EXPORTER_OTLP_ENDPOINT,
+      OTEL_EXPORTER_OTLP_TIMEOUT: '1000',
+    });
+
+    const invokedAt = performance.now();
+    const result = await fn.invoke(apiGatewayV2Event({ method: 'GET', path: '/crash' }), { timeoutMs: 2_000 });
+
+    expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 1') } });
+    expect(performance.now() - invokedAt).toBeLessThan(1_800);
+    expect(fn.logs()).toMatch(
+      /\tWARN\ttraced-lambda: the process is crashing \(uncaughtException\); 2 of 2 span\(s\) could not be exported: the endpoint did not accept them within \d+ ms\./,
+    );
+    expect(fn.logs()).not.toMatch(/SigV4-signed|Cannot find module|needs AWS credentials/);
   });
 
   it("says in the function's log why process.exit() loses the spans bound for CloudWatch's signed endpoint", async () => {

@@ -24,6 +24,7 @@ beforeAll(async () => {
   if (problem) throw new Error(problem);
   work = await mkdtemp(join(tmpdir(), 'traced-streaming-'));
   await packageFixture(join(__dirname, 'fixtures', 'streaming.ts'), work);
+  await packageFixture(join(__dirname, 'fixtures', 'bare-streaming.ts'), work);
   await mkdir(join(work, 'runtime'), { recursive: true });
   receiver = await startOtlpReceiver(0);
 }, 60_000);
@@ -69,6 +70,28 @@ async function invoke(fn: PackagedFunction, path: string, timeoutMs = 5_000) {
 }
 
 describe('a response-streaming function under the Lambda runtime interface client', () => {
+  it('ends the process as a bare streamifyResponse handler does when its stream breaks: within a second, with no next event', async () => {
+    const bare = await startPackagedFunction({
+      name: 'streaming-bare',
+      taskRoot: work,
+      handler: 'functions/bare-streaming.handler',
+      nodePath: join(work, 'runtime'),
+      environment: {},
+    });
+    started.push(bare);
+    const traced = await startStreaming(true);
+
+    for (const fn of [bare, traced]) {
+      const invokedAt = performance.now();
+      const result = await fn.invoke(apiGatewayV2Event({ method: 'GET', path: '/broken' }), { timeoutMs: 1_000 });
+
+      expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 1') } });
+      expect(performance.now() - invokedAt).toBeLessThan(1_000);
+      expect(fn.exitStatus()).toEqual({ code: 1, signal: null });
+      expect(fn.logs()).toContain('Error: the upstream source broke');
+    }
+  });
+
   for (const afterResponse of [true, false]) {
     const mode = afterResponse ? 'after the response' : 'in the invocation';
 
@@ -93,10 +116,12 @@ describe('a response-streaming function under the Lambda runtime interface clien
 
       // The runtime client itself crashes on a response stream destroyed with an error (its promise for the
       // response's headers is left rejected with no handler: a bare streamifyResponse handler exits at once with
-      // Runtime.ExitError). The kit's crash export sends the spans first; what the invocation then reports is the
-      // runtime's, not asserted here.
-      const { span } = await invoke(fn, '/broken', 1_000);
+      // Runtime.ExitError). The kit's crash export sends the spans first, and the process ends as it would have:
+      // no next event is queued, and once the runtime client waits on one, no exit ends before it comes.
+      const { result, span } = await invoke(fn, '/broken', 1_000);
 
+      expect(result).toMatchObject({ ok: false, errorType: 'Runtime.ExitError', error: { errorMessage: expect.stringContaining('exit status 1') } });
+      expect(fn.exitStatus()).toEqual({ code: 1, signal: null });
       expect(span).toMatchObject({ status: 'ERROR', statusMessage: 'the upstream source broke' });
       expect(span.attributes['http.response.status_code']).toBe(201);
       expect(fn.logs()).toContain('Error: the upstream source broke');
