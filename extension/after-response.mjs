@@ -62,6 +62,8 @@ const KIT_DEADLINE_MARGIN_MS = 50;
  * @typedef {object} AfterResponseLink
  * @property {'registering' | 'registered' | 'off' | 'failed' | 'stopped'} status `registered` while events are served;
  *   `registering` until Lambda has answered the registration (events are served once it has).
+ * @property {Promise<void> | undefined} settled While registering: resolves once Lambda has answered (and the first
+ *   event has been asked for, when it accepted).
  * @property {string} reason Why the status is not `registered`.
  * @property {string} name The extension's name.
  * @property {((event: InvokeEvent) => Promise<void>) | undefined} onInvoke Set by the kit: resolves once that
@@ -80,6 +82,7 @@ const KIT_DEADLINE_MARGIN_MS = 50;
 const link = {
   status: 'off',
   reason: '',
+  settled: undefined,
   name: NAME,
   onInvoke: undefined,
   onStopped: undefined,
@@ -104,7 +107,7 @@ if (!runtimeApi) {
   /** @type {() => void} */
   let written = () => undefined;
   const requestWritten = new Promise((resolve) => (written = () => resolve(undefined)));
-  register(api, ['INVOKE'], written).then(
+  link.settled = register(api, ['INVOKE'], written).then(
     (id) => {
       link.status = 'registered';
       void serve(id);

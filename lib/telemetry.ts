@@ -103,14 +103,19 @@ export function getTelemetry(): Telemetry {
 export function startAheadOfFirstInvocation(): void {
   if (startsAhead || active || !process.env.AWS_LAMBDA_RUNTIME_API) return;
   startsAhead = true;
-  setImmediate(() => {
+  const start = () => {
     if (active) return;
     try {
       getTelemetry();
     } catch (error) {
       diag.error('traced-lambda: tracing could not start ahead of the first invocation; it starts with it', error);
     }
-  });
+  };
+  // After the extension's registration is answered, when it is not yet: Lambda starts the first invocation only once
+  // the extension asks for its event too, and that request should not wait behind the set-up.
+  const registration = afterResponseLink()?.settled;
+  if (registration) void registration.then(() => setImmediate(start));
+  else setImmediate(start);
 }
 
 /**

@@ -22,6 +22,8 @@ export interface InvokeEvent {
 export interface AfterResponseLink {
   status: 'registering' | 'registered' | 'off' | 'failed' | 'stopped';
   reason: string;
+  /** While registering: resolves once Lambda has answered (and the first event has been asked for, if accepted). */
+  settled?: Promise<void>;
   name: string;
   onInvoke?: (event: InvokeEvent) => Promise<void>;
   onStopped?: () => void;
