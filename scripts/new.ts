@@ -403,18 +403,12 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
     });
   }
   if (trigger === 'kinesis') {
-    // What Lambda's event source mapping reads the stream with (osls grants it only to its own default role).
+    // What Lambda's event source mapping reads the stream with, as its developer guide lists it (SubscribeToShard only for
+    // an enhanced fan-out consumer, which this is not); osls grants it only to its own default role.
     statements.push(
       {
         Effect: 'Allow',
-        Action: [
-          'kinesis:GetRecords',
-          'kinesis:GetShardIterator',
-          'kinesis:DescribeStream',
-          'kinesis:DescribeStreamSummary',
-          'kinesis:ListShards',
-          'kinesis:ListStreams',
-        ],
+        Action: ['kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:DescribeStream', 'kinesis:DescribeStreamSummary', 'kinesis:ListShards'],
         Resource: tagged('!GetAtt', `${stream}.Arn`),
       },
       { Effect: 'Allow', Action: ['sqs:SendMessage'], Resource: tagged('!GetAtt', `${failedRecordsQueue}.Arn`) },
@@ -434,7 +428,8 @@ export function addToServerlessYml(doc: Document, { trigger, name }: NewFunction
     });
   }
   if (trigger === 'dynamodb') {
-    // What Lambda's event source mapping reads the table's stream with, on that stream alone.
+    // What Lambda's event source mapping reads the table's stream with, on that stream alone (as the DynamoDB developer
+    // guide's example policy for a Lambda stream consumer grants it).
     statements.push(
       {
         Effect: 'Allow',

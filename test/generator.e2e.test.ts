@@ -160,14 +160,7 @@ describe('npm run new', () => {
     expect(granted('GenTestStreamConsumerRole')).toEqual([
       [['logs:CreateLogStream', 'logs:PutLogEvents'], { 'Fn::GetAtt': ['GenDashtestDashstreamDashconsumerLogGroup', 'Arn'] }],
       [
-        [
-          'kinesis:GetRecords',
-          'kinesis:GetShardIterator',
-          'kinesis:DescribeStream',
-          'kinesis:DescribeStreamSummary',
-          'kinesis:ListShards',
-          'kinesis:ListStreams',
-        ],
+        ['kinesis:GetRecords', 'kinesis:GetShardIterator', 'kinesis:DescribeStream', 'kinesis:DescribeStreamSummary', 'kinesis:ListShards'],
         { 'Fn::GetAtt': ['GenTestStreamConsumerStream', 'Arn'] },
       ],
       [['sqs:SendMessage'], { 'Fn::GetAtt': ['GenTestStreamConsumerFailedRecordsQueue', 'Arn'] }],
