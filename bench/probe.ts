@@ -8,11 +8,17 @@
 import { Agent } from 'node:http';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import 'node:async_hooks';
+import 'node:net';
+import 'node:os';
+import 'node:util';
+import 'node:worker_threads';
 import { apiEvent, benchContext, sqsEvent10 } from './events';
 
-// What the Lambda Node.js runtime has done before it loads the handler file: its runtime API client requires
-// node:http and makes a keep-alive Agent (aws-lambda-nodejs-runtime-interface-client, RAPIDClient), so every
-// variant finds node:http loaded, as it does on Lambda.
+// What the Lambda Node.js runtime has done before it loads the handler file: its runtime interface client (4.x, the
+// one that runs Managed Instances too) loads node:http, node:net, node:os, node:util, node:worker_threads and
+// node:async_hooks at its start and makes a keep-alive Agent, so every variant finds them loaded, as it does on
+// Lambda: a handler that loads one of them again pays nothing for it there, and is not charged for it here.
 const runtimeAgent = new Agent({ keepAlive: true, maxSockets: 1 });
 
 type Handler = (event: unknown, context: unknown) => Promise<unknown>;
