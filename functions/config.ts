@@ -1,4 +1,3 @@
-
 /** What the functions read from their environment, once per process (serverless.yml sets these per stage). */
 export interface FunctionConfig {
   ordersQueueUrl?: string;
