@@ -8,7 +8,7 @@
 // channel message makes Node.js load its MessageEvent class (undici, ~80 ms of CPU), so a worker that had never
 // received one read the request 60–250 ms after the SIGTERM on a loaded machine, and its export then missed the
 // SIGKILL. Atomics.waitAsync wakes it within a few milliseconds, and never keeps it alive.
-import type { BroadcastChannel as Channel } from 'node:worker_threads';
+import { BroadcastChannel } from 'node:worker_threads';
 
 /** The channel's name, the same in extension/after-response.mjs. */
 export const SHUTDOWN_CHANNEL = 'traced-lambda.shutdown';
@@ -42,9 +42,6 @@ export function drainOnShutdown(drain: (maxWaitMs: number) => Promise<void>): { 
   const request = new SharedArrayBuffer(REQUEST_BYTES);
   const state = new Int32Array(request, 0, 1);
   const deadline = new Float64Array(request, DEADLINE_OFFSET, 1);
-  // Loaded here, not at import: only Managed Instances' workers announce themselves, and node:worker_threads costs
-  // every cold start ~1 ms.
-  const { BroadcastChannel } = process.getBuiltinModule('node:worker_threads') as { BroadcastChannel: typeof Channel };
   const announce = new BroadcastChannel(SHUTDOWN_CHANNEL);
   announce.postMessage({ type: 'ready', request } satisfies ShutdownReady);
   // Delivered to the main thread's channel as it is posted: this one never has to receive anything.
